@@ -1,0 +1,197 @@
+"""Plain data handed from one scan stage to the next.
+
+config -> discover -> collect -> decide -> record -> export. Only `collect` (scanner.aws)
+talks to AWS and only `record` (storage) talks to the database; everything in between
+works on these dataclasses, so it can be fed directly by tests and the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+PolicyDocument = dict[str, Any]
+Decision = Literal["allowed", "explicitDeny", "implicitDeny"]
+Layer = Literal["scp", "rcp", "permissions_boundary", "identity", "resource_policy"]
+CheckStatus = Literal["pass", "fail", "error"]
+
+
+@dataclass(frozen=True)
+class NamedPolicy:
+    """A policy document plus the name a person would look for (ARN, policy id or name)."""
+
+    name: str
+    document: PolicyDocument
+
+
+# --- discover -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrgUnit:
+    id: str  # r-xxxx for the root, ou-xxxx-yyyyyyyy for an OU
+    name: str
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    email: str = ""
+    status: str = "ACTIVE"
+    # root first, direct parent last; the account itself is not in it
+    ou_path: tuple[OrgUnit, ...] = ()
+
+    @property
+    def ou_path_ids(self) -> str:
+        return "/".join(unit.id for unit in self.ou_path)
+
+    @property
+    def ou_path_names(self) -> str:
+        return "/".join(unit.name for unit in self.ou_path)
+
+
+@dataclass
+class Organization:
+    """The organization tree and the SCPs/RCPs attached to each target."""
+
+    management_account_id: str | None
+    accounts: list[Account]
+    # target id (root, OU or account id) -> policies attached to it, in attachment order
+    scps: dict[str, list[NamedPolicy]] = field(default_factory=dict)
+    rcps: dict[str, list[NamedPolicy]] = field(default_factory=dict)
+    scps_enabled: bool = True
+    rcps_enabled: bool = False
+
+    def policy_path(self, account: Account, kind: Literal["scp", "rcp"]) -> list[list[NamedPolicy]]:
+        """One list per level, root first and the account last (the scenario's shape).
+
+        An empty outer list means the policy type is not enabled for the organization.
+        The management account is never governed by SCPs or RCPs.
+        """
+        enabled = self.scps_enabled if kind == "scp" else self.rcps_enabled
+        if not enabled or account.id == self.management_account_id:
+            return []
+        attached = self.scps if kind == "scp" else self.rcps
+        targets = [unit.id for unit in account.ou_path] + [account.id]
+        return [list(attached.get(target, [])) for target in targets]
+
+
+# --- collect --------------------------------------------------------------------------
+
+
+@dataclass
+class Role:
+    arn: str
+    name: str
+    path: str = "/"
+    tags: dict[str, str] = field(default_factory=dict)
+    inline_policies: list[NamedPolicy] = field(default_factory=list)
+    managed_policies: list[NamedPolicy] = field(default_factory=list)
+    permissions_boundary: NamedPolicy | None = None
+
+    @property
+    def identity_policies(self) -> list[NamedPolicy]:
+        return [*self.inline_policies, *self.managed_policies]
+
+
+@dataclass
+class KmsKey:
+    arn: str
+    key_id: str
+    region: str
+    aliases: list[str] = field(default_factory=list)
+    key_policy: PolicyDocument | None = None
+    key_state: str = "Enabled"  # Enabled, Disabled, PendingDeletion, ...
+    key_spec: str = "SYMMETRIC_DEFAULT"
+    key_usage: str = "ENCRYPT_DECRYPT"
+    key_manager: str = "CUSTOMER"  # AWS or CUSTOMER
+    deletion_date: datetime | None = None
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    # why it is checked: "configured" (from config), "vault:<name>" (used by a vault)
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SimulatorAnswer:
+    """What an IAM policy simulator said for one (action, resource)."""
+
+    action: str
+    resource: str
+    decision: Decision
+    matched_statements: tuple[str, ...] = ()
+    allowed_by_organizations: bool | None = None
+    allowed_by_boundary: bool | None = None
+    source: Literal["aws", "sandbox-engine"] = "aws"
+
+
+@dataclass
+class AccountCollection:
+    """Everything fetched for one member account."""
+
+    account: Account
+    roles: list[Role] = field(default_factory=list)
+    keys: dict[str, list[KmsKey]] = field(default_factory=dict)  # region -> keys
+    # (role arn, region) -> one answer per required action
+    simulations: dict[tuple[str, str], list[SimulatorAnswer]] = field(default_factory=dict)
+    error: str | None = None  # set when the account could not be read at all
+    api_calls: Counter[str] = field(default_factory=Counter)  # "iam:ListRoles" -> count
+
+
+# --- decide ---------------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """One verdict: can this role do this (action, resource) in this account and region?"""
+
+    account_id: str
+    region: str
+    role_arn: str
+    check: str  # an action such as "kms:CreateGrant", or "kms:KeyState"
+    resource: str
+    status: CheckStatus
+    decision: Decision | None = None  # the engine's final answer
+    deciding_layer: Layer | None = None
+    policy: str | None = None  # name of the policy that decided a failure
+    statement: str | None = None  # Sid, or "#index" when it has none
+    simulator_decision: Decision | None = None
+    simulator_source: str | None = None
+    disagreement: bool = False
+    message: str = ""
+    remediation: dict[str, Any] | None = None
+    scenario: dict[str, Any] | None = None  # replayable with `vaultscan explain`
+    explanation: dict[str, Any] | None = None  # per-layer evaluation detail
+
+    @property
+    def key(self) -> str:
+        return check_key(self.account_id, self.region, self.role_arn, self.check)
+
+
+def check_key(account_id: str, region: str, role_arn: str, check: str) -> str:
+    """The identity of a check across scans; drift compares results with equal keys."""
+    return f"{account_id}|{region}|{role_arn}|{check}"
+
+
+@dataclass
+class AccountOutcome:
+    account: Account
+    status: Literal["ok", "error"]
+    error: str | None = None
+    results: list[CheckResult] = field(default_factory=list)
+    api_calls: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class ScanSummary:
+    started_at: datetime
+    finished_at: datetime | None
+    outcomes: list[AccountOutcome]
+    config_fingerprint: str = ""
+    simulator_source: str = "aws"
+
+    @property
+    def results(self) -> list[CheckResult]:
+        return [result for outcome in self.outcomes for result in outcome.results]

@@ -1,0 +1,156 @@
+"""Typed SQLAlchemy 2 models. Alembic migrations under alembic/ must stay equal to these
+(a test compares them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+class ScanRun(Base):
+    """One scan of the organization."""
+
+    __tablename__ = "scan_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+    # running, succeeded (every account read), partial (some accounts errored),
+    # failed (the scan itself broke), interrupted (stopped or abandoned)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    trigger: Mapped[str] = mapped_column(String(16), default="cli")  # cli, schedule, demo
+    host: Mapped[str] = mapped_column(String(255), default="")  # who ran it (host:pid)
+    config_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    simulator_source: Mapped[str] = mapped_column(String(32), default="aws")
+    accounts_total: Mapped[int] = mapped_column(Integer, default=0)
+    accounts_scanned: Mapped[int] = mapped_column(Integer, default=0)
+    accounts_errored: Mapped[int] = mapped_column(Integer, default=0)
+    checks_total: Mapped[int] = mapped_column(Integer, default=0)
+    checks_passed: Mapped[int] = mapped_column(Integer, default=0)
+    checks_failed: Mapped[int] = mapped_column(Integer, default=0)
+    checks_errored: Mapped[int] = mapped_column(Integer, default=0)
+    disagreements: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Account(Base):
+    """Latest known facts about a member account."""
+
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(32), default="ACTIVE")
+    ou_path: Mapped[str] = mapped_column(Text, default="")  # r-xx/ou-xx-yy (ids)
+    ou_path_names: Mapped[str] = mapped_column(Text, default="")  # Root/Prod (names)
+    first_seen_scan_id: Mapped[int | None] = mapped_column(ForeignKey("scan_runs.id"))
+    last_seen_scan_id: Mapped[int | None] = mapped_column(ForeignKey("scan_runs.id"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class AccountScan(Base):
+    """Whether one account could be read in one scan, and why not."""
+
+    __tablename__ = "account_scans"
+    __table_args__ = (UniqueConstraint("scan_run_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(16))  # ok, error
+    error: Mapped[str | None] = mapped_column(Text)
+    api_calls: Mapped[dict[str, Any]] = mapped_column(default=dict)  # "iam:ListRoles" -> n
+
+
+class CheckResult(Base):
+    """One verdict of one scan; the evidence keeps the replayable scenario."""
+
+    __tablename__ = "check_results"
+    __table_args__ = (
+        UniqueConstraint("scan_run_id", "check_key"),
+        Index("ix_check_results_key_run", "check_key", "scan_run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id", ondelete="CASCADE"))
+    check_key: Mapped[str] = mapped_column(Text)  # account|region|role arn|check
+    account_id: Mapped[str] = mapped_column(String(12), index=True)
+    region: Mapped[str] = mapped_column(String(32))
+    role_arn: Mapped[str] = mapped_column(Text)
+    check: Mapped[str] = mapped_column(String(128))
+    resource: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(8))  # pass, fail, error
+    decision: Mapped[str | None] = mapped_column(String(16))
+    deciding_layer: Mapped[str | None] = mapped_column(String(32))
+    policy: Mapped[str | None] = mapped_column(Text)
+    statement: Mapped[str | None] = mapped_column(Text)
+    simulator_decision: Mapped[str | None] = mapped_column(String(16))
+    simulator_source: Mapped[str | None] = mapped_column(String(32))
+    disagreement: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str] = mapped_column(Text, default="")
+    remediation: Mapped[dict[str, Any] | None]
+    evidence: Mapped[dict[str, Any] | None]  # {"scenario": ..., "explanation": ...}
+    failing_since: Mapped[datetime | None]
+
+
+class CheckState(Base):
+    """The latest status of every check key: what drift compares against and what the
+    metrics read, so any replica can serve them and a restart loses nothing."""
+
+    __tablename__ = "check_state"
+
+    check_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(12), index=True)
+    region: Mapped[str] = mapped_column(String(32))
+    role_arn: Mapped[str] = mapped_column(Text)
+    check: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(8))  # pass, fail, error, gone
+    deciding_layer: Mapped[str | None] = mapped_column(String(32))
+    policy: Mapped[str | None] = mapped_column(Text)
+    statement: Mapped[str | None] = mapped_column(Text)
+    disagreement: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_result_id: Mapped[int | None] = mapped_column(
+        ForeignKey("check_results.id", ondelete="SET NULL")
+    )
+    last_scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id"))
+    failing_since: Mapped[datetime | None]
+    last_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DriftEvent(Base):
+    """A check whose status changed between two scans."""
+
+    __tablename__ = "drift_events"
+    __table_args__ = (Index("ix_drift_events_at", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id", ondelete="CASCADE"))
+    check_key: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str] = mapped_column(String(12), index=True)
+    region: Mapped[str] = mapped_column(String(32))
+    role_arn: Mapped[str] = mapped_column(Text)
+    check: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # regressed, fixed, new, gone, error
+    previous_status: Mapped[str | None] = mapped_column(String(8))
+    current_status: Mapped[str | None] = mapped_column(String(8))
+    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
