@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -21,9 +22,23 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Named constraints, so later migrations can refer to them by a name known in advance.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # none_as_null: a missing remediation is SQL NULL, not the JSON value null
+    type_annotation_map = {
+        dict[str, Any]: JSONB(none_as_null=True),
+        datetime: DateTime(timezone=True),
+    }
 
 
 class ScanRun(Base):
@@ -41,9 +56,9 @@ class ScanRun(Base):
     host: Mapped[str] = mapped_column(String(255), default="")  # who ran it (host:pid)
     config_fingerprint: Mapped[str] = mapped_column(String(64), default="")
     simulator_source: Mapped[str] = mapped_column(String(32), default="aws")
-    accounts_total: Mapped[int] = mapped_column(Integer, default=0)
-    accounts_scanned: Mapped[int] = mapped_column(Integer, default=0)
-    accounts_errored: Mapped[int] = mapped_column(Integer, default=0)
+    accounts_total: Mapped[int] = mapped_column(Integer, default=0)  # in the organization
+    accounts_scanned: Mapped[int] = mapped_column(Integer, default=0)  # read successfully
+    accounts_errored: Mapped[int] = mapped_column(Integer, default=0)  # could not be read
     checks_total: Mapped[int] = mapped_column(Integer, default=0)
     checks_passed: Mapped[int] = mapped_column(Integer, default=0)
     checks_failed: Mapped[int] = mapped_column(Integer, default=0)
@@ -124,7 +139,7 @@ class CheckState(Base):
     region: Mapped[str] = mapped_column(String(32))
     role_arn: Mapped[str] = mapped_column(Text)
     check: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(8))  # pass, fail, error, gone
+    status: Mapped[str] = mapped_column(String(8), index=True)  # pass, fail, error, gone
     deciding_layer: Mapped[str | None] = mapped_column(String(32))
     policy: Mapped[str | None] = mapped_column(Text)
     statement: Mapped[str | None] = mapped_column(Text)
@@ -141,7 +156,10 @@ class DriftEvent(Base):
     """A check whose status changed between two scans."""
 
     __tablename__ = "drift_events"
-    __table_args__ = (Index("ix_drift_events_at", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_drift_events_at", "occurred_at"),
+        Index("ix_drift_events_run", "scan_run_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id", ondelete="CASCADE"))

@@ -1,10 +1,114 @@
-"""Placeholder: replaced by the module that implements `vaultscan db`."""
+"""`vaultscan db`: create or update the database schema and show which database is used."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "database schema: upgrade, current revision, URL in use"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("db", help="(not implemented yet)")
-    parser.set_defaults(handler=lambda args: parser.error("not implemented yet"))
+    parser = subparsers.add_parser(
+        "db",
+        help=HELP,
+        description="Manage vaultscan's PostgreSQL database. Without database.url in the "
+        "configuration, an embedded server is started under database.data_dir.",
+    )
+    actions = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("upgrade", "apply pending migrations (safe to run from several replicas at once)"),
+        ("current", "print the schema revision of the database (exit 1 if not the newest)"),
+        ("url", "print the database URL in use, password masked"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument(
+            "--database-url",
+            default=None,
+            metavar="URL",
+            help="PostgreSQL URL; overrides database.url from the configuration",
+        )
+        action.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="configuration file (default: $VAULTSCAN_CONFIG, else ./vaultscan.yaml)",
+        )
+    parser.set_defaults(handler=run)
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    from storage.db import normalise_url, resolve_database_url
+
+    if args.database_url:
+        return normalise_url(args.database_url)
+    from scanner.config import load_settings
+
+    settings: Any = load_settings(args.config)
+    return resolve_database_url(settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scanner.config import ConfigError
+    from storage.db import DatabaseConfigError, mask_url
+    from storage.embedded import EmbeddedPostgresError
+    from storage.migrate import MigrationsNotFoundError
+
+    url: str | None = None
+    try:
+        url = _database_url(args)
+        return _ACTIONS[args.db_command](url)
+    except ConfigError as exc:
+        print(f"vaultscan db: {exc.message}", file=sys.stderr)
+    except (DatabaseConfigError, EmbeddedPostgresError, MigrationsNotFoundError) as exc:
+        print(f"vaultscan db: {exc}", file=sys.stderr)
+    except Exception as exc:  # connection refused, authentication, ... : say where
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(exc, OperationalError):
+            raise
+        target = mask_url(url) if url else "the database"
+        detail = str(exc.orig).strip() if exc.orig is not None else str(exc)
+        print(f"vaultscan db: cannot reach {target}: {detail}", file=sys.stderr)
+    return 2
+
+
+def _upgrade(url: str) -> int:
+    from storage.db import mask_url
+    from storage.migrate import current, upgrade
+
+    before = current(url)
+    upgrade(url)
+    after = current(url)
+    if before == after:
+        print(f"{mask_url(url)}: schema already at revision {after}, nothing to do")
+    else:
+        print(f"{mask_url(url)}: schema upgraded from {before or 'empty'} to revision {after}")
+    return 0
+
+
+def _current(url: str) -> int:
+    from storage.migrate import current, head_revision
+
+    revision, head = current(url), head_revision()
+    if revision is None:
+        print(f"no schema (newest is {head}); run `vaultscan db upgrade`")
+        return 1
+    if revision != head:
+        print(f"{revision} (newest is {head}); run `vaultscan db upgrade`")
+        return 1
+    print(f"{revision} (newest)")
+    return 0
+
+
+def _url(url: str) -> int:
+    from storage.db import mask_url
+
+    print(mask_url(url))
+    return 0
+
+
+_ACTIONS = {"upgrade": _upgrade, "current": _current, "url": _url}

@@ -1,10 +1,172 @@
-"""Placeholder: replaced by the module that implements `vaultscan scan`."""
+"""`vaultscan scan`: scan the organization once, store the verdicts, print a summary."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from scanner.config import Settings
+
+EXIT_OK, EXIT_NONCOMPLIANT, EXIT_ERROR = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A problem the user can fix (configuration, database, permissions); exit status 2."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("scan", help="(not implemented yet)")
-    parser.set_defaults(handler=lambda args: parser.error("not implemented yet"))
+    parser = subparsers.add_parser(
+        "scan",
+        help="scan every account once and store the verdicts",
+        description=(
+            "Discovers the organization's accounts, assumes the read role in each, decides "
+            "for every designated role whether it can create a backup vault, stores the "
+            "verdicts in PostgreSQL and prints a summary with the fix for every failure. "
+            "Exit status: 0 done, 1 a check failed (with --fail-on-noncompliant), "
+            "2 configuration, database or organization error."
+        ),
+    )
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--fail-on-noncompliant",
+        action="store_true",
+        help="exit 1 when any check fails (for CI pipelines)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.set_defaults(handler=run)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="configuration file (default: $VAULTSCAN_CONFIG, else ./vaultscan.yaml)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL URL; overrides database.url from the configuration",
+    )
+
+
+def load_config(args: argparse.Namespace) -> Settings:
+    from scanner.config import ConfigError, load_settings
+
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        raise CommandError(exc.message) from None
+
+
+def open_database(settings: Settings, database_url: str | None) -> tuple[str, Engine]:
+    """The database URL (argument, settings, or the embedded server), migrated to the
+    newest schema (idempotent), and its engine."""
+    from storage.db import DatabaseConfigError, make_engine, normalise_url, resolve_database_url
+    from storage.embedded import EmbeddedPostgresError
+    from storage.migrate import upgrade
+
+    try:
+        url = normalise_url(database_url) if database_url else resolve_database_url(settings)
+        upgrade(url)
+    except (DatabaseConfigError, EmbeddedPostgresError) as exc:
+        raise CommandError(str(exc)) from None
+    except Exception as exc:  # psycopg/sqlalchemy connection errors
+        from storage.db import mask_url
+
+        target = mask_url(database_url) if database_url else "the configured database"
+        raise CommandError(
+            f"cannot use {target}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+        ) from None
+    return url, make_engine(url)
+
+
+def database_hint(url: str) -> str:
+    from storage.db import mask_url
+
+    return mask_url(url)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _scan(args)
+    except CommandError as exc:
+        print(f"vaultscan scan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from scanner.aws.organizations import DiscoveryError
+    from scanner.profiles import ProfileError
+    from scanner.render import (
+        make_console,
+        render_fixes,
+        render_totals,
+        report_rows,
+        scan_progress,
+        verdict_table,
+    )
+    from scanner.runner import run_scan
+    from storage.locks import scan_lock
+
+    settings = load_config(args)
+    url, engine = open_database(settings, args.database_url)
+    console = make_console(stderr=args.json)
+    with scan_lock(engine) as acquired:
+        if not acquired:
+            raise CommandError(
+                "another scan is running against this database (a `vaultscan serve` replica "
+                "or another `vaultscan scan`); wait for it to finish"
+            )
+        try:
+            with scan_progress(console) as progress:
+                report = run_scan(settings, engine=engine, trigger="cli", progress=progress)
+        except (DiscoveryError, ProfileError) as exc:
+            raise CommandError(str(exc)) from None
+    rows = report_rows(report)
+    if args.json:
+        print(json.dumps(report_json(report, rows), indent=2, default=str))
+    else:
+        console.print(report.simulator_note, highlight=False)
+        console.print(verdict_table(rows))
+        render_fixes(console, rows)
+        console.print()
+        render_totals(console, rows)
+        console.print(
+            f"run #{report.run_id} ({report.totals.status if report.totals else 'interrupted'})"
+            f" in {report.seconds:.1f} s, stored in {database_hint(url)}",
+            highlight=False,
+        )
+    if args.fail_on_noncompliant and report.failed_checks:
+        return EXIT_NONCOMPLIANT
+    return EXIT_OK
+
+
+def report_json(report: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    totals = report.totals
+    return {
+        "run_id": report.run_id,
+        "status": totals.status if totals else "interrupted",
+        "simulator": report.simulator_name,
+        "seconds": round(report.seconds, 3),
+        "totals": None if totals is None else {
+            "accounts_total": totals.accounts_total,
+            "accounts_scanned": totals.accounts_scanned,
+            "accounts_errored": totals.accounts_errored,
+            "checks_total": totals.checks_total,
+            "checks_passed": totals.checks_passed,
+            "checks_failed": totals.checks_failed,
+            "checks_errored": totals.checks_errored,
+            "disagreements": totals.disagreements,
+            "drift": totals.drift,
+        },
+        "results": rows,
+    }

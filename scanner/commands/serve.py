@@ -1,10 +1,166 @@
-"""Placeholder: replaced by the module that implements `vaultscan serve`."""
+"""`vaultscan serve`: scheduled scans plus /metrics, /healthz and /readyz."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HELP = "scan on a schedule and export Prometheus metrics (long-running)"
+DESCRIPTION = """\
+Runs the scan on schedule.cron or every schedule.interval_minutes (plus one at start-up
+unless schedule.run_at_startup is false) and serves /metrics, /healthz and /readyz on
+metrics.host:metrics.port. Several replicas may share one database: only one scans at a
+time, the others skip. SIGTERM stops cleanly, giving a running scan
+schedule.stop_grace_seconds to finish before it is interrupted."""
+EPILOG = """\
+exit status: 0 stopped cleanly (with --once: the scan was recorded, whatever it found),
+2 configuration, database or scan failure, 75 (--once) another replica was scanning."""
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="(not implemented yet)")
-    parser.set_defaults(handler=lambda args: parser.error("not implemented yet"))
+    parser = subparsers.add_parser(
+        "serve",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="configuration file (default: $VAULTSCAN_CONFIG, else ./vaultscan.yaml)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL URL; overrides database.url from the configuration",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--metrics-only",
+        action="store_true",
+        help="serve metrics and health from the database without scheduling scans",
+    )
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="run one scan now (if no replica is scanning), then exit; no HTTP server",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _fail(message: str) -> int:
+    print(f"vaultscan serve: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def run(args: argparse.Namespace) -> int:
+    from scanner.config import ConfigError, load_settings
+    from storage.db import (
+        DatabaseConfigError,
+        make_engine,
+        mask_url,
+        normalise_url,
+        resolve_database_url,
+    )
+    from storage.embedded import EmbeddedPostgresError
+    from storage.migrate import MigrationsNotFoundError, upgrade
+
+    try:
+        settings: Any = load_settings(args.config)
+        if args.database_url:
+            url = normalise_url(args.database_url)
+            settings = settings.model_copy(
+                update={"database": settings.database.model_copy(update={"url": url})}
+            )
+        else:
+            url = resolve_database_url(settings)
+    except (ConfigError, DatabaseConfigError, EmbeddedPostgresError) as exc:
+        return _fail(str(exc))
+    if not args.metrics_only:
+        try:
+            upgrade(url)  # concurrency-safe: replicas queue on the migration lock
+        except MigrationsNotFoundError as exc:
+            return _fail(str(exc))
+        except Exception as exc:
+            return _fail(f"cannot migrate the database at {mask_url(url)}: {exc}")
+    engine = make_engine(url)
+    log.info("database %s", mask_url(url))
+    if args.once:
+        return _run_once(settings, engine)
+    return _run_service(settings, engine, metrics_only=args.metrics_only)
+
+
+def _run_once(settings: Any, engine: Any) -> int:
+    from scanner.service import ScanService, install_signal_handlers, recover_abandoned_runs
+
+    service = ScanService(settings, engine)
+    install_signal_handlers(service.request_stop)
+    recover_abandoned_runs(engine)
+    thread = service.scan_in_background(trigger="schedule")
+    while thread.is_alive() and not service.stopping.is_set():
+        thread.join(0.5)
+    if thread.is_alive():
+        service.stop(settings.schedule.stop_grace_seconds)
+        return EXIT_ERROR
+    attempt = service.last_attempt
+    if attempt is None or attempt.outcome == "failed":
+        return EXIT_ERROR
+    if attempt.outcome == "skipped_lock_held":
+        print("vaultscan serve: another replica is scanning; nothing done", file=sys.stderr)
+        return EXIT_LOCKED
+    print(f"scan run {attempt.run_id}: {attempt.status}")
+    return EXIT_OK
+
+
+def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
+    from exporters.http import start_http_server
+    from exporters.metrics import SchedulerMetrics, build_registry
+    from scanner.service import (
+        ScanService,
+        build_scheduler,
+        database_readiness,
+        install_signal_handlers,
+        interval_seconds,
+        recover_abandoned_runs,
+        wait_for,
+    )
+
+    registry = build_registry(engine, interval_seconds=interval_seconds(settings.schedule))
+    stopping = threading.Event()
+    install_signal_handlers(stopping.set)
+    try:
+        server = start_http_server(
+            settings.metrics.host, settings.metrics.port, registry, database_readiness(engine)
+        )
+    except OSError as exc:
+        return _fail(str(exc))
+    print(f"serving metrics on http://{settings.metrics.host}:{server.port}/metrics", flush=True)
+    try:
+        if metrics_only:
+            wait_for(stopping)
+            return EXIT_OK
+        service = ScanService(settings, engine, metrics=SchedulerMetrics(registry))
+        recover_abandoned_runs(engine)
+        scheduler = build_scheduler(service, settings.schedule)
+        scheduler.start()
+        log.info("scheduler started job=%s", scheduler.get_job("scan"))
+        wait_for(stopping)
+        scheduler.shutdown(wait=False)  # no new scans; the running one is handled below
+        stopped = service.stop(settings.schedule.stop_grace_seconds)
+        return EXIT_OK if stopped else EXIT_ERROR
+    finally:
+        server.close()

@@ -1,0 +1,387 @@
+"""Collection: everything `decide` needs from one member account, read through the
+member read role. Never raises for AWS errors: an account that cannot be read gets
+`AccountCollection.error`; a single unreadable KMS key is recorded on the key.
+
+Calls per account (see docs/read-role.md for the exact table): one sts:AssumeRole;
+IAM once (global): ListRoles, then per designated role GetRole, ListRolePolicies,
+GetRolePolicy per inline policy, ListAttachedRolePolicies, GetPolicy + GetPolicyVersion per
+managed policy/boundary not yet cached; per region: DescribeKey for the configured key,
+ListBackupVaults, and per key GetKeyPolicy and ListGrants (DescribeKey for vault keys);
+then the simulator per (role, region).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scanner.aws.ratelimit import is_throttling
+from scanner.aws.session import AccountAccessError, AwsSessions, Credentials, error_text
+from scanner.aws.simulator import SimulationRequest, Simulator, SimulatorError
+from scanner.config import RoleSelector, Settings
+from scanner.model import (
+    Account,
+    AccountCollection,
+    KmsKey,
+    NamedPolicy,
+    Organization,
+    PolicyDocument,
+    Role,
+)
+from scanner.profiles import Profile
+
+log = logging.getLogger(__name__)
+
+SERVICE_LINKED_PATH = "/aws-service-role/"
+AWS_MANAGED_POLICY_PREFIX = ":iam::aws:policy/"
+# AWS-managed policy documents are shared by every account; re-read them after this long
+AWS_MANAGED_TTL_SECONDS = 3600.0
+# key states that are not the key's own (`KeyState`) but why it could not be read
+NOT_CREATED, NOT_FOUND, UNREADABLE = "NotCreated", "NotFound", "Unreadable"
+
+
+class AccountReadError(Exception):
+    """A call the account cannot be checked without failed; the message says which."""
+
+
+class AwsManagedPolicies:
+    """AWS-managed policy documents (same in every account), shared by all scan threads."""
+
+    def __init__(self, ttl: float = AWS_MANAGED_TTL_SECONDS) -> None:
+        self._lock = threading.Lock()
+        self._documents: dict[str, tuple[PolicyDocument, float]] = {}
+        self.ttl = ttl
+
+    def get(self, arn: str) -> PolicyDocument | None:
+        with self._lock:
+            entry = self._documents.get(arn)
+        if entry is None or time.monotonic() - entry[1] > self.ttl:
+            return None
+        return entry[0]
+
+    def put(self, arn: str, document: PolicyDocument) -> None:
+        with self._lock:
+            self._documents[arn] = (document, time.monotonic())
+
+
+def shared_policy_cache(sessions: AwsSessions) -> AwsManagedPolicies:
+    with sessions.shared_lock:
+        cache = sessions.shared.get("aws_managed_policies")
+        if cache is None:
+            cache = sessions.shared["aws_managed_policies"] = AwsManagedPolicies()
+        return cache
+
+
+def is_designated(name: str, path: str, tags: dict[str, str], selector: RoleSelector) -> bool:
+    """True when the role matches any configured criterion (names/globs, path, tag)."""
+    if path.startswith(SERVICE_LINKED_PATH):
+        return False  # service-linked roles are only usable by their service
+    if any(fnmatchcase(name.lower(), pattern.lower()) for pattern in selector.names):
+        return True
+    if selector.path and path.startswith(selector.path):
+        return True
+    if selector.tag is not None and selector.tag.key in tags:
+        return selector.tag.value is None or tags[selector.tag.key] == selector.tag.value
+    return False
+
+
+def policy_document(value: Any) -> PolicyDocument:
+    """boto3 already decodes IAM's URL-encoded policy documents into dicts; this also
+    accepts the raw (URL-encoded JSON) form in case a caller disabled that decoding."""
+    if isinstance(value, dict):
+        return value
+    return json.loads(unquote(value))
+
+
+def simulation_requests(
+    profiles: list[Profile], partition: str, region: str, account_id: str, keys: list[KmsKey]
+) -> list[SimulationRequest]:
+    """Every required (action, resource, context) for one region, without duplicates.
+    Key requirements are asked once per key that has a key ARN (a key AWS has not
+    created yet has none: decide reports it from the key state instead)."""
+    key_arns = [key.arn for key in keys if ":key/" in key.arn]
+    seen: set[tuple[str, str]] = set()
+    requests: list[SimulationRequest] = []
+    for profile in profiles:
+        for requirement in profile.requirements:
+            for key_arn in key_arns if requirement.needs_key else [None]:
+                resource, context = requirement.render(partition, region, account_id, key_arn)
+                if (requirement.action, resource) in seen:
+                    continue
+                seen.add((requirement.action, resource))
+                requests.append((requirement.action, resource, context))
+    return requests
+
+
+class _AccountReader:
+    def __init__(
+        self,
+        sessions: AwsSessions,
+        settings: Settings,
+        account: Account,
+        credentials: Credentials,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.account = account
+        self.credentials = credentials
+        self.partition = settings.organization.partition
+        self.iam = sessions.client("iam", settings.organization.region, credentials)
+        self.aws_managed = shared_policy_cache(sessions)
+        self.customer_managed: dict[str, PolicyDocument] = {}
+
+    # --- calls --------------------------------------------------------------------------
+
+    def call(self, client: Any, operation: str, region: str = "", **params: Any) -> dict:
+        try:
+            return self.sessions.throttle.call(client, operation, **params)
+        except ClientError as exc:
+            raise self._read_error(client, operation, region, exc) from exc
+
+    def items(
+        self,
+        client: Any,
+        operation: str,
+        key: str,
+        token: tuple[str, str],
+        region: str = "",
+        **params: Any,
+    ) -> list[dict[str, Any]]:
+        try:
+            pages = self.sessions.throttle.pages(client, operation, token=token, **params)
+            return [item for page in pages for item in page.get(key, [])]
+        except ClientError as exc:
+            raise self._read_error(client, operation, region, exc) from exc
+
+    def _read_error(
+        self, client: Any, operation: str, region: str, exc: ClientError
+    ) -> AccountReadError:
+        action = f"{client.meta.service_model.signing_name}:{operation}"
+        where = f" in {region}" if region else ""
+        hint = "" if is_throttling(exc) else " (the read role needs it: see docs/read-role.md)"
+        return AccountReadError(f"{action}{where} failed: {error_text(exc)}{hint}")
+
+    # --- IAM ----------------------------------------------------------------------------
+
+    def roles(self) -> list[Role]:
+        selector = self.settings.roles
+        roles = []
+        for raw in self.items(self.iam, "ListRoles", "Roles", ("Marker", "Marker")):
+            name, path = raw["RoleName"], raw.get("Path", "/")
+            tags: dict[str, str] = {}
+            if not is_designated(name, path, tags, selector) and selector.tag is not None:
+                if path.startswith(SERVICE_LINKED_PATH):
+                    continue
+                tags = self.role_tags(name)
+            if is_designated(name, path, tags, selector):
+                role = self.role(raw, tags)
+                if role is not None:
+                    roles.append(role)
+        return roles
+
+    def role_tags(self, name: str) -> dict[str, str]:
+        tags = self.items(self.iam, "ListRoleTags", "Tags", ("Marker", "Marker"), RoleName=name)
+        return {tag["Key"]: tag["Value"] for tag in tags}
+
+    def role(self, raw: dict[str, Any], tags: dict[str, str]) -> Role | None:
+        name = raw["RoleName"]
+        try:
+            detail = self.sessions.throttle.call(self.iam, "GetRole", RoleName=name)["Role"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                log.info("role deleted during scan", extra={"account": self.account.id})
+                return None
+            raise self._read_error(self.iam, "GetRole", "", exc) from exc
+        role = Role(
+            arn=detail["Arn"],
+            name=name,
+            path=detail.get("Path", "/"),
+            tags=tags or {tag["Key"]: tag["Value"] for tag in detail.get("Tags", [])},
+        )
+        inline_names = self.items(
+            self.iam, "ListRolePolicies", "PolicyNames", ("Marker", "Marker"), RoleName=name
+        )
+        for policy_name in inline_names:
+            answer = self.call(self.iam, "GetRolePolicy", RoleName=name, PolicyName=policy_name)
+            document = policy_document(answer["PolicyDocument"])
+            role.inline_policies.append(NamedPolicy(f"inline:{name}/{policy_name}", document))
+        attached = self.items(
+            self.iam,
+            "ListAttachedRolePolicies",
+            "AttachedPolicies",
+            ("Marker", "Marker"),
+            RoleName=name,
+        )
+        for item in attached:
+            arn = item["PolicyArn"]
+            role.managed_policies.append(NamedPolicy(arn, self.managed_policy(arn)))
+        boundary = (detail.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if boundary:
+            role.permissions_boundary = NamedPolicy(boundary, self.managed_policy(boundary))
+        return role
+
+    def managed_policy(self, arn: str) -> PolicyDocument:
+        aws_managed = AWS_MANAGED_POLICY_PREFIX in arn
+        cached = self.aws_managed.get(arn) if aws_managed else self.customer_managed.get(arn)
+        if cached is not None:
+            return cached
+        version = self.call(self.iam, "GetPolicy", PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        answer = self.call(self.iam, "GetPolicyVersion", PolicyArn=arn, VersionId=version)
+        document = policy_document(answer["PolicyVersion"]["Document"])
+        if aws_managed:
+            self.aws_managed.put(arn, document)
+        else:
+            self.customer_managed[arn] = document
+        return document
+
+    # --- KMS ----------------------------------------------------------------------------
+
+    def keys(self, region: str) -> list[KmsKey]:
+        kms = self.sessions.client("kms", region, self.credentials)
+        found: dict[str, KmsKey] = {}
+        configured = self.settings.keys.for_region(region)
+        key = self.describe_key(kms, region, configured, "configured")
+        found[key.arn] = key
+        if self.settings.keys.include_vault_keys:
+            backup = self.sessions.client("backup", region, self.credentials)
+            vaults = self.items(
+                backup, "ListBackupVaults", "BackupVaultList", ("NextToken", "NextToken"), region
+            )
+            for vault in vaults:
+                arn = vault.get("EncryptionKeyArn")
+                source = f"vault:{vault.get('BackupVaultName', '')}"
+                if not arn:
+                    continue
+                if arn in found:
+                    found[arn].sources.append(source)
+                else:
+                    found[arn] = self.describe_key(kms, region, arn, source)
+        for key in found.values():
+            if key.key_state not in (NOT_CREATED, NOT_FOUND, UNREADABLE):
+                self.read_key_access(kms, region, key)
+        return list(found.values())
+
+    def describe_key(self, kms: Any, region: str, reference: str, source: str) -> KmsKey:
+        try:
+            metadata = self.sessions.throttle.call(kms, "DescribeKey", KeyId=reference)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NotFoundException":
+                # AWS creates an AWS-managed key (alias/aws/<service>) on first use
+                state = NOT_CREATED if reference.startswith("alias/aws/") else NOT_FOUND
+            elif code in ("AccessDeniedException", "AccessDenied"):
+                state = UNREADABLE
+            else:
+                raise self._read_error(kms, "DescribeKey", region, exc) from exc
+            log.info(
+                "key not readable",
+                extra={"account": self.account.id, "call": "DescribeKey", "state": state},
+            )
+            return KmsKey(
+                arn=self._reference_arn(region, reference),
+                key_id=reference.rsplit("/", 1)[-1] if ":key/" in reference else "",
+                region=region,
+                aliases=[reference] if reference.startswith("alias/") else [],
+                key_policy=None,
+                key_state=state,
+                key_manager="AWS" if reference.startswith("alias/aws/") else "CUSTOMER",
+                sources=[source],
+            )
+        meta = metadata["KeyMetadata"]
+        return KmsKey(
+            arn=meta["Arn"],
+            key_id=meta["KeyId"],
+            region=region,
+            aliases=[reference] if reference.startswith("alias/") else [],
+            key_state=meta.get("KeyState", "Enabled"),
+            key_spec=meta.get("KeySpec") or meta.get("CustomerMasterKeySpec", "SYMMETRIC_DEFAULT"),
+            key_usage=meta.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            key_manager=meta.get("KeyManager", "CUSTOMER"),
+            deletion_date=meta.get("DeletionDate"),
+            sources=[source],
+        )
+
+    def _reference_arn(self, region: str, reference: str) -> str:
+        if reference.startswith("arn:"):
+            return reference
+        kind = "" if reference.startswith("alias/") else "key/"
+        return f"arn:{self.partition}:kms:{region}:{self.account.id}:{kind}{reference}"
+
+    def read_key_access(self, kms: Any, region: str, key: KmsKey) -> None:
+        """Key policy and grants; a key that cannot be read is marked, not fatal."""
+        if key.arn.split(":")[4] != self.account.id:
+            # GetKeyPolicy does not work across accounts; decide reports it as unreadable
+            key.key_state = UNREADABLE
+            return
+        try:
+            answer = self.sessions.throttle.call(
+                kms, "GetKeyPolicy", KeyId=key.arn, PolicyName="default"
+            )
+            key.key_policy = json.loads(answer["Policy"])
+            grants = self.sessions.throttle.pages(
+                kms, "ListGrants", token=("Marker", "NextMarker"), KeyId=key.arn
+            )
+            key.grants = [grant for page in grants for grant in page.get("Grants", [])]
+        except ClientError as exc:
+            log.info(
+                "key policy not readable",
+                extra={"account": self.account.id, "call": "GetKeyPolicy", "region": region},
+            )
+            key.key_state = UNREADABLE
+            key.sources.append(f"unreadable:{error_text(exc)}")
+
+
+def collect_account(
+    sessions: AwsSessions,
+    settings: Settings,
+    profiles: list[Profile],
+    account: Account,
+    organization: Organization,
+    simulator: Simulator,
+) -> AccountCollection:
+    """Roles, keys and simulator answers of one account. Thread-safe; never raises for
+    AWS errors (they end up in `.error`, or on the key they concern)."""
+    collection = AccountCollection(account=account)
+    before = sessions.recorder.for_account(account.id)
+    try:
+        credentials = sessions.assume_member(account.id)
+        reader = _AccountReader(sessions, settings, account, credentials)
+        collection.roles = reader.roles()
+        for region in settings.regions:
+            collection.keys[region] = reader.keys(region)
+        for region in settings.regions:
+            requests = simulation_requests(
+                profiles,
+                settings.organization.partition,
+                region,
+                account.id,
+                collection.keys[region],
+            )
+            if not requests:
+                continue
+            for role in collection.roles:
+                collection.simulations[(role.arn, region)] = simulator.simulate(
+                    reader.iam, role, account, region, requests
+                )
+    except AccountAccessError as exc:
+        collection.error = exc.reason
+    except (AccountReadError, SimulatorError) as exc:
+        collection.error = str(exc)
+    except ClientError as exc:  # e.g. the simulator call itself was denied
+        collection.error = error_text(exc)
+    except BotoCoreError as exc:  # network, endpoint or credential problems
+        collection.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        collection.api_calls = sessions.recorder.for_account(account.id) - before
+    if collection.error:
+        log.warning(
+            "account not collected", extra={"account": account.id, "error": collection.error}
+        )
+    return collection

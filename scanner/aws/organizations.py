@@ -1,0 +1,174 @@
+"""Discovery: the organization tree, which accounts to scan, and the SCPs/RCPs on their paths.
+
+The tree is walked top-down with ListOrganizationalUnitsForParent and
+ListAccountsForParent: two calls (plus pages) per OU give every account its full OU path,
+where ListAccounts + ListParents would cost one call per account per level. Subtrees under
+an excluded OU are not walked. Policies are listed only for targets on the paths of the
+accounts that will be scanned, and each policy is described once per scan.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scanner.aws.session import AwsSessions, error_text
+from scanner.config import Settings
+from scanner.model import Account, NamedPolicy, Organization, OrgUnit
+
+log = logging.getLogger(__name__)
+
+SCP = "SERVICE_CONTROL_POLICY"
+RCP = "RESOURCE_CONTROL_POLICY"
+
+
+class DiscoveryError(Exception):
+    """The organization could not be read; the message names the call and what to do."""
+
+
+def is_active(raw: dict[str, Any]) -> bool:
+    """ACTIVE accounts only. Newer responses carry `State` (ACTIVE, SUSPENDED,
+    PENDING_CLOSURE, CLOSED, ...) next to the older `Status`; `State` wins when present."""
+    return (raw.get("State") or raw.get("Status")) == "ACTIVE"
+
+
+def is_selected(account: Account, settings: Settings, management_account_id: str | None) -> bool:
+    """Include/exclude filters. With no include list every account is included; otherwise
+    an account is included when it is listed or sits under an included OU (any depth).
+    Exclusions (account or any OU on its path) always win."""
+    if account.id == management_account_id and not settings.member.scan_management_account:
+        return False
+    path_ids = {unit.id for unit in account.ou_path}
+    accounts, ous = settings.accounts, settings.ous
+    if accounts.include or ous.include:
+        if account.id not in accounts.include and not path_ids & set(ous.include):
+            return False
+    return account.id not in accounts.exclude and not path_ids & set(ous.exclude)
+
+
+class _Walker:
+    def __init__(self, sessions: AwsSessions) -> None:
+        self.client = sessions.org_client()
+        self.throttle = sessions.org_throttle
+        self.described: dict[str, NamedPolicy] = {}
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            return self.throttle.call(self.client, operation, **params)
+        except (ClientError, BotoCoreError) as exc:
+            raise _discovery_error(operation, exc) from exc
+
+    def items(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        try:
+            return [
+                item
+                for page in self.throttle.pages(self.client, operation, **params)
+                for item in page.get(key, [])
+            ]
+        except (ClientError, BotoCoreError) as exc:
+            raise _discovery_error(operation, exc) from exc
+
+    def accounts(self, root: OrgUnit, excluded_ous: set[str]) -> list[Account]:
+        found: list[Account] = []
+        pending: list[tuple[OrgUnit, ...]] = [(root,)]
+        while pending:
+            path = pending.pop(0)
+            parent = path[-1]
+            for raw in self.items("ListAccountsForParent", "Accounts", ParentId=parent.id):
+                if not is_active(raw):
+                    log.info("skipping inactive account", extra={"account": raw["Id"]})
+                    continue
+                found.append(
+                    Account(
+                        id=raw["Id"],
+                        name=raw.get("Name", ""),
+                        email=raw.get("Email", ""),
+                        status="ACTIVE",
+                        ou_path=path,
+                    )
+                )
+            for raw in self.items(
+                "ListOrganizationalUnitsForParent", "OrganizationalUnits", ParentId=parent.id
+            ):
+                if raw["Id"] in excluded_ous:
+                    continue
+                pending.append((*path, OrgUnit(raw["Id"], raw.get("Name", raw["Id"]))))
+        return found
+
+    def policies(self, target_id: str, policy_type: str) -> list[NamedPolicy]:
+        summaries = self.items(
+            "ListPoliciesForTarget", "Policies", TargetId=target_id, Filter=policy_type
+        )
+        return [self.describe(summary["Id"]) for summary in summaries]
+
+    def describe(self, policy_id: str) -> NamedPolicy:
+        if policy_id not in self.described:
+            policy = self.call("DescribePolicy", PolicyId=policy_id)["Policy"]
+            summary = policy["PolicySummary"]
+            try:
+                document = json.loads(policy["Content"])
+            except (TypeError, ValueError) as exc:
+                raise DiscoveryError(f"policy {policy_id}: content is not JSON ({exc})") from exc
+            self.described[policy_id] = NamedPolicy(
+                name=f"{policy_id} ({summary.get('Name', '')})", document=document
+            )
+        return self.described[policy_id]
+
+
+def _discovery_error(operation: str, exc: BaseException) -> DiscoveryError:
+    return DiscoveryError(
+        f"organizations:{operation} failed: {error_text(exc)}. The scanner needs read access "
+        "to AWS Organizations from the management account or a delegated administrator "
+        "(organization.role_arn; actions listed in docs/read-role.md)."
+    )
+
+
+def discover(sessions: AwsSessions, settings: Settings) -> Organization:
+    """The accounts to scan with their OU paths, and the SCPs/RCPs along those paths."""
+    walker = _Walker(sessions)
+    description = walker.call("DescribeOrganization")["Organization"]
+    management_id = description.get("MasterAccountId")
+    roots = walker.items("ListRoots", "Roots")
+    if not roots:
+        raise DiscoveryError("organizations:ListRoots returned no root")
+    root_raw = roots[0]
+    enabled = {
+        item["Type"] for item in root_raw.get("PolicyTypes", []) if item.get("Status") == "ENABLED"
+    }
+    root = OrgUnit(root_raw["Id"], root_raw.get("Name", "Root"))
+    if root.id in settings.ous.exclude:
+        found: list[Account] = []
+    else:
+        found = walker.accounts(root, set(settings.ous.exclude))
+    accounts = [account for account in found if is_selected(account, settings, management_id)]
+    organization = Organization(
+        management_account_id=management_id,
+        accounts=accounts,
+        scps_enabled=SCP in enabled,
+        rcps_enabled=RCP in enabled,
+    )
+    targets = list(
+        dict.fromkeys(
+            target
+            for account in accounts
+            if account.id != management_id  # never governed by SCPs/RCPs
+            for target in [*(unit.id for unit in account.ou_path), account.id]
+        )
+    )
+    for target in targets:
+        if organization.scps_enabled:
+            organization.scps[target] = walker.policies(target, SCP)
+        if organization.rcps_enabled:
+            organization.rcps[target] = walker.policies(target, RCP)
+    log.info(
+        "organization discovered",
+        extra={
+            "accounts": len(accounts),
+            "targets": len(targets),
+            "policies": len(walker.described),
+        },
+    )
+    return organization

@@ -1,0 +1,37 @@
+"""The IAM actions the scanner performs: the single source of truth for the read-role
+templates (deploy/) and `vaultscan iam-policy`. A test runs a full collection and a full
+discovery under moto and checks that every call made is listed here, and the reverse.
+Why each action is needed: docs/read-role.md."""
+
+from __future__ import annotations
+
+# Called in every member account through the read role (member.read_role_name).
+MEMBER_READ_ACTIONS: tuple[str, ...] = (
+    "iam:ListRoles",
+    "iam:ListRoleTags",
+    "iam:GetRole",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:SimulatePrincipalPolicy",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:ListGrants",
+    "backup:ListBackupVaults",
+)
+
+# Called against AWS Organizations (management account or delegated administrator,
+# through organization.role_arn when set).
+ORG_READ_ACTIONS: tuple[str, ...] = (
+    "organizations:DescribeOrganization",
+    "organizations:ListRoots",
+    "organizations:ListOrganizationalUnitsForParent",
+    "organizations:ListAccountsForParent",
+    "organizations:ListPoliciesForTarget",
+    "organizations:DescribePolicy",
+)
+
+# Made by the scanner's own identity to enter member accounts and the Organizations role.
+SCANNER_ACTIONS: tuple[str, ...] = ("sts:AssumeRole",)

@@ -1,0 +1,178 @@
+"""Client-side rate limits and throttling retries.
+
+AWS Organizations throttles per organization, so the whole scan shares one token bucket per
+operation, sized to the documented rates (Organizations user guide, "Quotas for AWS
+Organizations", throttling section:
+https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html).
+On top of botocore's own retries (whatever the user's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS
+say), a throttled call is retried here with capped exponential backoff and full jitter, so
+a busy organization slows the scan down instead of failing it.
+
+The clock, sleep and random source are injectable so tests never really wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore import xform_name
+from botocore.exceptions import ClientError
+
+log = logging.getLogger(__name__)
+
+THROTTLING_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
+
+# requests per second, per operation, for the whole organization
+ORGANIZATIONS_RATES: dict[str, float] = {
+    "ListAccounts": 8.0,
+    "ListAccountsForParent": 8.0,
+    "ListParents": 5.0,
+    "ListPoliciesForTarget": 5.0,
+    "ListChildren": 5.0,
+    "ListOrganizationalUnitsForParent": 5.0,
+    "ListRoots": 5.0,
+    "DescribeOrganization": 5.0,
+    "DescribePolicy": 2.0,
+}
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `capacity` banked; acquire() waits for a token."""
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = capacity if capacity is not None else max(1.0, rate)
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.capacity
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def _reserve(self) -> float:
+        """Take a token (possibly going into debt) and return how long to wait for it."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self._tokens -= 1
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def acquire(self) -> float:
+        """Block until a token is available; returns the seconds waited."""
+        wait = self._reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+@dataclass
+class RetryPolicy:
+    """Capped exponential backoff with full jitter for throttled calls."""
+
+    max_attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = random.random
+    delays: list[float] = field(default_factory=list)  # every backoff taken, for tests/logs
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return self.random() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+
+
+def is_throttling(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and (
+        exc.response.get("Error", {}).get("Code") in THROTTLING_CODES
+    )
+
+
+class Throttle:
+    """Rate limits (per operation name) plus throttling retries for one group of calls."""
+
+    def __init__(
+        self,
+        rates: dict[str, float] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retry = retry or RetryPolicy(sleep=sleep)
+        self._buckets = {
+            name: TokenBucket(rate, clock=clock, sleep=sleep)
+            for name, rate in (rates or {}).items()
+        }
+
+    def call(self, client: Any, operation: str, **params: Any) -> dict[str, Any]:
+        """client.<operation>(**params) by its API name, rate limited and retried."""
+        method = getattr(client, xform_name(operation))
+        bucket = self._buckets.get(operation)
+        attempt = 1
+        while True:
+            if bucket is not None:
+                bucket.acquire()
+            try:
+                return method(**params)
+            except ClientError as exc:
+                if not is_throttling(exc) or attempt >= self.retry.max_attempts:
+                    raise
+                wait = self.retry.delay(attempt)
+                self.retry.delays.append(wait)
+                log.info(
+                    "throttled, retrying",
+                    extra={"call": operation, "attempt": attempt, "wait_s": round(wait, 3)},
+                )
+                self.retry.sleep(wait)
+                attempt += 1
+
+    def pages(
+        self,
+        client: Any,
+        operation: str,
+        *,
+        token: tuple[str, str] = ("NextToken", "NextToken"),
+        **params: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a paginated call; each request is rate limited and retried alone.
+
+        botocore paginators cannot resume after a failed page (their resume token is only
+        set at a MaxItems boundary), so a throttled page would restart the whole listing;
+        this loop retries just the page. `token` is (request field, response field):
+        NextToken for Organizations and Backup, Marker for IAM, (Marker, NextMarker) for KMS.
+        """
+        request_field, response_field = token
+        request = dict(params)
+        while True:
+            page = self.call(client, operation, **request)
+            yield page
+            next_token = page.get(response_field)
+            if not next_token or page.get("IsTruncated") is False or page.get("Truncated") is False:
+                return
+            request[request_field] = next_token

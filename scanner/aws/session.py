@@ -1,0 +1,191 @@
+"""One boto3 Session for the whole scan, the clients made from it, and AssumeRole.
+
+A Session per account costs about 8x more than clients made from one Session, so every
+client comes from `AwsSessions.session`. boto3 Sessions are not thread-safe: client
+creation is serialized by a lock, and clients (which are thread-safe) are cached.
+No retry or endpoint configuration is passed to clients, so the user's SDK configuration
+(profile, AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, ...) always applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scanner.aws.calls import CallRecorder
+from scanner.aws.ratelimit import ORGANIZATIONS_RATES, Throttle
+
+if TYPE_CHECKING:
+    from scanner.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Credentials closer than this to expiry are renewed before use.
+RENEW_BEFORE = timedelta(minutes=5)
+SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Temporary credentials of one assumed role; secrets are kept out of repr and logs."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    account_id: str
+    expiration: datetime | None = None
+    role_arn: str = ""
+
+    def expiring(self, now: datetime | None = None) -> bool:
+        if self.expiration is None:
+            return False
+        return self.expiration - (now or datetime.now(UTC)) < RENEW_BEFORE
+
+
+class AccountAccessError(Exception):
+    """The scanner could not enter an account (AssumeRole failed)."""
+
+    def __init__(self, account_id: str, reason: str) -> None:
+        super().__init__(f"account {account_id}: {reason}")
+        self.account_id = account_id
+        self.reason = reason
+
+
+def error_text(exc: BaseException) -> str:
+    """`Code: message` for AWS errors, the message for anything else."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'Unknown')}: {error.get('Message', '')}".strip()
+    return str(exc)
+
+
+def session_name(prefix: str, host: str | None = None) -> str:
+    """A recognisable role session name (`vaultscan-<host>`), valid for STS (<= 64 chars)."""
+    host = (host or socket.gethostname()).split(".")[0]
+    return SESSION_NAME_UNSAFE.sub("-", f"{prefix}-{host}")[:64]
+
+
+class AwsSessions:
+    """Clients and member-account credentials for one scanner process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: boto3.Session | None = None,
+        recorder: CallRecorder | None = None,
+        org_throttle: Throttle | None = None,
+        throttle: Throttle | None = None,
+        host: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session = session or boto3.Session(profile_name=settings.organization.profile)
+        self.recorder = recorder or CallRecorder()
+        # Organizations quotas are per organization: one set of buckets for the scan.
+        self.org_throttle = org_throttle or Throttle(ORGANIZATIONS_RATES)
+        # member-account calls: throttling retries only (their quotas are per account)
+        self.throttle = throttle or Throttle()
+        self.session_name = session_name(settings.member.session_name, host)
+        self._client_lock = threading.Lock()
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._credentials: dict[str, Credentials] = {}
+        self._account_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._org_credentials: Credentials | None = None
+        self._org_lock = threading.Lock()
+        # scan-wide caches owned by other modules (e.g. AWS-managed policy documents)
+        self.shared: dict[str, Any] = {}
+        self.shared_lock = threading.Lock()
+
+    # --- clients ----------------------------------------------------------------------
+
+    def client(self, service: str, region: str, credentials: Credentials | None = None) -> Any:
+        """A cached client of `service` in `region`, with `credentials` or the ambient ones."""
+        key = (service, region, credentials.access_key_id if credentials else None)
+        with self._client_lock:
+            cached = self._clients.get(key)
+            if cached is not None:
+                return cached
+            secrets: dict[str, str] = {}
+            if credentials is not None:
+                secrets = {
+                    "aws_access_key_id": credentials.access_key_id,
+                    "aws_secret_access_key": credentials.secret_access_key,
+                    "aws_session_token": credentials.session_token,
+                }
+            client = self.session.client(service, region_name=region, **secrets)
+            self.recorder.attach(client, credentials.account_id if credentials else None)
+            self._clients[key] = client
+            return client
+
+    def org_client(self) -> Any:
+        """The Organizations client: through `organization.role_arn` when configured."""
+        org = self.settings.organization
+        credentials = None
+        if org.role_arn:
+            with self._org_lock:
+                if self._org_credentials is None or self._org_credentials.expiring():
+                    self._org_credentials = self._assume(
+                        org.role_arn, _account_of_role(org.role_arn), org.external_id
+                    )
+                credentials = self._org_credentials
+        return self.client("organizations", org.region, credentials)
+
+    # --- member accounts ----------------------------------------------------------------
+
+    def member_role_arn(self, account_id: str) -> str:
+        member = self.settings.member
+        partition = self.settings.organization.partition
+        path, name = member.read_role_path, member.read_role_name
+        return f"arn:{partition}:iam::{account_id}:role{path}{name}"
+
+    def assume_member(self, account_id: str) -> Credentials:
+        """Credentials for the read role in `account_id`: one sts:AssumeRole per account,
+        reused for every region until close to expiry. Raises AccountAccessError."""
+        with self._account_lock(account_id):
+            cached = self._credentials.get(account_id)
+            if cached is not None and not cached.expiring():
+                return cached
+            credentials = self._assume(
+                self.member_role_arn(account_id), account_id, self.settings.member.external_id
+            )
+            self._credentials[account_id] = credentials
+            return credentials
+
+    def _account_lock(self, account_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._account_locks.setdefault(account_id, threading.Lock())
+
+    def _assume(self, role_arn: str, account_id: str, external_id: str | None) -> Credentials:
+        sts = self.client("sts", self.settings.organization.region)
+        params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": self.session_name}
+        if external_id:
+            params["ExternalId"] = external_id
+        try:
+            answer = self.throttle.call(sts, "AssumeRole", **params)
+        except (ClientError, BotoCoreError) as exc:
+            reason = f"cannot assume {role_arn}: {error_text(exc)}"
+            log.warning("assume role failed", extra={"account": account_id, "call": "AssumeRole"})
+            raise AccountAccessError(account_id, reason) from exc
+        raw = answer["Credentials"]
+        log.debug("assumed role", extra={"account": account_id, "call": "AssumeRole"})
+        return Credentials(
+            access_key_id=raw["AccessKeyId"],
+            secret_access_key=raw["SecretAccessKey"],
+            session_token=raw["SessionToken"],
+            account_id=account_id,
+            expiration=raw.get("Expiration"),
+            role_arn=role_arn,
+        )
+
+
+def _account_of_role(role_arn: str) -> str:
+    return role_arn.split(":")[4]

@@ -1,0 +1,328 @@
+"""Settings: `vaultscan.yaml` plus `VAULTSCAN_*` environment overrides.
+
+Precedence, highest first: `overrides` passed by the caller, environment variables
+(`VAULTSCAN_DATABASE__URL`, `VAULTSCAN_REGIONS=eu-west-1,us-east-1`, ...), the YAML file,
+then the defaults below. Unknown keys are rejected so a typo never silently falls back to
+a default. Every field is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+CONFIG_ENV_VAR = "VAULTSCAN_CONFIG"
+DEFAULT_CONFIG_FILE = Path("vaultscan.yaml")
+
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+ACCOUNT_ID_RE = r"^\d{12}$"
+# r-xxxx is a root; ou-<root part>-<8..32 chars> an organizational unit
+TARGET_ID_RE = r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[0-9a-z]{8,32})$"
+KEY_REF_RE = re.compile(
+    r"^(alias/[a-zA-Z0-9/_-]+"
+    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[a-zA-Z0-9/_-]+"
+    r"|(mrk-)?[0-9a-f-]{32,36})$"
+)
+
+
+def _check_region(value: str) -> str:
+    if not REGION_RE.match(value):
+        raise ValueError(f"expected an AWS region name like 'eu-west-1', got {value!r}")
+    return value
+
+
+Region = Annotated[str, AfterValidator(_check_region)]
+
+
+IAM_PATH_RE = r"^/([\x21-\x7e]*/)?$"
+IAM_NAME_RE = r"^[\w+=,.@-]{1,64}$"
+SESSION_NAME_RE = r"^[\w+=,.@-]{2,40}$"
+ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
+PATTERN_HELP = {
+    ACCOUNT_ID_RE: "expected a 12-digit AWS account id",
+    TARGET_ID_RE: "expected a root id (r-xxxx) or an OU id (ou-xxxx-xxxxxxxx)",
+    IAM_PATH_RE: "expected an IAM path that starts and ends with '/', e.g. /security/",
+    IAM_NAME_RE: "expected an IAM role name (letters, digits and +=,.@_-; at most 64)",
+    SESSION_NAME_RE: "expected 2-40 characters from letters, digits and +=,.@_-",
+    ROLE_ARN_RE: "expected a role ARN like arn:aws:iam::111122223333:role/OrgReader",
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the source and each bad field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrganizationSettings(_Section):
+    role_arn: str | None = Field(default=None, pattern=ROLE_ARN_RE)
+    external_id: str | None = None
+    profile: str | None = None
+    region: str = "us-east-1"
+    partition: Literal["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"] = "aws"
+
+    @field_validator("region")
+    @classmethod
+    def _region_format(cls, value: str) -> str:
+        return _check_region(value)
+
+
+class MemberSettings(_Section):
+    read_role_name: str = Field(default="VaultscanReadRole", pattern=IAM_NAME_RE)
+    read_role_path: str = Field(default="/", pattern=IAM_PATH_RE)
+    external_id: str | None = None
+    session_name: str = Field(default="vaultscan", pattern=SESSION_NAME_RE)
+    scan_management_account: bool = False
+
+
+class AccountFilter(_Section):
+    include: list[Annotated[str, Field(pattern=ACCOUNT_ID_RE)]] = Field(default_factory=list)
+    exclude: list[Annotated[str, Field(pattern=ACCOUNT_ID_RE)]] = Field(default_factory=list)
+
+
+class OuFilter(_Section):
+    include: list[Annotated[str, Field(pattern=TARGET_ID_RE)]] = Field(default_factory=list)
+    exclude: list[Annotated[str, Field(pattern=TARGET_ID_RE)]] = Field(default_factory=list)
+
+
+class RoleTag(_Section):
+    key: str = Field(min_length=1)
+    value: str | None = None  # None: any value
+
+
+class RoleSelector(_Section):
+    """Which roles are designated: a role matches if it matches ANY configured criterion."""
+
+    names: list[str] = Field(default_factory=lambda: ["*Backup*"])
+    tag: RoleTag | None = None
+    path: str | None = Field(default=None, pattern=IAM_PATH_RE)
+
+
+class KeySettings(_Section):
+    default: str = "alias/aws/backup"
+    per_region: dict[str, str] = Field(default_factory=dict)
+    include_vault_keys: bool = True
+
+    @field_validator("default")
+    @classmethod
+    def _default_format(cls, value: str) -> str:
+        return _check_key_ref(value)
+
+    @field_validator("per_region")
+    @classmethod
+    def _per_region_format(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, key in value.items():
+            _check_region(region)
+            _check_key_ref(key)
+        return value
+
+    def for_region(self, region: str) -> str:
+        return self.per_region.get(region, self.default)
+
+
+class DatabaseSettings(_Section):
+    url: str | None = None  # None: embedded PostgreSQL under data_dir
+    data_dir: Path = Path(".vaultscan")
+
+
+class ScheduleSettings(_Section):
+    cron: str | None = None
+    interval_minutes: int = Field(default=360, ge=1)
+    run_at_startup: bool = True
+    misfire_grace_seconds: int = Field(default=600, ge=0)
+    stop_grace_seconds: int = Field(default=30, ge=0)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger  # only when a cron is configured
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"expected a 5-field crontab like '0 */6 * * *' ({exc})") from exc
+        return value
+
+
+class MetricsSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(default=9108, ge=1, le=65535)
+
+
+_yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("vaultscan_yaml", default=None)
+
+
+class _YamlValues(PydanticBaseSettingsSource):
+    """The parsed YAML file, handed in by load_settings (parsed there for good errors)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return (_yaml_values.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_values.get() or {})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VAULTSCAN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    organization: OrganizationSettings = Field(default_factory=OrganizationSettings)
+    member: MemberSettings = Field(default_factory=MemberSettings)
+    regions: Annotated[list[Region], NoDecode] = Field(default_factory=lambda: ["us-east-1"])
+    accounts: AccountFilter = Field(default_factory=AccountFilter)
+    ous: OuFilter = Field(default_factory=OuFilter)
+    roles: RoleSelector = Field(default_factory=RoleSelector)
+    keys: KeySettings = Field(default_factory=KeySettings)
+    profiles: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["backup-vault-create"]
+    )
+    profile_files: list[Path] = Field(default_factory=list)
+    simulator: Literal["aws", "engine"] = "aws"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    concurrency: int = Field(default=8, ge=1, le=64)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @field_validator("regions", "profiles", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        # environment variables may give a JSON list or a comma-separated string
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_format(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one region, e.g. [us-east-1]")
+        return list(dict.fromkeys(value))  # keep order, drop duplicates
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles_present(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one requirement profile name")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlValues(settings_cls))
+
+    def fingerprint(self) -> str:
+        """sha256 of the normalized settings: equal configurations give equal fingerprints."""
+        normalized = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+def _check_key_ref(value: str) -> str:
+    if not KEY_REF_RE.match(value):
+        raise ValueError(
+            f"expected a KMS key alias ('alias/aws/backup'), key ARN, alias ARN or key id, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def config_path(path: Path | None) -> Path | None:
+    """The file to read: the argument, else $VAULTSCAN_CONFIG, else ./vaultscan.yaml if any."""
+    if path is not None:
+        return path
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def _describe(errors: list[dict[str, Any]], source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for error in errors:
+        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(
+                f"  - {location}: unknown setting (check the spelling; see docs/configuration.md)"
+            )
+            continue
+        if error["type"] == "string_pattern_mismatch":
+            pattern = error.get("ctx", {}).get("pattern", "")
+            detail = PATTERN_HELP.get(pattern, error["msg"])
+        else:
+            detail = error["msg"].removeprefix("Value error, ")
+        shown = repr(error.get("input"))
+        if "input" in error and not isinstance(error["input"], dict) and shown not in detail:
+            detail += f" (got {shown})"
+        lines.append(f"  - {location}: {detail}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, *, overrides: dict | None = None) -> Settings:
+    """Read and validate the settings; raises ConfigError listing every bad field."""
+    file = config_path(path)
+    values = _read_yaml(file) if file is not None else {}
+    sources = [str(file)] if file else []
+    sources.append("VAULTSCAN_* environment")
+    if overrides:
+        sources.append("command-line overrides")
+    source = ", ".join(sources)
+    token = _yaml_values.set(values)
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors(), source)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration ({source}): {exc}") from None
+    finally:
+        _yaml_values.reset(token)

@@ -1,0 +1,95 @@
+"""The IAM policies vaultscan needs, built from the one list of actions it calls.
+
+`scanner.aws.permissions` names every AWS action the scanner performs; the CloudFormation
+templates under deploy/, `vaultscan iam-policy` and the IAM coverage test all derive from
+it, so a new API call cannot ship without the permission that lets it run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import yaml
+
+from scanner.aws.permissions import MEMBER_READ_ACTIONS, ORG_READ_ACTIONS, SCANNER_ACTIONS
+from scanner.config import Settings
+from scanner.model import PolicyDocument
+
+RoleKind = Literal["member", "org", "scanner"]
+OutputFormat = Literal["json", "yaml"]
+ROLE_KINDS: tuple[RoleKind, ...] = ("member", "org", "scanner")
+
+MEMBER_SID = "VaultscanMemberRead"
+ORG_SID = "VaultscanOrganizationRead"
+
+
+def _policy(*statements: dict) -> PolicyDocument:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def member_read_policy() -> PolicyDocument:
+    """The read role in every member account: exactly the actions the collector calls.
+
+    Resource "*": these are List/Get/Describe reads over every role and key of the account,
+    and iam:SimulatePrincipalPolicy must reach any designated role.
+    """
+    actions = sorted(set(MEMBER_READ_ACTIONS))
+    return _policy({"Sid": MEMBER_SID, "Effect": "Allow", "Action": actions, "Resource": "*"})
+
+
+def org_read_policy() -> PolicyDocument:
+    """The management-account (or delegated administrator) role for Organizations reads."""
+    actions = sorted(set(ORG_READ_ACTIONS))
+    return _policy({"Sid": ORG_SID, "Effect": "Allow", "Action": actions, "Resource": "*"})
+
+
+def member_role_arn_pattern(settings: Settings) -> str:
+    """The member read role in any account, as the scanner's own policy must name it."""
+    partition = settings.organization.partition
+    member = settings.member
+    return f"arn:{partition}:iam::*:role{member.read_role_path}{member.read_role_name}"
+
+
+def scanner_policy(settings: Settings) -> PolicyDocument:
+    """The scanner's own role (IRSA): assume the member read roles and the org reader.
+
+    Without `organization.role_arn` the scanner reads Organizations with its own
+    credentials, so the org actions belong to its own policy instead.
+    """
+    actions = sorted(set(SCANNER_ACTIONS))
+    statements: list[dict] = [
+        {
+            "Sid": "AssumeMemberReadRoles",
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": member_role_arn_pattern(settings),
+        }
+    ]
+    role_arn = settings.organization.role_arn
+    if role_arn:
+        statements.append(
+            {
+                "Sid": "AssumeOrganizationReader",
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": role_arn,
+            }
+        )
+    else:
+        statements.extend(org_read_policy()["Statement"])
+    return _policy(*statements)
+
+
+def policy_for(kind: RoleKind, settings: Settings) -> PolicyDocument:
+    if kind == "member":
+        return member_read_policy()
+    if kind == "org":
+        return org_read_policy()
+    return scanner_policy(settings)
+
+
+def render(document: PolicyDocument, fmt: OutputFormat) -> str:
+    if fmt == "json":
+        return json.dumps(document, indent=2) + "\n"
+    return yaml.safe_dump(document, sort_keys=False)

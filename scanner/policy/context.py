@@ -1,0 +1,100 @@
+"""The request being authorized and its condition context, with the keys AWS derives
+from the request itself filled in (IAM: Policy evaluation logic, "The request context";
+AWS global condition context keys).
+
+Derived unless the scenario gives them: aws:PrincipalArn (the role ARN, also for a
+session), aws:PrincipalAccount, aws:PrincipalType (AssumedRole), aws:PrincipalIsAWSService
+(false), aws:RequestedRegion (from the resource ARN's region), aws:ResourceAccount, and
+for KMS actions kms:CallerAccount. aws:username is never present for a role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from scanner.policy.arn import arn_region, is_assumed_role_arn, session_to_role_arn
+from scanner.policy.principal import RequestPrincipal
+from scanner.policy.variables import Context
+
+ContextValue = str | bool | int | float | list[str | bool | int | float]
+
+
+@dataclass(frozen=True)
+class Request:
+    principal: RequestPrincipal
+    action: str  # lower-case: actions compare case-insensitively
+    resource: str
+    resource_account: str
+    context: Context
+
+    @property
+    def cross_account(self) -> bool:
+        return self.principal.account != self.resource_account
+
+    @property
+    def service(self) -> str:
+        return self.action.split(":", 1)[0]
+
+
+def normalize_value(value: ContextValue) -> str | tuple[str, ...]:
+    """Context values as condition operators see them: strings, or tuples for lists."""
+    if isinstance(value, list):
+        return tuple(_scalar(item) for item in value)
+    return _scalar(value)
+
+
+def _scalar(value: str | bool | int | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def build_request(
+    principal_arn: str,
+    principal_account: str,
+    action: str,
+    resource: str,
+    resource_account: str,
+    context: dict[str, ContextValue],
+    has_boundary: bool,
+) -> Request:
+    principal, derived = _derived(
+        principal_arn, principal_account, action, resource, resource_account, has_boundary
+    )
+    full: Context = dict(derived)
+    for key, value in context.items():
+        full[key.lower()] = normalize_value(value)
+    return Request(principal, action.lower(), resource, resource_account, full)
+
+
+@lru_cache(maxsize=4096)
+def _derived(
+    principal_arn: str,
+    principal_account: str,
+    action: str,
+    resource: str,
+    resource_account: str,
+    has_boundary: bool,
+) -> tuple[RequestPrincipal, dict[str, str]]:
+    """The principal and the keys AWS derives from the request; cached because the
+    scanner asks the same few questions for many checks. Callers must not mutate."""
+    session_arn = principal_arn if is_assumed_role_arn(principal_arn) else None
+    role_arn = session_to_role_arn(principal_arn) or principal_arn
+    principal = RequestPrincipal(
+        principal_arn, principal_account, role_arn, session_arn, has_boundary
+    )
+    derived = {
+        "aws:principalarn": role_arn,
+        "aws:principalaccount": principal_account,
+        "aws:principaltype": "AssumedRole",
+        "aws:principalisawsservice": "false",
+    }
+    region = arn_region(resource)
+    if region:
+        derived["aws:requestedregion"] = region
+    if resource != "*":
+        derived["aws:resourceaccount"] = resource_account
+    if action.lower().startswith("kms:"):
+        derived["kms:calleraccount"] = principal_account
+    return principal, derived

@@ -1,0 +1,96 @@
+"""Answers to scenarios as data (the spec's output object) and as text for a person:
+the decision first, then each layer with the statements that decided it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from scanner.policy.evaluate import Evaluation, LayerResult, evaluate
+from scanner.policy.scenario import Scenario, ScenarioError
+
+LAYER_TITLES = {
+    "scp": "Service control policies",
+    "rcp": "Resource control policies",
+    "permissions_boundary": "Permissions boundary",
+    "identity": "Identity policies",
+    "resource_policy": "Resource policy",
+}
+
+
+@dataclass
+class Answer:
+    scenario: Scenario
+    evaluation: Evaluation
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name or self.scenario.origin
+
+    @property
+    def agrees(self) -> bool | None:
+        """None when the scenario states no expected decision."""
+        if self.scenario.expected is None:
+            return None
+        if self.evaluation.decision != self.scenario.expected:
+            return False
+        if self.scenario.states_deciding_layer:
+            return self.evaluation.deciding_layer == self.scenario.expected_deciding_layer
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, **self.evaluation.to_dict()}
+        if self.scenario.expected is not None:
+            out["expected"] = self.scenario.expected
+            if self.scenario.states_deciding_layer:
+                out["expected_deciding_layer"] = self.scenario.expected_deciding_layer
+            out["agrees"] = self.agrees
+        return out
+
+
+def answer(item: Scenario | ScenarioError) -> Answer | ScenarioError:
+    if isinstance(item, ScenarioError):
+        return item
+    return Answer(item, evaluate(item))
+
+
+def error_to_dict(error: ScenarioError) -> dict[str, Any]:
+    return {"name": error.origin, **error.to_dict()}
+
+
+def render_answer(result: Answer) -> str:
+    evaluation = result.evaluation
+    scenario = result.scenario
+    lines = [f"{result.name}"]
+    if scenario.name and scenario.origin != "<scenario>":
+        lines[0] += f"  ({scenario.origin})"
+    decided = f" by {evaluation.deciding_layer}" if evaluation.deciding_layer else ""
+    lines.append(f"  decision: {evaluation.decision}{decided}")
+    lines.append(f"  request:  {scenario.principal_arn} -> {scenario.action} on "
+                 f"{scenario.resource}")
+    agrees = result.agrees
+    if agrees is not None:
+        wanted = scenario.expected or ""
+        if scenario.states_deciding_layer and scenario.expected_deciding_layer:
+            wanted += f" by {scenario.expected_deciding_layer}"
+        verdict = "agrees" if agrees else "DISAGREES"
+        lines.append(f"  expected: {wanted} ({verdict})")
+    for layer in evaluation.layers:
+        lines.extend(_render_layer(layer))
+    return "\n".join(lines)
+
+
+def _render_layer(layer: LayerResult) -> list[str]:
+    title = LAYER_TITLES.get(layer.layer, layer.layer)
+    lines = [f"  {title} [{layer.layer}]: {layer.decision}"]
+    for ref in layer.statements:
+        sid = f' Sid "{ref.sid}"' if ref.sid else ""
+        lines.append(f"    {ref.effect:<5} {ref.policy}, statement #{ref.index}{sid}")
+    if layer.note:
+        lines.append(f"    {layer.note}")
+    return lines
+
+
+def render_error(error: ScenarioError) -> str:
+    where = f" field {error.field}" if error.field else ""
+    return f"{error.origin}: cannot read scenario:{where}: {error.message}"

@@ -1,0 +1,113 @@
+"""The `Principal` / `NotPrincipal` elements of resource-based policies and how a
+request's principal (an IAM role or one of its sessions) matches them
+(AWS JSON policy elements: Principal; NotPrincipal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from scanner.policy.arn import arn_account, is_account_id, role_name, split_arn
+
+# How a statement names the principal; it decides what the grant is worth:
+# "wildcard" ("*") and "session" (the exact session ARN) name the session itself,
+# "role" names the role ARN, "account" names the principal's account (root or id).
+MatchKind = Literal["wildcard", "session", "role", "account"]
+PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
+
+
+@dataclass(frozen=True)
+class RequestPrincipal:
+    arn: str  # as given: role ARN or assumed-role session ARN
+    account: str
+    role_arn: str  # the role (for a session: derived from it)
+    session_arn: str | None  # set when the request comes from a named session
+    has_boundary: bool
+
+    @property
+    def role_key(self) -> tuple[str, str]:
+        return (self.account, role_name(self.role_arn))
+
+
+@dataclass(frozen=True)
+class PrincipalSpec:
+    everyone: bool = False  # "*" or {"AWS": "*"}
+    accounts: frozenset[str] = frozenset()  # from 12-digit ids and :root ARNs
+    role_keys: frozenset[tuple[str, str]] = frozenset()  # (account, role name)
+    arns: frozenset[str] = frozenset()  # every other ARN named (users, sessions, ...)
+    others: frozenset[str] = frozenset()  # service, federated, canonical-user names
+
+
+def parse_principal(value: object) -> PrincipalSpec:
+    """Raises ValueError with a message naming what is wrong."""
+    if value == "*":
+        return PrincipalSpec(everyone=True)
+    if not isinstance(value, dict) or not value:
+        raise ValueError('must be "*" or an object such as {"AWS": "arn:..."}')
+    everyone = False
+    accounts: set[str] = set()
+    role_keys: set[tuple[str, str]] = set()
+    arns: set[str] = set()
+    others: set[str] = set()
+    for kind, names in value.items():
+        if kind not in PRINCIPAL_TYPES:
+            raise ValueError(f"unknown principal type {kind!r}; use one of {PRINCIPAL_TYPES}")
+        listed = [names] if isinstance(names, str) else names
+        valid = isinstance(listed, list) and all(isinstance(n, str) for n in listed)
+        if not valid or not listed:
+            raise ValueError(f"{kind} must be a string or a non-empty list of strings")
+        for name in listed:
+            if kind != "AWS":
+                others.add(f"{kind}:{name}")
+            elif name == "*":
+                everyone = True
+            elif is_account_id(name):
+                accounts.add(name)
+            else:
+                parts = split_arn(name)
+                if parts is None:
+                    raise ValueError(f"{name!r} is not an account id, an ARN or *")
+                account = arn_account(name) or ""
+                if parts[2] == "iam" and parts[5] == "root":
+                    accounts.add(account)
+                elif parts[2] == "iam" and parts[5].startswith("role/"):
+                    role_keys.add((account, role_name(parts[5])))
+                    arns.add(name)
+                else:
+                    arns.add(name)
+    return PrincipalSpec(
+        everyone, frozenset(accounts), frozenset(role_keys), frozenset(arns), frozenset(others)
+    )
+
+
+def match_principal(spec: PrincipalSpec, principal: RequestPrincipal) -> MatchKind | None:
+    """The most specific way `spec` names the request's principal, or None."""
+    if spec.everyone:
+        return "wildcard"
+    if principal.session_arn is not None and principal.session_arn in spec.arns:
+        return "session"
+    if principal.role_key in spec.role_keys:
+        return "role"
+    if principal.account in spec.accounts:
+        return "account"
+    return None
+
+
+def not_principal_applies(spec: PrincipalSpec, principal: RequestPrincipal, effect: str) -> bool:
+    """Whether a statement with `NotPrincipal` applies to the request's principal.
+
+    AWS may check the account, then the role, then the session, so a principal is
+    exempt only when every one of them is listed (NotPrincipal docs: list the session,
+    the role and the account). A Deny with NotPrincipal always applies to a principal
+    that has a permissions boundary, whatever it lists (Permissions boundaries for IAM
+    entities).
+    """
+    if effect == "Deny" and principal.has_boundary:
+        return True
+    if spec.everyone:
+        return False
+    exempt = principal.account in spec.accounts and principal.role_key in spec.role_keys
+    if principal.session_arn is not None:
+        exempt = exempt and principal.session_arn in spec.arns
+    return not exempt

@@ -1,0 +1,400 @@
+"""Authorization scenarios (the format of spec/authz-scenario.md): validation, loading
+from files and folders, and the round trip back to JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scanner.policy.arn import arn_account, split_arn
+from scanner.policy.context import ContextValue, Request, build_request
+from scanner.policy.evaluate import LAYER_ORDER, NamedCompiled, PolicySet
+from scanner.policy.grammar import CompiledPolicy, CompiledStatement, PolicyError, compile_policy
+from scanner.policy.kms import is_key_request
+
+DECISIONS = ("allowed", "explicitDeny", "implicitDeny")
+TOP_LEVEL_KEYS = {
+    "name", "source", "explanation", "request", "policies", "expected", "deciding_layer",
+    "policy_names",
+}
+REQUEST_KEYS = {
+    "principal_arn", "principal_account", "action", "resource", "resource_account", "context",
+}
+POLICY_KEYS = ("scps", "rcps", "permissions_boundary", "identity", "resource_policy")
+_UNSET = object()
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be answered: where it came from, which field, and why."""
+
+    def __init__(self, origin: str, field: str, message: str) -> None:
+        where = f"{origin}: {field}" if field else origin
+        super().__init__(f"{where}: {message}")
+        self.origin = origin
+        self.field = field
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"origin": self.origin, "field": self.field, "error": self.message}
+
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    principal_arn: str
+    action: str
+    resource: str
+    principal_account: str
+    resource_account: str
+    context: dict[str, ContextValue] = field(default_factory=dict)
+    scps: tuple[tuple[Document, ...], ...] = ()
+    rcps: tuple[tuple[Document, ...], ...] = ()
+    permissions_boundary: Document | None = None
+    identity: tuple[Document, ...] = ()
+    resource_policy: Document | None = None
+    name: str | None = None
+    source: str | None = None
+    explanation: str | None = None
+    expected: str | None = None
+    expected_deciding_layer: str | None = None
+    states_deciding_layer: bool = False  # "deciding_layer" was given (possibly null)
+    policy_names: dict[str, Any] | None = None
+    # given in the input, kept so to_dict() reproduces it
+    gave_principal_account: bool = True
+    gave_resource_account: bool = True
+    origin: str = "<scenario>"
+    _compiled: list[PolicySet] = field(default_factory=list, compare=False, repr=False)
+
+    # --- building ----------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Any, *, origin: str = "<scenario>") -> Scenario:
+        """Validate `data` (the spec's input object) and compile its policies once.
+        Raises ScenarioError naming the field at fault."""
+        return _parse(data, origin)
+
+    def policy_set(self) -> PolicySet:
+        """The compiled policies, compiled on first use (policy documents are cached)."""
+        if not self._compiled:
+            self._compiled.append(_compile_policies(self, self.origin))
+        return self._compiled[0]
+
+    def request(self) -> Request:
+        return build_request(
+            self.principal_arn, self.principal_account, self.action, self.resource,
+            self.resource_account, self.context, self.permissions_boundary is not None,
+        )
+
+    # --- output ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec's input object: `Scenario.from_dict(s.to_dict())` equals `s`."""
+        out: dict[str, Any] = {}
+        for key in ("name", "source", "explanation"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        request: dict[str, Any] = {"principal_arn": self.principal_arn}
+        if self.gave_principal_account:
+            request["principal_account"] = self.principal_account
+        request["action"] = self.action
+        request["resource"] = self.resource
+        if self.gave_resource_account:
+            request["resource_account"] = self.resource_account
+        request["context"] = dict(self.context)
+        out["request"] = request
+        out["policies"] = {
+            "scps": [list(level) for level in self.scps],
+            "rcps": [list(level) for level in self.rcps],
+            "permissions_boundary": self.permissions_boundary,
+            "identity": list(self.identity),
+            "resource_policy": self.resource_policy,
+        }
+        if self.policy_names is not None:
+            out["policy_names"] = self.policy_names
+        if self.expected is not None:
+            out["expected"] = self.expected
+        if self.states_deciding_layer:
+            out["deciding_layer"] = self.expected_deciding_layer
+        return out
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def _parse(data: Any, origin: str) -> Scenario:
+    def fail(where: str, message: str) -> ScenarioError:
+        return ScenarioError(origin, where, message)
+
+    if not isinstance(data, dict):
+        raise fail("", "a scenario must be a JSON object")
+    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown field; expected one of {sorted(TOP_LEVEL_KEYS)}")
+    for key in ("name", "source", "explanation"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise fail(key, "must be a string")
+
+    request = data.get("request")
+    if not isinstance(request, dict):
+        raise fail("request", "missing or not an object")
+    unknown = sorted(set(request) - REQUEST_KEYS)
+    if unknown:
+        raise fail(f"request.{unknown[0]}", f"unknown field; expected {sorted(REQUEST_KEYS)}")
+    principal_arn = _required_string(request, "principal_arn", fail)
+    if split_arn(principal_arn) is None:
+        raise fail("request.principal_arn", f"{principal_arn!r} is not an ARN")
+    action = _required_string(request, "action", fail)
+    if ":" not in action or "*" in action or "?" in action:
+        raise fail("request.action", f"{action!r} is not an action such as kms:CreateGrant")
+    resource = _required_string(request, "resource", fail)
+
+    gave_principal_account = "principal_account" in request
+    principal_account = _account(request, "principal_account", arn_account(principal_arn), fail)
+    gave_resource_account = "resource_account" in request
+    owner = principal_account if resource == "*" else arn_account(resource)
+    resource_account = _account(request, "resource_account", owner, fail)
+    context = _context(request.get("context", {}), fail)
+
+    policies = data.get("policies")
+    if not isinstance(policies, dict):
+        raise fail("policies", "missing or not an object")
+    unknown = sorted(set(policies) - set(POLICY_KEYS))
+    if unknown:
+        raise fail(f"policies.{unknown[0]}", f"unknown field; expected {list(POLICY_KEYS)}")
+    scps = _levels(policies.get("scps", []), "policies.scps", fail)
+    rcps = _levels(policies.get("rcps", []), "policies.rcps", fail)
+    boundary = _optional_document(policies.get("permissions_boundary"),
+                                  "policies.permissions_boundary", fail)
+    identity_raw = policies.get("identity", [])
+    if not isinstance(identity_raw, list):
+        raise fail("policies.identity", "must be a list of policy documents")
+    identity = tuple(
+        _document(doc, f"policies.identity[{i}]", fail) for i, doc in enumerate(identity_raw)
+    )
+    resource_policy = _optional_document(policies.get("resource_policy"),
+                                         "policies.resource_policy", fail)
+
+    expected = data.get("expected")
+    if expected is not None and expected not in DECISIONS:
+        raise fail("expected", f"must be one of {DECISIONS}, got {expected!r}")
+    layer = data.get("deciding_layer")
+    if layer is not None and layer not in LAYER_ORDER:
+        raise fail("deciding_layer", f"must be null or one of {LAYER_ORDER}, got {layer!r}")
+    names = data.get("policy_names")
+    if names is not None and not isinstance(names, dict):
+        raise fail("policy_names", "must be an object mirroring policies")
+
+    scenario = Scenario(
+        principal_arn=principal_arn,
+        action=action,
+        resource=resource,
+        principal_account=principal_account,
+        resource_account=resource_account,
+        context=context,
+        scps=scps,
+        rcps=rcps,
+        permissions_boundary=boundary,
+        identity=identity,
+        resource_policy=resource_policy,
+        name=data.get("name"),
+        source=data.get("source"),
+        explanation=data.get("explanation"),
+        expected=expected,
+        expected_deciding_layer=layer,
+        states_deciding_layer="deciding_layer" in data,
+        policy_names=names,
+        gave_principal_account=gave_principal_account,
+        gave_resource_account=gave_resource_account,
+        origin=origin,
+    )
+    scenario.policy_set()  # compile now: grammar errors belong to reading the scenario
+    return scenario
+
+
+def _required_string(request: dict[str, Any], key: str, fail: Any) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not value:
+        raise fail(f"request.{key}", "missing or not a non-empty string")
+    return value
+
+
+def _account(request: dict[str, Any], key: str, derived: str | None, fail: Any) -> str:
+    value = request.get(key)
+    if value is None:
+        if derived is None:
+            raise fail(f"request.{key}", "missing, and the ARN names no account; give it")
+        return derived
+    if not isinstance(value, str) or len(value) != 12 or not value.isdigit():
+        raise fail(f"request.{key}", f"must be a 12-digit account id, got {value!r}")
+    return value
+
+
+def _context(raw: Any, fail: Any) -> dict[str, ContextValue]:
+    if not isinstance(raw, dict):
+        raise fail("request.context", "must be an object of condition key -> value")
+    scalar = (str, bool, int, float)
+    for key, value in raw.items():
+        ok = isinstance(value, scalar) or (
+            isinstance(value, list) and all(isinstance(item, scalar) for item in value)
+        )
+        if not ok:
+            raise fail(f"request.context.{key}",
+                       "must be a string, boolean, number or a list of those")
+    return dict(raw)
+
+
+def _levels(raw: Any, where: str, fail: Any) -> tuple[tuple[Document, ...], ...]:
+    if not isinstance(raw, list):
+        raise fail(where, "must be a list of levels (root first), each a list of documents")
+    levels = []
+    for number, level in enumerate(raw):
+        if not isinstance(level, list):
+            raise fail(f"{where}[{number}]", "each level must be a list of policy documents")
+        levels.append(tuple(
+            _document(doc, f"{where}[{number}][{i}]", fail) for i, doc in enumerate(level)
+        ))
+    return tuple(levels)
+
+
+def _optional_document(raw: Any, where: str, fail: Any) -> Document | None:
+    return None if raw is None else _document(raw, where, fail)
+
+
+def _document(raw: Any, where: str, fail: Any) -> Document:
+    if not isinstance(raw, dict):
+        raise fail(where, "must be a policy document (a JSON object)")
+    return raw
+
+
+# --- compiling ----------------------------------------------------------------------------
+
+
+def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:
+    names = scenario.policy_names or {}
+    key_request = is_key_request(scenario.action, scenario.resource)
+
+    def compiled(doc: Document, where: str, name: str, principal_allowed: bool) -> NamedCompiled:
+        try:
+            policy = compile_policy(doc)
+        except PolicyError as error:
+            field_path = f"{where}.{error.path}" if error.path else where
+            raise ScenarioError(origin, field_path, error.message) from error
+        if not principal_allowed:
+            statement = _first_principal_statement(policy)
+            if statement is not None:
+                element = "NotPrincipal" if statement.not_principal else "Principal"
+                raise ScenarioError(
+                    origin, f"{where}.Statement[{statement.index}].{element}",
+                    f"{element} is only allowed in resource-based policies and RCPs",
+                )
+        return NamedCompiled(name, policy)
+
+    def levels(kind: str, raw: tuple[tuple[Document, ...], ...], principals: bool):
+        given = names.get(kind) or []
+        return tuple(
+            tuple(
+                compiled(doc, f"policies.{kind}[{n}][{i}]",
+                         _name_at(given, n, i) or f"level {n} #{i}", principals)
+                for i, doc in enumerate(level)
+            )
+            for n, level in enumerate(raw)
+        )
+
+    boundary = None
+    if scenario.permissions_boundary is not None:
+        boundary = compiled(scenario.permissions_boundary, "policies.permissions_boundary",
+                            _str(names.get("permissions_boundary")) or "permissions boundary",
+                            False)
+    given_identity = names.get("identity") or []
+    identity = tuple(
+        compiled(doc, f"policies.identity[{i}]", _name_at([given_identity], 0, i) or f"#{i}",
+                 False)
+        for i, doc in enumerate(scenario.identity)
+    )
+    resource = None
+    if scenario.resource_policy is not None:
+        default = "key policy" if key_request else "resource policy"
+        resource = compiled(scenario.resource_policy, "policies.resource_policy",
+                            _str(names.get("resource_policy")) or default, True)
+    return PolicySet(
+        scps=levels("scps", scenario.scps, False),
+        rcps=levels("rcps", scenario.rcps, True),
+        permissions_boundary=boundary,
+        identity=identity,
+        resource_policy=resource,
+    )
+
+
+_principal_statements: dict[int, tuple[CompiledPolicy, CompiledStatement | None]] = {}
+
+
+def _first_principal_statement(policy: CompiledPolicy) -> CompiledStatement | None:
+    known = _principal_statements.get(id(policy))
+    if known is None or known[0] is not policy:
+        if len(_principal_statements) >= 4096:
+            _principal_statements.clear()
+        known = (policy, policy.first_principal_statement())
+        _principal_statements[id(policy)] = known
+    return known[1]
+
+
+def _name_at(given: Any, level: int, index: int) -> str | None:
+    if not given:
+        return None
+    try:
+        return _str(given[level][index])
+    except (IndexError, KeyError, TypeError):
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def load_scenarios(paths: list[str | Path]) -> list[Scenario | ScenarioError]:
+    """Every scenario in `paths` (files holding one object or an array, or folders of
+    *.json files, read in name order), in input order; unreadable ones as ScenarioError."""
+    out: list[Scenario | ScenarioError] = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        if path.is_dir():
+            files = sorted(path.glob("*.json"))
+            if not files:
+                out.append(ScenarioError(str(path), "", "folder holds no *.json files"))
+            for file in files:
+                out.extend(_load_file(file))
+        else:
+            out.extend(_load_file(path))
+    return out
+
+
+def _load_file(path: Path) -> list[Scenario | ScenarioError]:
+    origin = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        return [ScenarioError(origin, "", f"cannot read: {error.strerror or error}")]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        return [ScenarioError(origin, "", f"invalid JSON at line {error.lineno} column "
+                                          f"{error.colno}: {error.msg}")]
+    if isinstance(data, list):
+        return [_one(item, f"{origin}[{i}]") for i, item in enumerate(data)]
+    return [_one(data, origin)]
+
+
+def _one(data: Any, origin: str) -> Scenario | ScenarioError:
+    try:
+        return Scenario.from_dict(data, origin=origin)
+    except ScenarioError as error:
+        return error
+

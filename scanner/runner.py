@@ -1,0 +1,277 @@
+"""One scan, end to end: discover, then collect + decide each account in a bounded thread
+pool, recording finished accounts in batches as they complete so that nothing already
+decided is lost if the scan dies midway; finally close the run (totals, drift).
+
+The caller owns the scan lock (storage.locks.scan_lock) and the database migration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from scanner.model import Account, AccountOutcome, Organization, ScanSummary
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from scanner.aws.calls import CallRecorder
+    from scanner.aws.session import AwsSessions
+    from scanner.aws.simulator import Simulator
+    from scanner.config import Settings
+    from scanner.profiles import Profile
+    from storage.repository import RunTotals
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, Account | None], None]
+# Record finished accounts when this many are waiting, or this long after the last write.
+BATCH_SIZE = 10
+BATCH_SECONDS = 2.0
+
+
+@dataclass
+class ScanReport:
+    run_id: int
+    summary: ScanSummary
+    totals: RunTotals | None
+    organization: Organization | None = None
+    simulator_name: str = ""
+    simulator_note: str = ""  # e.g. that the engine stood in for AWS's simulator
+    interrupted: bool = False
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed_checks(self) -> int:
+        return sum(1 for result in self.summary.results if result.status == "fail")
+
+
+def choose_simulator(settings: Settings, organization: Organization) -> Simulator:
+    """settings.simulator: "aws" (iam:SimulatePrincipalPolicy) or "engine" (vaultscan's
+    engine, for endpoints without a policy simulator such as moto or LocalStack)."""
+    if settings.simulator == "engine":
+        from scanner.engine_simulator import EngineSimulator
+
+        return EngineSimulator(organization)
+    from scanner.aws.simulator import AwsSimulator
+
+    return AwsSimulator()
+
+
+def simulator_note(simulator: Simulator) -> str:
+    if simulator.name == "sandbox-engine":
+        from scanner.engine_simulator import ENGINE_SIMULATOR_NOTE
+
+        return ENGINE_SIMULATOR_NOTE
+    return f"simulator: {simulator.name} (iam:SimulatePrincipalPolicy)"
+
+
+def scan_host() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Recorder:
+    """Buffers finished accounts and writes them in batches."""
+
+    def __init__(self, engine: Engine, run_id: int) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.pending: list[AccountOutcome] = []
+        self.last_write = time.monotonic()
+
+    def add(self, outcome: AccountOutcome) -> None:
+        self.pending.append(outcome)
+        if len(self.pending) >= BATCH_SIZE or time.monotonic() - self.last_write > BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        from storage.repository import record_outcomes
+
+        if self.pending:
+            record_outcomes(self.engine, self.run_id, self.pending)
+            self.pending = []
+        self.last_write = time.monotonic()
+
+
+def scan_account(
+    sessions: AwsSessions,
+    settings: Settings,
+    profiles: list[Profile],
+    account: Account,
+    organization: Organization,
+    simulator: Simulator,
+) -> AccountOutcome:
+    """Collect and decide one account; any failure becomes an error outcome."""
+    from scanner.aws.collect import collect_account
+    from scanner.decide import decide_account
+
+    try:
+        collection = collect_account(sessions, settings, profiles, account, organization, simulator)
+        if collection.error:
+            return AccountOutcome(
+                account, "error", error=collection.error, api_calls=collection.api_calls
+            )
+        results = decide_account(
+            organization, collection, profiles,
+            partition=settings.organization.partition, regions=list(settings.regions),
+        )
+        return AccountOutcome(account, "ok", results=results, api_calls=collection.api_calls)
+    except Exception as exc:  # a defect must cost one account, not the whole scan
+        log.exception("account scan failed", extra={"account": account.id})
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        return AccountOutcome(account, "error", error=reason)
+
+
+def run_scan(
+    settings: Settings,
+    *,
+    engine: Engine,
+    trigger: str = "cli",
+    sessions: AwsSessions | None = None,
+    simulator: Simulator | None = None,
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+    recorder: CallRecorder | None = None,
+) -> ScanReport:
+    """Scan every selected account and record the run. Raises (after marking the run
+    failed) when the organization cannot be read or the database fails."""
+    from scanner.aws.organizations import discover
+    from scanner.aws.session import AwsSessions
+    from scanner.profiles import load_profiles
+    from storage.repository import finish_run, mark_interrupted, start_run
+
+    clock = time.perf_counter()
+    started_at = datetime.now(UTC)
+    sessions = sessions or AwsSessions(settings, recorder=recorder)
+    fingerprint = settings.fingerprint()
+    source = simulator.name if simulator else {"engine": "sandbox-engine"}.get(
+        settings.simulator, settings.simulator
+    )
+    try:
+        profiles = load_profiles(settings)
+        organization = discover(sessions, settings)
+    except Exception as exc:
+        # the run is recorded as failed so dashboards see the scan broke
+        run_id = start_run(
+            engine, trigger=trigger, host=scan_host(), config_fingerprint=fingerprint,
+            simulator_source=source, accounts_total=0,
+        )
+        finish_run(engine, run_id, status="failed", error=str(exc))
+        raise
+    simulator = simulator or choose_simulator(settings, organization)
+    accounts = [
+        account for account in organization.accounts
+        if account.id != organization.management_account_id
+        or settings.member.scan_management_account
+    ]
+    run_id = start_run(
+        engine, trigger=trigger, host=scan_host(), config_fingerprint=fingerprint,
+        simulator_source=simulator.name, accounts_total=len(accounts),
+    )
+    summary = ScanSummary(
+        started_at=started_at, finished_at=None, outcomes=[],
+        config_fingerprint=fingerprint, simulator_source=simulator.name,
+    )
+    report = ScanReport(
+        run_id=run_id, summary=summary, totals=None, organization=organization,
+        simulator_name=simulator.name, simulator_note=simulator_note(simulator),
+    )
+    batch = _Recorder(engine, run_id)
+    try:
+        stopped = _scan_accounts(
+            accounts, settings, sessions, profiles, organization, simulator,
+            summary, batch, progress, stop_event,
+        )
+        batch.flush()
+        summary.finished_at = datetime.now(UTC)
+        if stopped:
+            report.interrupted = True
+            mark_interrupted(
+                engine, run_id,
+                f"stopped after {len(summary.outcomes)} of {len(accounts)} accounts",
+            )
+        else:
+            report.totals = finish_run(engine, run_id)
+    except BaseException as exc:
+        _close_broken_run(engine, run_id, batch, exc)
+        raise
+    report.seconds = time.perf_counter() - clock
+    return report
+
+
+def _scan_accounts(
+    accounts: list[Account],
+    settings: Settings,
+    sessions: AwsSessions,
+    profiles: list[Profile],
+    organization: Organization,
+    simulator: Simulator,
+    summary: ScanSummary,
+    batch: _Recorder,
+    progress: Progress | None,
+    stop_event: threading.Event | None,
+) -> bool:
+    """Run the accounts through the pool, at most `concurrency` in flight; returns True
+    when `stop_event` stopped the scan before every account was submitted."""
+    total = len(accounts)
+    if progress:
+        progress(0, total, None)
+    queue = iter(accounts)
+    in_flight: dict[Future[AccountOutcome], Account] = {}
+    stopped = False
+    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="scan") as pool:
+        try:
+            while True:
+                while len(in_flight) < settings.concurrency and not stopped:
+                    if stop_event is not None and stop_event.is_set():
+                        stopped = True
+                        break
+                    account = next(queue, None)
+                    if account is None:
+                        break
+                    future = pool.submit(
+                        scan_account, sessions, settings, profiles, account, organization,
+                        simulator,
+                    )
+                    in_flight[future] = account
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    account = in_flight.pop(future)
+                    outcome = future.result()
+                    summary.outcomes.append(outcome)
+                    batch.add(outcome)
+                    if progress:
+                        progress(len(summary.outcomes), total, account)
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+    return stopped and len(summary.outcomes) < total
+
+
+def _close_broken_run(engine: Engine, run_id: int, batch: _Recorder, exc: BaseException) -> None:
+    """Keep what finished and close the run: interrupted on Ctrl-C, failed otherwise."""
+    from storage.repository import finish_run, mark_interrupted
+
+    try:
+        batch.flush()
+    except Exception:
+        log.exception("could not record the last finished accounts", extra={"run": run_id})
+    try:
+        if isinstance(exc, KeyboardInterrupt):
+            mark_interrupted(engine, run_id, "interrupted (Ctrl-C)")
+        else:
+            finish_run(engine, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+    except Exception:
+        log.exception("could not close the scan run", extra={"run": run_id})

@@ -1,0 +1,348 @@
+"""A sandbox AWS Organization for the demo and the tests, seeded through boto3.
+
+Works against moto in-process (`mock_aws()`) and against a moto server (AWS_ENDPOINT_URL):
+everything goes through the one boto3 Session given. Member accounts are written to
+through AssumeRole of OrganizationAccountAccessRole, as an administrator would.
+Each member account gets one planted cause of Access Denied (scanner/sandbox_data/layout.py)
+with its expected verdict, so tests compare the scan against hand-written expectations.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scanner.sandbox_data import policies
+from scanner.sandbox_data.layout import (
+    ACCOUNT_PLANS,
+    BROKEN_BY_DRIFT,
+    ORG_UNITS,
+    AccountPlan,
+    Expectation,
+)
+
+if TYPE_CHECKING:
+    import boto3
+
+    from scanner.config import Settings
+
+DEFAULT_REGIONS = ("us-east-1", "eu-west-1")
+READ_ROLE_NAME = "VaultscanReadRole"
+ADMIN_ROLE_NAME = "OrganizationAccountAccessRole"
+BACKUP_ROLE_NAME = "BackupOperator"
+BACKUP_ROLE_PATH = "/backup/"
+VAULT_KEY_ALIAS = "alias/backup-vault-key"
+SCP = "SERVICE_CONTROL_POLICY"
+RCP = "RESOURCE_CONTROL_POLICY"
+FULL_AWS_ACCESS = "p-FullAWSAccess"
+
+
+@dataclass
+class SandboxAccount:
+    account_id: str
+    name: str
+    ou_names: tuple[str, ...]  # root first, e.g. ("Root", "Workloads", "Prod")
+    expectation: Expectation
+    role_arn: str = ""
+    key_arns: dict[str, str] = field(default_factory=dict)  # region -> vault key ARN
+
+    def failing(self, region: str) -> set[str]:
+        """The checks that must fail in `region` (the same in every sandbox region)."""
+        return set(self.expectation.failing_checks)
+
+
+@dataclass
+class SandboxOrg:
+    management_account_id: str
+    organization_id: str
+    root_id: str
+    regions: tuple[str, ...]
+    accounts: list[SandboxAccount]
+    ou_ids: dict[str, str]  # OU name -> id
+    policy_ids: dict[str, str] = field(default_factory=dict)  # SCP/RCP name -> id
+    seed_seconds: float = 0.0
+
+    def account(self, account_id: str) -> SandboxAccount:
+        for account in self.accounts:
+            if account.account_id == account_id:
+                return account
+        raise KeyError(f"account {account_id} is not in the sandbox")
+
+    def by_name(self, name: str) -> SandboxAccount:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(f"no sandbox account named {name!r}")
+
+    def by_cause(self, cause: str) -> SandboxAccount:
+        for account in self.accounts:
+            if account.expectation.cause == cause:
+                return account
+        raise KeyError(f"no sandbox account with cause {cause!r}")
+
+    @property
+    def healthy_accounts(self) -> list[SandboxAccount]:
+        return [account for account in self.accounts if account.expectation.healthy]
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document)
+
+
+class _Seeder:
+    """Holds the session and the organization ids while seeding."""
+
+    def __init__(self, session: boto3.Session, regions: tuple[str, ...]) -> None:
+        self.session = session
+        self.regions = regions
+        self.home = regions[0]
+        self.org = session.client("organizations", region_name=self.home)
+        self.sts = session.client("sts", region_name=self.home)
+        self._credentials: dict[str, dict[str, Any]] = {}
+
+    def member_client(self, account_id: str, service: str, region: str) -> Any:
+        credentials = self._credentials.get(account_id)
+        if credentials is None:
+            credentials = self.sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account_id}:role/{ADMIN_ROLE_NAME}",
+                RoleSessionName="vaultscan-sandbox-seed",
+            )["Credentials"]
+            self._credentials[account_id] = credentials
+        return self.session.client(
+            service,
+            region_name=region,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+
+    def create_policy(self, name: str, kind: str, document: dict[str, Any], about: str) -> str:
+        return self.org.create_policy(
+            Name=name, Description=about, Type=kind, Content=_dump(document)
+        )["Policy"]["PolicySummary"]["Id"]
+
+
+def seed_sandbox_organization(
+    session: boto3.Session, *, regions: tuple[str, ...] = DEFAULT_REGIONS
+) -> SandboxOrg:
+    """Create the sandbox organization; returns it with every account's expected verdict."""
+    started = time.perf_counter()
+    seeder = _Seeder(session, tuple(regions))
+    org = seeder.org
+    description = org.create_organization(FeatureSet="ALL")["Organization"]
+    management_id = description["MasterAccountId"]
+    root_id = org.list_roots()["Roots"][0]["Id"]
+    for kind in (SCP, RCP):
+        org.enable_policy_type(RootId=root_id, PolicyType=kind)
+
+    ou_ids: dict[str, str] = {}
+    for name, parent in ORG_UNITS.items():
+        parent_id = ou_ids[parent] if parent else root_id
+        ou_ids[name] = org.create_organizational_unit(ParentId=parent_id, Name=name)[
+            "OrganizationalUnit"
+        ]["Id"]
+
+    sandbox = SandboxOrg(
+        management_account_id=management_id,
+        organization_id=description["Id"],
+        root_id=root_id,
+        regions=tuple(regions),
+        accounts=[],
+        ou_ids=ou_ids,
+    )
+    for plan in ACCOUNT_PLANS:
+        sandbox.accounts.append(_create_account(seeder, sandbox, plan))
+    _plant_organization_policies(seeder, sandbox)
+    for account in sandbox.accounts:
+        _seed_member(seeder, sandbox, account)
+    sandbox.seed_seconds = time.perf_counter() - started
+    return sandbox
+
+
+def _ou_names(ou: str) -> tuple[str, ...]:
+    chain = [ou]
+    while (parent := ORG_UNITS[chain[-1]]) is not None:
+        chain.append(parent)
+    return ("Root", *reversed(chain))
+
+
+def _create_account(seeder: _Seeder, sandbox: SandboxOrg, plan: AccountPlan) -> SandboxAccount:
+    status = seeder.org.create_account(
+        AccountName=plan.name, Email=f"{plan.name}@example.com"
+    )["CreateAccountStatus"]
+    account_id = status["AccountId"]
+    seeder.org.move_account(
+        AccountId=account_id,
+        SourceParentId=sandbox.root_id,
+        DestinationParentId=sandbox.ou_ids[plan.ou],
+    )
+    return SandboxAccount(
+        account_id=account_id,
+        name=plan.name,
+        ou_names=_ou_names(plan.ou),
+        expectation=plan.expectation,
+        role_arn=f"arn:aws:iam::{account_id}:role{BACKUP_ROLE_PATH}{BACKUP_ROLE_NAME}",
+    )
+
+
+def _plant_organization_policies(seeder: _Seeder, sandbox: SandboxOrg) -> None:
+    """The SCP and RCP causes: each one targets only the OU or account that plants it."""
+    org = seeder.org
+    deny_id = seeder.create_policy(
+        "DenyBackupVaultCreation",
+        SCP,
+        policies.scp_deny_vault_creation(),
+        "Legacy workloads must not create new backup vaults",
+    )
+    org.attach_policy(PolicyId=deny_id, TargetId=sandbox.ou_ids["Legacy"])
+
+    allow_id = seeder.create_policy(
+        "SandboxAllowedServices",
+        SCP,
+        policies.scp_allow_list_without_backup_storage(),
+        "Services sandbox accounts may use",
+    )
+    org.attach_policy(PolicyId=allow_id, TargetId=sandbox.ou_ids["Sandbox"])
+    org.detach_policy(PolicyId=FULL_AWS_ACCESS, TargetId=sandbox.ou_ids["Sandbox"])
+
+    rcp_id = seeder.create_policy(
+        "DenyKmsGrantCreation",
+        RCP,
+        policies.rcp_deny_grant_creation(),
+        "No KMS grants on this account's keys",
+    )
+    org.attach_policy(PolicyId=rcp_id, TargetId=sandbox.by_cause("rcp-deny").account_id)
+    sandbox.policy_ids.update(
+        {
+            "DenyBackupVaultCreation": deny_id,
+            "SandboxAllowedServices": allow_id,
+            "DenyKmsGrantCreation": rcp_id,
+        }
+    )
+
+
+def _seed_member(seeder: _Seeder, sandbox: SandboxOrg, account: SandboxAccount) -> None:
+    cause = account.expectation.cause
+    account_id = account.account_id
+    iam = seeder.member_client(account_id, "iam", seeder.home)
+
+    iam.create_role(
+        RoleName=READ_ROLE_NAME,
+        AssumeRolePolicyDocument=_dump(policies.read_role_trust(sandbox.management_account_id)),
+        Description="Read-only role vaultscan assumes from the management account",
+    )
+    iam.put_role_policy(
+        RoleName=READ_ROLE_NAME,
+        PolicyName="VaultscanRead",
+        PolicyDocument=_dump(policies.read_role_permissions()),
+    )
+    iam.create_role(
+        RoleName="KeyAdmin",
+        AssumeRolePolicyDocument=_dump(policies.read_role_trust(sandbox.management_account_id)),
+    )
+
+    boundary_arn = None
+    if cause in ("boundary-missing-create-grant", "healthy-with-boundary"):
+        document = (
+            policies.boundary_without_create_grant()
+            if cause == "boundary-missing-create-grant"
+            else policies.full_boundary()
+        )
+        boundary_arn = iam.create_policy(
+            PolicyName="BackupBoundary", PolicyDocument=_dump(document)
+        )["Policy"]["Arn"]
+    role_args: dict[str, Any] = {
+        "RoleName": BACKUP_ROLE_NAME,
+        "Path": BACKUP_ROLE_PATH,
+        "AssumeRolePolicyDocument": _dump(
+            policies.backup_role_trust(sandbox.management_account_id)
+        ),
+        "Description": "Designated role that creates AWS Backup vaults",
+        "Tags": [{"Key": "vaultscan:designated", "Value": "backup"}],
+    }
+    if boundary_arn:
+        role_args["PermissionsBoundary"] = boundary_arn
+    iam.create_role(**role_args)
+    iam.put_role_policy(
+        RoleName=BACKUP_ROLE_NAME,
+        PolicyName="BackupVaults",
+        PolicyDocument=_dump(
+            policies.vault_backup_statements(
+                account_id, wildcard_backup=cause == "identity-missing-mount-capsule"
+            )
+        ),
+    )
+    key_access_arn = iam.create_policy(
+        PolicyName="VaultKeyAccess",
+        PolicyDocument=_dump(policies.vault_key_access(account_id)),
+    )["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=BACKUP_ROLE_NAME, PolicyArn=key_access_arn)
+
+    for region in seeder.regions:
+        account.key_arns[region] = _seed_vault_key(seeder, account, region)
+
+
+def _key_policy(account: SandboxAccount) -> dict[str, Any]:
+    cause = account.expectation.cause
+    if cause == "key-policy-without-root":
+        return policies.key_policy_without_root(account.account_id)
+    if cause == "key-policy-deny":
+        return policies.key_policy_denying_grants(account.account_id, account.role_arn)
+    return policies.default_key_policy(account.account_id)
+
+
+def _seed_vault_key(seeder: _Seeder, account: SandboxAccount, region: str) -> str:
+    kms = seeder.member_client(account.account_id, "kms", region)
+    metadata = kms.create_key(
+        Description="AWS Backup vault key",
+        KeySpec="SYMMETRIC_DEFAULT",
+        KeyUsage="ENCRYPT_DECRYPT",
+        Policy=_dump(_key_policy(account)),
+        Tags=[{"TagKey": "purpose", "TagValue": "backup-vault"}],
+    )["KeyMetadata"]
+    key_id = metadata["KeyId"]
+    kms.create_alias(AliasName=VAULT_KEY_ALIAS, TargetKeyId=key_id)
+    if account.expectation.cause == "key-disabled":
+        kms.disable_key(KeyId=key_id)
+    elif account.expectation.cause == "key-pending-deletion":
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=30)
+    return metadata["Arn"]
+
+
+def break_account(session: boto3.Session, sandbox: SandboxOrg, account_id: str) -> Expectation:
+    """Drift: attach an inline Deny on backup:CreateBackupVault to a healthy account's role.
+
+    Returns the new expectation and records it on the sandbox account.
+    """
+    account = sandbox.account(account_id)
+    if not account.expectation.healthy:
+        raise ValueError(f"account {account_id} ({account.name}) already has a planted cause")
+    seeder = _Seeder(session, sandbox.regions)
+    iam = seeder.member_client(account_id, "iam", seeder.home)
+    iam.put_role_policy(
+        RoleName=BACKUP_ROLE_NAME,
+        PolicyName="EmergencyFreeze",
+        PolicyDocument=_dump(policies.emergency_deny()),
+    )
+    account.expectation = BROKEN_BY_DRIFT
+    return BROKEN_BY_DRIFT
+
+
+def sandbox_settings(sandbox: SandboxOrg, **overrides: Any) -> Settings:
+    """Settings that scan the sandbox: its regions, read role, backup role and vault key."""
+    from scanner.config import Settings
+
+    values: dict[str, Any] = {
+        "regions": list(sandbox.regions),
+        "member": {"read_role_name": READ_ROLE_NAME},
+        "roles": {"names": [BACKUP_ROLE_NAME], "path": BACKUP_ROLE_PATH},
+        "keys": {"default": VAULT_KEY_ALIAS},
+        "simulator": "engine",
+        "organization": {"region": sandbox.regions[0]},
+        "concurrency": 4,
+    }
+    values.update(overrides)
+    # built directly: a vaultscan.yaml in the working directory must not leak in
+    return Settings(**values)

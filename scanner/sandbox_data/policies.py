@@ -1,0 +1,251 @@
+"""Policy documents of the sandbox organization, healthy and broken, modelled on AWS's
+"Access Denied when creating a backup vault" troubleshooting guidance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Document = dict[str, Any]
+
+VAULT_KEY_ACTIONS = [
+    "kms:CreateGrant",
+    "kms:DescribeKey",
+    "kms:RetireGrant",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+]
+
+
+def _doc(*statements: Document) -> Document:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def read_role_trust(management_account_id: str) -> Document:
+    return _doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{management_account_id}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+
+
+def read_role_permissions() -> Document:
+    """What the scanner reads in a member account (mirrors deploy/'s read role)."""
+    return _doc(
+        {
+            "Sid": "ReadRolesKeysAndVaults",
+            "Effect": "Allow",
+            "Action": [
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:ListRoles",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListRoleTags",
+                "iam:SimulatePrincipalPolicy",
+                "kms:DescribeKey",
+                "kms:GetKeyPolicy",
+                "kms:ListAliases",
+                "kms:ListGrants",
+                "backup:ListBackupVaults",
+                "backup:DescribeBackupVault",
+            ],
+            "Resource": "*",
+        }
+    )
+
+
+def backup_role_trust(management_account_id: str) -> Document:
+    return _doc(
+        {
+            "Effect": "Allow",
+            "Principal": {
+                "Service": "backup.amazonaws.com",
+                "AWS": f"arn:aws:iam::{management_account_id}:root",
+            },
+            "Action": "sts:AssumeRole",
+        }
+    )
+
+
+def vault_backup_statements(account_id: str, *, wildcard_backup: bool = False) -> Document:
+    """Inline policy of the backup role: AWS's example policy with this account's ARNs.
+
+    `wildcard_backup` plants the classic mistake: `backup:*` looks complete but does not
+    cover the separate `backup-storage` service prefix.
+    """
+    if wildcard_backup:
+        return _doc(
+            {"Sid": "BackupAdmin", "Effect": "Allow", "Action": "backup:*", "Resource": "*"}
+        )
+    return _doc(
+        {
+            "Sid": "CreateVaults",
+            "Effect": "Allow",
+            "Action": ["backup:CreateBackupVault"],
+            "Resource": f"arn:aws:backup:*:{account_id}:backup-vault:*",
+        },
+        {
+            "Sid": "MountCapsule",
+            "Effect": "Allow",
+            "Action": ["backup-storage:MountCapsule"],
+            "Resource": "*",
+        },
+    )
+
+
+def vault_key_access(account_id: str) -> Document:
+    """Customer managed policy granting the vault-key actions on this account's keys."""
+    return _doc(
+        {
+            "Sid": "UseVaultKeys",
+            "Effect": "Allow",
+            "Action": VAULT_KEY_ACTIONS,
+            "Resource": f"arn:aws:kms:*:{account_id}:key/*",
+        }
+    )
+
+
+def full_boundary() -> Document:
+    return _doc(
+        {
+            "Sid": "BackupWorkloads",
+            "Effect": "Allow",
+            "Action": ["backup:*", "backup-storage:*", "kms:*", "iam:PassRole"],
+            "Resource": "*",
+        }
+    )
+
+
+def boundary_without_create_grant() -> Document:
+    return _doc(
+        {
+            "Sid": "BackupWorkloads",
+            "Effect": "Allow",
+            "Action": [
+                "backup:*",
+                "backup-storage:*",
+                "kms:DescribeKey",
+                "kms:RetireGrant",
+                "kms:Decrypt",
+                "kms:GenerateDataKey*",
+                "iam:PassRole",
+            ],
+            "Resource": "*",
+        }
+    )
+
+
+def default_key_statement(account_id: str) -> Document:
+    return {
+        "Sid": "Enable IAM User Permissions",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
+def key_admin_statement(account_id: str) -> Document:
+    return {
+        "Sid": "Allow access for Key Administrators",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:role/KeyAdmin"},
+        "Action": [
+            "kms:Create*",
+            "kms:Describe*",
+            "kms:Enable*",
+            "kms:List*",
+            "kms:Put*",
+            "kms:Update*",
+            "kms:Revoke*",
+            "kms:Disable*",
+            "kms:Get*",
+            "kms:Delete*",
+            "kms:ScheduleKeyDeletion",
+            "kms:CancelKeyDeletion",
+        ],
+        "Resource": "*",
+    }
+
+
+def default_key_policy(account_id: str) -> Document:
+    return _doc(default_key_statement(account_id), key_admin_statement(account_id))
+
+
+def key_policy_without_root(account_id: str) -> Document:
+    """Only the key administrators: IAM policies on the key become ineffective."""
+    return _doc(key_admin_statement(account_id))
+
+
+def key_policy_denying_grants(account_id: str, role_arn: str) -> Document:
+    return _doc(
+        default_key_statement(account_id),
+        key_admin_statement(account_id),
+        {
+            "Sid": "DenyGrantsForBackupOperator",
+            "Effect": "Deny",
+            "Principal": {"AWS": role_arn},
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+        },
+    )
+
+
+def scp_deny_vault_creation() -> Document:
+    return _doc(
+        {
+            "Sid": "DenyVaults",
+            "Effect": "Deny",
+            "Action": ["backup:CreateBackupVault", "backup:DeleteBackupVault"],
+            "Resource": "*",
+        }
+    )
+
+
+def scp_allow_list_without_backup_storage() -> Document:
+    """An allow-list SCP that replaces FullAWSAccess and forgets `backup-storage`."""
+    return _doc(
+        {
+            "Sid": "AllowedServices",
+            "Effect": "Allow",
+            "Action": [
+                "backup:*",
+                "kms:*",
+                "iam:*",
+                "sts:*",
+                "s3:*",
+                "ec2:*",
+                "cloudwatch:*",
+                "logs:*",
+            ],
+            "Resource": "*",
+        }
+    )
+
+
+def rcp_deny_grant_creation() -> Document:
+    return _doc(
+        {
+            "Sid": "DenyGrantCreation",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+        }
+    )
+
+
+def emergency_deny() -> Document:
+    """What `break_account` attaches to a healthy role to simulate drift."""
+    return _doc(
+        {
+            "Sid": "FreezeVaultCreation",
+            "Effect": "Deny",
+            "Action": "backup:CreateBackupVault",
+            "Resource": "*",
+        }
+    )

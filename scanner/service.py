@@ -1,0 +1,303 @@
+"""`vaultscan serve`: scans on a schedule, one at a time across every replica.
+
+Each scheduled scan first tries the PostgreSQL scan lock (storage.locks.scan_lock). The
+replica that gets it scans; the others skip and count the skip. Holding the lock also
+proves that nobody else is scanning, so any run still marked "running" at that moment was
+abandoned by a dead process and is closed as interrupted before the new scan starts.
+
+Stopping (SIGTERM/SIGINT): no new scan starts; a scan in progress gets
+`schedule.stop_grace_seconds` to finish, then its stop event is set and the runner records
+the run as interrupted. A scan that ignores even that is abandoned and its run closed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+
+from exporters.metrics import SchedulerMetrics
+
+log = logging.getLogger(__name__)
+
+# After the grace period the runner is told to stop; it gets this long to record that.
+INTERRUPT_WAIT_SECONDS = 15.0
+# How many upcoming cron runs are looked at to find the longest gap between two scans.
+CRON_GAPS_EXAMINED = 50
+SCHEDULED_TRIGGER = "schedule"
+
+Outcome = Literal["scanned", "skipped_lock_held", "failed", "stopped"]
+ScanFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class ScanAttempt:
+    outcome: Outcome
+    run_id: int | None = None
+    status: str | None = None  # the run's final status when it was scanned
+
+
+def host_id() -> str:
+    """Who is scanning, as written to scan_runs.host and the logs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def build_trigger(schedule: Any) -> Any:
+    """APScheduler trigger for `schedule.cron` (UTC) or every `schedule.interval_minutes`."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    if schedule.cron:
+        return CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+    return IntervalTrigger(minutes=schedule.interval_minutes, timezone=UTC)
+
+
+def interval_seconds(schedule: Any, *, now: datetime | None = None) -> float:
+    """The longest time between two scheduled scans: the interval, or for a cron the
+    largest gap among its next runs (so "stale" alerts never fire over a weekend gap)."""
+    if not schedule.cron:
+        return float(schedule.interval_minutes * 60)
+    trigger = build_trigger(schedule)
+    previous = trigger.get_next_fire_time(None, now or datetime.now(UTC))
+    longest = 0.0
+    for _ in range(CRON_GAPS_EXAMINED):
+        following = trigger.get_next_fire_time(previous, previous + timedelta(microseconds=1))
+        if following is None:
+            break
+        longest = max(longest, (following - previous).total_seconds())
+        previous = following
+    return longest
+
+
+def recover_abandoned_runs(engine: Engine, *, lock_held: bool = False) -> list[int]:
+    """Mark runs left "running" by a dead process as interrupted; return their ids.
+
+    Safe only while nobody scans: with `lock_held` the caller holds the scan lock; without
+    it the lock is taken here, and if another replica holds it nothing is touched."""
+    from storage.locks import scan_lock
+
+    if not lock_held:
+        with scan_lock(engine) as acquired:
+            if not acquired:
+                log.info("startup recovery skipped: another replica is scanning")
+                return []
+            return recover_abandoned_runs(engine, lock_held=True)
+    from storage.repository import find_running_runs, mark_interrupted
+
+    recovered = []
+    for run in find_running_runs(engine):
+        mark_interrupted(
+            engine, run.id, f"abandoned: its process ({run.host or 'unknown'}) stopped mid-scan"
+        )
+        log.warning("marked abandoned run interrupted run_id=%s host=%s", run.id, run.host)
+        recovered.append(run.id)
+    return recovered
+
+
+class ScanService:
+    """Runs scans under the cross-replica lock and stops them cleanly."""
+
+    def __init__(
+        self,
+        settings: Any,
+        engine: Engine,
+        *,
+        metrics: SchedulerMetrics | None = None,
+        scan: ScanFunction | None = None,
+        interrupt_wait_seconds: float = INTERRUPT_WAIT_SECONDS,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._metrics = metrics
+        self._scan = scan
+        self._interrupt_wait = interrupt_wait_seconds
+        self.stopping = threading.Event()  # shutdown requested: start nothing new
+        self._scan_stop = threading.Event()  # handed to the runner: stop now
+        self._idle = threading.Event()  # no scan in progress in this process
+        self._idle.set()
+        self._abandoned = threading.Event()  # stop() gave up waiting for the scan
+        self._holds_lock = False
+        self._attempt_lock = threading.Lock()  # one attempt per process at a time
+        self.last_attempt: ScanAttempt | None = None
+
+    # --- one scan ------------------------------------------------------------------
+
+    def scan_once(self, trigger: str = SCHEDULED_TRIGGER) -> ScanAttempt:
+        """Scan now if no replica is scanning; otherwise skip. Never raises for a scan
+        failure: it is logged, counted and left in scan_runs by the runner."""
+        from storage.locks import scan_lock
+
+        if not self._attempt_lock.acquire(blocking=False):
+            return ScanAttempt("stopped")  # this process is already scanning
+        self._idle.clear()
+        try:
+            if self.stopping.is_set():
+                return ScanAttempt("stopped")
+            with scan_lock(self._engine) as acquired:
+                if not acquired:
+                    log.info("scan skipped: another replica holds the scan lock host=%s",
+                             host_id())
+                    return self._count(ScanAttempt("skipped_lock_held"))
+                self._holds_lock = True
+                try:
+                    return self._count(self._scan_holding_lock(trigger))
+                finally:
+                    # whatever happened, leave no run "running" behind us
+                    recover_abandoned_runs(self._engine, lock_held=True)
+                    self._holds_lock = False
+        except Exception as exc:  # the database itself failed (lock, recovery)
+            log.error("scan attempt failed error=%s: %s", type(exc).__name__, exc)
+            return self._count(ScanAttempt("failed"))
+        finally:
+            self._idle.set()
+            self._attempt_lock.release()
+
+    def _scan_holding_lock(self, trigger: str) -> ScanAttempt:
+        recover_abandoned_runs(self._engine, lock_held=True)
+        if self.stopping.is_set():
+            return ScanAttempt("stopped")
+        scan = self._scan or _default_scan()
+        log.info("scan starting trigger=%s host=%s", trigger, host_id())
+        try:
+            report = scan(
+                self._settings, engine=self._engine, trigger=trigger, stop_event=self._scan_stop
+            )
+        except Exception as exc:
+            log.exception("scan failed error=%s", type(exc).__name__)
+            return ScanAttempt("failed")
+        run_id = getattr(report, "run_id", None)
+        totals = getattr(report, "totals", None)
+        status = "interrupted" if getattr(report, "interrupted", False) else getattr(
+            totals, "status", None
+        )
+        log.info("scan finished run_id=%s status=%s", run_id, status)
+        return ScanAttempt("failed" if status == "failed" else "scanned", run_id, status)
+
+    def _count(self, attempt: ScanAttempt) -> ScanAttempt:
+        self.last_attempt = attempt
+        if self._metrics is not None and attempt.outcome != "stopped":
+            self._metrics.record(attempt.outcome)
+        return attempt
+
+    def scan_in_background(self, trigger: str = SCHEDULED_TRIGGER) -> threading.Thread:
+        """scan_once on a daemon thread: a scan that ignores its stop request cannot keep
+        the process alive after `stop` gave up on it."""
+        thread = threading.Thread(
+            target=self.scan_once, args=(trigger,), name="vaultscan-scan", daemon=True
+        )
+        self._idle.clear()  # before start: stop() must not see a gap and think we are idle
+        thread.start()
+        return thread
+
+    def scheduled_job(self) -> None:
+        """The APScheduler job: wait for the scan thread, but give up when stop does."""
+        thread = self.scan_in_background()
+        while thread.is_alive() and not self._abandoned.is_set():
+            thread.join(0.5)
+
+    # --- stopping ------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def stop(self, grace_seconds: float) -> bool:
+        """Let a scan in progress finish within `grace_seconds`, then interrupt it.
+        Returns True when no scan is left running in this process."""
+        self.stopping.set()
+        if self._idle.wait(grace_seconds):
+            return True
+        log.warning("scan still running after %.0fs grace: interrupting it", grace_seconds)
+        self._scan_stop.set()
+        if self._idle.wait(self._interrupt_wait):
+            return True
+        log.error("scan did not stop within %.0fs; abandoning it", self._interrupt_wait)
+        if self._holds_lock:
+            # we hold the scan lock, so every running run is ours
+            from storage.repository import find_running_runs, mark_interrupted
+
+            for run in find_running_runs(self._engine):
+                mark_interrupted(self._engine, run.id, "interrupted: the service stopped")
+        self._abandoned.set()
+        return False
+
+
+def _default_scan() -> ScanFunction:
+    from scanner.runner import run_scan
+
+    return run_scan
+
+
+# --- the long-running process ----------------------------------------------------------
+
+
+def build_scheduler(service: ScanService, schedule: Any) -> Any:
+    """A BackgroundScheduler with the one scan job (no overlap, missed runs coalesced)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={
+            "coalesce": True,  # after a pause, one scan, not a burst of missed ones
+            "max_instances": 1,
+            # 0 in the settings means "run however late" (APScheduler's None)
+            "misfire_grace_time": schedule.misfire_grace_seconds or None,
+        },
+    )
+    options: dict[str, Any] = {}
+    if schedule.run_at_startup:
+        options["next_run_time"] = datetime.now(UTC)
+    scheduler.add_job(
+        service.scheduled_job, build_trigger(schedule), id="scan", name="vaultscan scan",
+        **options,
+    )
+    return scheduler
+
+
+def install_signal_handlers(stop: Callable[[], None]) -> None:
+    """SIGTERM (Kubernetes) and SIGINT (Ctrl-C) both request a clean stop."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def wait_for(event: threading.Event, *, poll_seconds: float = 1.0) -> None:
+    """Block until `event` is set, still letting signal handlers run."""
+    while not event.wait(poll_seconds):
+        pass
+
+
+def database_readiness(engine: Engine) -> Callable[[], tuple[bool, str]]:
+    """The /readyz check: the database answers and its schema is at the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    from storage.migrate import head_revision
+
+    head = head_revision()
+
+    def check() -> tuple[bool, str]:
+        try:
+            with engine.connect() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+        except Exception as exc:
+            return False, f"database unreachable ({type(exc).__name__})"
+        if current != head:
+            return False, (
+                f"database schema at revision {current or 'none'}, expected {head}: "
+                "run `vaultscan db upgrade`"
+            )
+        return True, "ready"
+
+    return check

@@ -1,0 +1,109 @@
+"""Which database to use and how to connect to it.
+
+`resolve_database_url` turns settings into a SQLAlchemy URL (configured server, or the
+embedded one); `make_engine` gives one shared, pooled Engine per URL. Nothing here
+connects at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+DRIVER = "postgresql+psycopg"
+# The scan runner records from up to ~8 worker threads at once; keep a little headroom
+# for the metrics endpoint and the scan lock's long-held connection.
+POOL_SIZE = 10
+MAX_OVERFLOW = 5
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+class DatabaseConfigError(ValueError):
+    """The configured database URL cannot be used; the message says what to change."""
+
+
+def normalise_url(url: str) -> str:
+    """Return `url` with the psycopg 3 driver: `postgresql://`, `postgres://` and
+    `postgresql+psycopg://` are accepted; any other scheme is an error."""
+    text = url.strip()
+    try:
+        parsed = make_url(text)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise DatabaseConfigError(
+            f"database.url {mask_url(text)!r} is not a valid URL; expected "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgres", DRIVER):
+        return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
+    raise DatabaseConfigError(
+        f"database.url uses {parsed.drivername!r}; vaultscan needs PostgreSQL: "
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+    )
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, safe to print and log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def resolve_database_url(settings: Any) -> str:
+    """`settings.database.url` when set, else the embedded server in
+    `settings.database.data_dir` (started if it is not running)."""
+    database = settings.database
+    url = getattr(database, "url", None)
+    if url:
+        return normalise_url(str(url))
+    from storage.embedded import start_embedded  # starts a server: only when needed
+
+    return start_embedded(Path(database.data_dir))
+
+
+def _json_default(value: Any) -> Any:
+    # Evidence comes from AWS documents and the engine: dates and sets are the only
+    # non-JSON types seen there; anything else is stored as its text rather than failing.
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def dumps_json(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+def make_engine(url: str) -> Engine:
+    """The shared Engine for `url` (psycopg 3, pre-ping, sized for the scan's writers)."""
+    key = normalise_url(url)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = create_engine(
+                key,
+                pool_pre_ping=True,  # survive database restarts between scheduled scans
+                pool_size=POOL_SIZE,
+                max_overflow=MAX_OVERFLOW,
+                pool_recycle=1800,
+                json_serializer=dumps_json,
+            )
+            _engines[key] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's connections (tests and shutdown)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

@@ -1,0 +1,476 @@
+"""The functions the rest of vaultscan calls to record scans and read results back.
+
+Each function takes an Engine and runs in a transaction of its own. Writes are bulk
+(one executemany per table, which SQLAlchemy sends as multi-row INSERTs); reads return
+plain dicts so callers need no ORM session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, null, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from scanner.model import AccountOutcome
+from scanner.model import CheckResult as CheckVerdict
+from storage.db import dumps_json
+from storage.drift import apply_run, failing_since_sql
+from storage.locks import STATE_LOCK_KEY
+from storage.models import Account, AccountScan, CheckResult, CheckState, DriftEvent, ScanRun
+
+RESULT_BATCH = 2000  # check results per INSERT statement
+FINAL_STATUSES = ("succeeded", "partial", "failed", "interrupted")
+DRIFT_KINDS = ("regressed", "fixed", "new", "gone", "error")
+
+
+class RunStateError(ValueError):
+    """The run does not exist or is not in a state that allows the operation."""
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """What a finished run found; `drift` counts the events it wrote, by kind."""
+
+    run_id: int
+    status: str
+    accounts_total: int
+    accounts_scanned: int  # read successfully
+    accounts_errored: int
+    checks_total: int
+    checks_passed: int
+    checks_failed: int
+    checks_errored: int
+    disagreements: int
+    drift: dict[str, int] = field(default_factory=dict)
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def start_run(
+    engine: Engine,
+    *,
+    trigger: str,
+    host: str,
+    config_fingerprint: str,
+    simulator_source: str,
+    accounts_total: int,
+) -> int:
+    """Create a run in status "running" and return its id."""
+    stmt = (
+        pg_insert(ScanRun)
+        .values(
+            status="running",
+            trigger=trigger,
+            host=host,
+            config_fingerprint=config_fingerprint,
+            simulator_source=simulator_source,
+            accounts_total=accounts_total,
+        )
+        .returning(ScanRun.id)
+    )
+    with engine.begin() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+def _account_row(outcome: AccountOutcome, run_id: int) -> dict[str, Any]:
+    account = outcome.account
+    return {
+        "account_id": account.id,
+        "name": account.name,
+        "email": account.email,
+        "status": account.status,
+        "ou_path": account.ou_path_ids,
+        "ou_path_names": account.ou_path_names,
+        "first_seen_scan_id": run_id,
+        "last_seen_scan_id": run_id,
+    }
+
+
+def _scan_row(outcome: AccountOutcome, run_id: int) -> dict[str, Any]:
+    return {
+        "scan_run_id": run_id,
+        "account_id": outcome.account.id,
+        "status": outcome.status,
+        "error": outcome.error,
+        "api_calls": dict(outcome.api_calls),
+    }
+
+
+def _result_row(result: CheckVerdict) -> dict[str, Any]:
+    return {
+        "check_key": result.key,
+        "account_id": result.account_id,
+        "region": result.region,
+        "role_arn": result.role_arn,
+        "check": result.check,
+        "resource": result.resource,
+        "status": result.status,
+        "decision": result.decision,
+        "deciding_layer": result.deciding_layer,
+        "policy": result.policy,
+        "statement": result.statement,
+        "simulator_decision": result.simulator_decision,
+        "simulator_source": result.simulator_source,
+        "disagreement": result.disagreement,
+        "message": result.message,
+        "remediation": result.remediation,
+        "evidence": {"scenario": result.scenario, "explanation": result.explanation},
+    }
+
+
+# check_results columns sent by record_outcomes, with their type in the JSON batch.
+_RESULT_COLUMNS = {
+    "check_key": "text",
+    "account_id": "text",
+    "region": "text",
+    "role_arn": "text",
+    "check": "text",
+    "resource": "text",
+    "status": "text",
+    "decision": "text",
+    "deciding_layer": "text",
+    "policy": "text",
+    "statement": "text",
+    "simulator_decision": "text",
+    "simulator_source": "text",
+    "disagreement": "boolean",
+    "message": "text",
+    "remediation": "jsonb",
+    "evidence": "jsonb",
+}
+_NAMES = ", ".join(f'"{name}"' for name in _RESULT_COLUMNS)
+# The whole batch travels as one JSON array expanded server-side: one statement, one
+# round trip, and the upsert and the failing_since lookup happen in the same pass.
+_INSERT_RESULTS = text(
+    f"""
+    INSERT INTO check_results (scan_run_id, {_NAMES}, failing_since)
+    SELECT :run_id, {", ".join(f'r."{name}"' for name in _RESULT_COLUMNS)},
+           {failing_since_sql("r", "cs")}
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        {", ".join(f'"{name}" {kind}' for name, kind in _RESULT_COLUMNS.items())})
+    LEFT JOIN check_state AS cs
+        ON cs.check_key = r.check_key AND cs.last_scan_run_id < :run_id
+    ON CONFLICT (scan_run_id, check_key) DO UPDATE SET
+        {", ".join(f'"{name}" = EXCLUDED."{name}"' for name in _RESULT_COLUMNS
+                   if name != "check_key")},
+        failing_since = EXCLUDED.failing_since
+    """
+)
+
+
+def _excluded(stmt: Any, columns: Iterable[str]) -> dict[str, Any]:
+    return {name: stmt.excluded[name] for name in columns}
+
+
+def record_outcomes(engine: Engine, run_id: int, outcomes: Sequence[AccountOutcome]) -> None:
+    """Store finished accounts of a running run: upsert `accounts`, write `account_scans`
+    and `check_results`. Call as often as accounts finish; recording an account again
+    within the same run replaces what was recorded for it."""
+    if not outcomes:
+        return
+    # Last one wins for repeated ids (a statement may not touch the same row twice); rows go
+    # in key order so parallel writers lock shared rows in the same order (no deadlock).
+    accounts = _sorted({o.account.id: _account_row(o, run_id) for o in outcomes})
+    scans = _sorted({o.account.id: _scan_row(o, run_id) for o in outcomes})
+    results = _sorted({r.key: _result_row(r) for o in outcomes for r in o.results})
+
+    account_stmt = pg_insert(Account)
+    account_stmt = account_stmt.on_conflict_do_update(
+        index_elements=[Account.account_id],
+        set_={
+            **_excluded(
+                account_stmt,
+                ("name", "email", "status", "ou_path", "ou_path_names", "last_seen_scan_id"),
+            ),
+            "updated_at": func.now(),
+        },
+    )
+    scan_stmt = pg_insert(AccountScan)
+    scan_stmt = scan_stmt.on_conflict_do_update(
+        index_elements=[AccountScan.scan_run_id, AccountScan.account_id],
+        set_=_excluded(scan_stmt, ("status", "error", "api_calls")),
+    )
+    with engine.begin() as conn:
+        run = _require_running(conn, run_id, exclusive=False)
+        conn.execute(account_stmt, accounts)
+        conn.execute(scan_stmt, scans)
+        # Chunks keep each JSON parameter far below PostgreSQL's 256 MB jsonb limit even
+        # with large evidence, while still costing one statement per RESULT_BATCH rows.
+        for start in range(0, len(results), RESULT_BATCH):
+            conn.execute(
+                _INSERT_RESULTS,
+                {
+                    "run_id": run_id,
+                    "started_at": run.started_at,
+                    "rows": dumps_json(results[start : start + RESULT_BATCH]),
+                },
+            )
+
+
+def _sorted(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rows[key] for key in sorted(rows)]
+
+
+def _require_running(conn: Any, run_id: int, *, exclusive: bool = True) -> Any:
+    # Writers share the row lock (they run in parallel); finish_run takes it exclusively,
+    # so it waits for writes in flight and no write lands after the run is closed.
+    query = select(ScanRun.status, ScanRun.started_at).where(ScanRun.id == run_id)
+    row = conn.execute(query.with_for_update(read=not exclusive)).one_or_none()
+    if row is None:
+        raise RunStateError(f"scan run {run_id} does not exist")
+    if row.status != "running":
+        raise RunStateError(f"scan run {run_id} is already finished (status {row.status})")
+    return row
+
+
+def finish_run(
+    engine: Engine, run_id: int, *, status: str | None = None, error: str | None = None
+) -> RunTotals:
+    """Close a running run: count its results, set finished_at and status ("succeeded", or
+    "partial" when an account errored, unless `status` says otherwise), update check_state
+    and write drift events (see storage.drift for the rules)."""
+    if status is not None and status not in FINAL_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(FINAL_STATUSES)}, not {status!r}")
+    with engine.begin() as conn:
+        # One run at a time moves check_state, so two replicas never interleave drift.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STATE_LOCK_KEY})
+        run = _require_running(conn, run_id)
+        checks = conn.execute(
+            select(
+                func.count(),
+                func.count().filter(CheckResult.status == "pass"),
+                func.count().filter(CheckResult.status == "fail"),
+                func.count().filter(CheckResult.status == "error"),
+                func.count().filter(CheckResult.disagreement),
+            ).where(CheckResult.scan_run_id == run_id)
+        ).one()
+        scanned, errored = conn.execute(
+            select(
+                func.count().filter(AccountScan.status == "ok"),
+                func.count().filter(AccountScan.status == "error"),
+            ).where(AccountScan.scan_run_id == run_id)
+        ).one()
+        final = status or ("partial" if errored else "succeeded")
+        drift = apply_run(
+            conn, run_id, run.started_at, complete=final in ("succeeded", "partial")
+        )
+        accounts_total = conn.execute(
+            update(ScanRun)
+            .where(ScanRun.id == run_id)
+            .values(
+                finished_at=func.now(),
+                status=final,
+                error=error,
+                accounts_scanned=scanned,
+                accounts_errored=errored,
+                checks_total=checks[0],
+                checks_passed=checks[1],
+                checks_failed=checks[2],
+                checks_errored=checks[3],
+                disagreements=checks[4],
+            )
+            .returning(ScanRun.accounts_total)
+        ).scalar_one()
+    return RunTotals(
+        run_id=run_id,
+        status=final,
+        accounts_total=accounts_total,
+        accounts_scanned=scanned,
+        accounts_errored=errored,
+        checks_total=checks[0],
+        checks_passed=checks[1],
+        checks_failed=checks[2],
+        checks_errored=checks[3],
+        disagreements=checks[4],
+        drift=drift,
+    )
+
+
+def mark_interrupted(engine: Engine, run_id: int, reason: str) -> None:
+    """Close a run that stopped before the end (shutdown, or its process died). What it
+    recorded still moves check_state, but nothing is declared gone. A run that is already
+    finished is left as it is."""
+    try:
+        finish_run(engine, run_id, status="interrupted", error=reason)
+    except RunStateError:
+        with engine.connect() as conn:
+            exists = conn.execute(select(ScanRun.id).where(ScanRun.id == run_id)).first()
+        if exists is None:
+            raise
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def find_running_runs(engine: Engine) -> list[ScanRun]:
+    """Runs still marked running (check storage.locks.lock_is_held to see if one is live)."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.scalars(select(ScanRun).where(ScanRun.status == "running").order_by(ScanRun.id))
+        )
+
+
+def latest_run(engine: Engine, *, finished_only: bool = False) -> ScanRun | None:
+    stmt = select(ScanRun).order_by(ScanRun.id.desc()).limit(1)
+    if finished_only:
+        stmt = stmt.where(ScanRun.finished_at.is_not(None))
+    with Session(engine, expire_on_commit=False) as session:
+        return session.scalars(stmt).first()
+
+
+def _role_filter(role: str) -> Any:
+    # Accept the ARN or the bare role name a person would type.
+    return or_(CheckState.role_arn == role, CheckState.role_arn.like(f"%/{_escape_like(role)}"))
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def latest_results(
+    engine: Engine,
+    *,
+    account_id: str | None = None,
+    region: str | None = None,
+    status: str | None = None,
+    role: str | None = None,
+    check: str | None = None,
+    include_evidence: bool = True,
+) -> list[dict[str, Any]]:
+    """The latest verdict of every known check key (gone keys left out), with account name,
+    OU path, remediation and evidence of the result it came from.
+
+    `role` matches the role ARN or its name. `status` is the key's current status; when it
+    is "error" because the account could not be read, `message` says so and the evidence is
+    that of the last result (`result_scan_run_id`, `result_status`). Leave out the evidence
+    (`include_evidence=False`) when listing many keys without showing it."""
+    stmt = (
+        select(
+            CheckState.check_key,
+            CheckState.account_id,
+            Account.name.label("account_name"),
+            Account.ou_path,
+            Account.ou_path_names,
+            CheckState.region,
+            CheckState.role_arn,
+            CheckState.check,
+            CheckResult.resource,
+            CheckState.status,
+            CheckResult.status.label("result_status"),
+            CheckResult.decision,
+            CheckState.deciding_layer,
+            CheckState.policy,
+            CheckState.statement,
+            CheckResult.simulator_decision,
+            CheckResult.simulator_source,
+            CheckState.disagreement,
+            CheckResult.message,
+            CheckResult.remediation,
+            (CheckResult.evidence if include_evidence else null()).label("evidence"),
+            CheckState.failing_since,
+            CheckState.last_changed_at,
+            CheckState.last_scan_run_id.label("scan_run_id"),
+            CheckResult.scan_run_id.label("result_scan_run_id"),
+            AccountScan.error.label("account_error"),
+        )
+        .select_from(CheckState)
+        .outerjoin(CheckResult, CheckResult.id == CheckState.last_result_id)
+        .outerjoin(Account, Account.account_id == CheckState.account_id)
+        .outerjoin(
+            AccountScan,
+            and_(
+                AccountScan.scan_run_id == CheckState.last_scan_run_id,
+                AccountScan.account_id == CheckState.account_id,
+            ),
+        )
+        .where(CheckState.status != "gone")
+        .order_by(CheckState.account_id, CheckState.region, CheckState.role_arn, CheckState.check)
+    )
+    if account_id is not None:
+        stmt = stmt.where(CheckState.account_id == account_id)
+    if region is not None:
+        stmt = stmt.where(CheckState.region == region)
+    if status is not None:
+        stmt = stmt.where(CheckState.status == status)
+    if role is not None:
+        stmt = stmt.where(_role_filter(role))
+    if check is not None:
+        stmt = stmt.where(CheckState.check == check)
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(stmt)]
+    for row in rows:
+        # The account could not be read in the latest run: say so rather than repeat the
+        # message of the older result the evidence comes from.
+        if row["status"] != row["result_status"] and row["account_error"]:
+            row["message"] = f"account could not be read: {row['account_error']}"
+    return rows
+
+
+def drift_events(
+    engine: Engine,
+    *,
+    run_id: int | None = None,
+    since: datetime | None = None,
+    kinds: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Drift events, oldest first, with account name and OU path."""
+    stmt = (
+        select(
+            DriftEvent.id,
+            DriftEvent.scan_run_id,
+            DriftEvent.check_key,
+            DriftEvent.account_id,
+            Account.name.label("account_name"),
+            Account.ou_path_names,
+            DriftEvent.region,
+            DriftEvent.role_arn,
+            DriftEvent.check,
+            DriftEvent.kind,
+            DriftEvent.previous_status,
+            DriftEvent.current_status,
+            DriftEvent.occurred_at,
+        )
+        .outerjoin(Account, Account.account_id == DriftEvent.account_id)
+        .order_by(DriftEvent.id)
+    )
+    if run_id is not None:
+        stmt = stmt.where(DriftEvent.scan_run_id == run_id)
+    if since is not None:
+        stmt = stmt.where(DriftEvent.occurred_at >= since)
+    if kinds is not None:
+        stmt = stmt.where(DriftEvent.kind.in_(list(kinds)))
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
+def failing_checks(engine: Engine) -> list[dict[str, Any]]:
+    """Check keys failing now, longest-failing first."""
+    stmt = (
+        select(
+            CheckState.check_key,
+            CheckState.account_id,
+            Account.name.label("account_name"),
+            Account.ou_path,
+            Account.ou_path_names,
+            CheckState.region,
+            CheckState.role_arn,
+            CheckState.check,
+            CheckState.failing_since,
+            CheckState.deciding_layer,
+            CheckState.policy,
+            CheckState.statement,
+            CheckState.disagreement,
+            CheckState.last_scan_run_id.label("scan_run_id"),
+        )
+        .outerjoin(Account, Account.account_id == CheckState.account_id)
+        .where(CheckState.status == "fail")
+        .order_by(CheckState.failing_since, CheckState.check_key)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(stmt)]

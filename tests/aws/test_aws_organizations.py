@@ -1,0 +1,262 @@
+"""Discovery: OU paths, inactive accounts, filters, SCP/RCP paths, pagination, errors."""
+
+from __future__ import annotations
+
+import pytest
+from aws_helpers import ALLOW_ALL, MotoOrg, inject_error
+from botocore.stub import Stubber
+
+from scanner.aws.organizations import DiscoveryError, discover, is_active
+from scanner.aws.ratelimit import RetryPolicy, Throttle
+from scanner.aws.session import AwsSessions
+from scanner.config import Settings, load_settings
+
+DENY_VAULT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "NoVaults", "Effect": "Deny", "Action": "backup:CreateBackupVault", "Resource": "*"}
+    ],
+}
+
+
+def no_wait_sessions(org: MotoOrg, settings: Settings) -> AwsSessions:
+    sleeps: list[float] = []
+    return AwsSessions(
+        settings,
+        session=org.session,
+        org_throttle=Throttle(retry=RetryPolicy(sleep=sleeps.append)),
+    )
+
+
+@pytest.fixture
+def tree(moto_org: MotoOrg) -> dict[str, str]:
+    """root -> prod -> prod/eu -> prod/eu/payments (3 levels), plus a sandbox OU."""
+    ids = {"prod": moto_org.ou("prod")}
+    ids["eu"] = moto_org.ou("eu", ids["prod"])
+    ids["payments"] = moto_org.ou("payments", ids["eu"])
+    ids["sandbox"] = moto_org.ou("sandbox")
+    ids["deep"] = moto_org.account("deep", ids["payments"])
+    ids["mid"] = moto_org.account("mid", ids["eu"])
+    ids["play"] = moto_org.account("play", ids["sandbox"])
+    ids["top"] = moto_org.account("top")
+    return ids
+
+
+def test_nested_ous_give_each_account_its_path(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    settings = load_settings(overrides={})
+    organization = discover(no_wait_sessions(moto_org, settings), settings)
+
+    paths = {account.id: account.ou_path_ids for account in organization.accounts}
+    root = moto_org.root_id
+    assert paths == {
+        tree["deep"]: f"{root}/{tree['prod']}/{tree['eu']}/{tree['payments']}",
+        tree["mid"]: f"{root}/{tree['prod']}/{tree['eu']}",
+        tree["play"]: f"{root}/{tree['sandbox']}",
+        tree["top"]: root,
+    }
+    deep = next(a for a in organization.accounts if a.id == tree["deep"])
+    assert deep.ou_path_names == "Root/prod/eu/payments"
+    assert deep.name == "deep" and deep.email == "deep@example.com"
+    assert organization.management_account_id == moto_org.management_id
+
+
+def test_management_account_only_when_asked(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    settings = load_settings(overrides={"member": {"scan_management_account": True}})
+    organization = discover(no_wait_sessions(moto_org, settings), settings)
+    assert moto_org.management_id in {account.id for account in organization.accounts}
+
+    default = load_settings(overrides={})
+    organization = discover(no_wait_sessions(moto_org, default), default)
+    assert moto_org.management_id not in {account.id for account in organization.accounts}
+
+
+def test_closed_accounts_are_skipped(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    moto_org.client.close_account(AccountId=tree["play"])
+    settings = load_settings(overrides={})
+    organization = discover(no_wait_sessions(moto_org, settings), settings)
+    ids = {account.id for account in organization.accounts}
+    assert tree["play"] not in ids
+    assert tree["top"] in ids
+
+
+@pytest.mark.parametrize(
+    ("raw", "active"),
+    [
+        ({"Status": "ACTIVE"}, True),
+        ({"Status": "SUSPENDED"}, False),
+        ({"Status": "PENDING_CLOSURE"}, False),
+        ({"Status": "ACTIVE", "State": "SUSPENDED"}, False),
+        ({"State": "ACTIVE"}, True),
+        ({"State": "CLOSED"}, False),
+    ],
+)
+def test_status_and_state_fields(raw: dict[str, str], active: bool) -> None:
+    assert is_active(raw) is active
+
+
+def test_scp_path_shape_root_first_account_last(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    moto_org.scp("NoVaults", DENY_VAULT, tree["eu"])
+    moto_org.scp("AccountGuard", ALLOW_ALL, tree["deep"])
+    settings = load_settings(overrides={})
+    sessions = no_wait_sessions(moto_org, settings)
+    organization = discover(sessions, settings)
+
+    deep = next(a for a in organization.accounts if a.id == tree["deep"])
+    path = organization.policy_path(deep, "scp")
+    names = [[policy.name.split(" ")[1] for policy in level] for level in path]
+    assert names == [
+        ["(FullAWSAccess)"],  # root
+        ["(FullAWSAccess)"],  # prod
+        ["(FullAWSAccess)", "(NoVaults)"],  # eu
+        ["(FullAWSAccess)"],  # payments
+        ["(FullAWSAccess)", "(AccountGuard)"],  # the account itself
+    ]
+    no_vaults = path[2][1]
+    assert no_vaults.name.startswith("p-") and no_vaults.document == DENY_VAULT
+    # RCPs are not enabled in this organization: not governed, nothing fetched
+    assert organization.rcps_enabled is False and organization.policy_path(deep, "rcp") == []
+    # FullAWSAccess is attached everywhere but described once
+    assert sessions.recorder.counts["organizations:DescribePolicy"] == 3
+
+
+def test_rcps_are_collected_when_enabled(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    moto_org.client.enable_policy_type(
+        RootId=moto_org.root_id, PolicyType="RESOURCE_CONTROL_POLICY"
+    )
+    rcp = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}],
+    }
+    moto_org.scp("KeyPerimeter", rcp, tree["sandbox"], kind="RESOURCE_CONTROL_POLICY")
+    settings = load_settings(overrides={})
+    organization = discover(no_wait_sessions(moto_org, settings), settings)
+
+    play = next(a for a in organization.accounts if a.id == tree["play"])
+    levels = organization.policy_path(play, "rcp")
+    assert organization.rcps_enabled
+    assert [len(level) for level in levels] == [1, 2, 1]
+    assert levels[1][1].document == rcp
+
+
+def test_policies_only_for_paths_of_included_accounts(
+    moto_org: MotoOrg, tree: dict[str, str]
+) -> None:
+    settings = load_settings(overrides={"ous": {"include": [tree["sandbox"]]}})
+    sessions = no_wait_sessions(moto_org, settings)
+    organization = discover(sessions, settings)
+
+    assert [account.id for account in organization.accounts] == [tree["play"]]
+    assert set(organization.scps) == {moto_org.root_id, tree["sandbox"], tree["play"]}
+    assert sessions.recorder.counts["organizations:ListPoliciesForTarget"] == 3
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"accounts": {"include": ["deep", "top"]}}, {"deep", "top"}),
+        ({"accounts": {"exclude": ["deep"]}}, {"mid", "play", "top"}),
+        ({"ous": {"include": ["prod"]}}, {"deep", "mid"}),  # any depth
+        ({"ous": {"include": ["prod"], "exclude": ["payments"]}}, {"mid"}),
+        ({"ous": {"include": ["sandbox"]}, "accounts": {"include": ["top"]}}, {"play", "top"}),
+        ({"ous": {"exclude": ["prod"]}, "accounts": {"exclude": ["top"]}}, {"play"}),
+    ],
+)
+def test_include_exclude_filters(
+    moto_org: MotoOrg, tree: dict[str, str], filters: dict, expected: set[str]
+) -> None:
+    resolved = {
+        section: {kind: [tree[name] for name in names] for kind, names in parts.items()}
+        for section, parts in filters.items()
+    }
+    settings = load_settings(overrides=resolved)
+    organization = discover(no_wait_sessions(moto_org, settings), settings)
+    assert {account.id for account in organization.accounts} == {tree[n] for n in expected}
+
+
+def test_excluded_ou_subtree_is_not_walked(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    settings = load_settings(overrides={"ous": {"exclude": [tree["prod"]]}})
+    sessions = no_wait_sessions(moto_org, settings)
+    discover(sessions, settings)
+    # root and sandbox only: prod, eu and payments are never listed
+    assert sessions.recorder.counts["organizations:ListAccountsForParent"] == 2
+
+
+def test_pages_and_throttling_are_handled(aws_env: None) -> None:
+    """Stubbed Organizations: two pages of accounts, throttled twice, no real sleeping."""
+    sleeps: list[float] = []
+    settings = load_settings(overrides={})
+    sessions = AwsSessions(
+        settings,
+        org_throttle=Throttle(retry=RetryPolicy(sleep=sleeps.append, random=lambda: 1.0)),
+    )
+    client = sessions.org_client()
+    root = {"Id": "r-ab12", "Name": "Root", "PolicyTypes": []}
+    account = {"Id": "111111111111", "Name": "one", "Email": "one@example.com", "Status": "ACTIVE"}
+    other = {"Id": "222222222222", "Name": "two", "Email": "two@example.com", "State": "ACTIVE"}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_organization", {"Organization": {"MasterAccountId": "999999999999"}}
+        )
+        stub.add_response("list_roots", {"Roots": [root]})
+        for _ in range(2):
+            stub.add_client_error(
+                "list_accounts_for_parent", "TooManyRequestsException", "slow down"
+            )
+        stub.add_response(
+            "list_accounts_for_parent",
+            {"Accounts": [account], "NextToken": "page-2"},
+            {"ParentId": "r-ab12"},
+        )
+        stub.add_response(
+            "list_accounts_for_parent",
+            {"Accounts": [other]},
+            {"ParentId": "r-ab12", "NextToken": "page-2"},
+        )
+        stub.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": []})
+        organization = discover(sessions, settings)
+        stub.assert_no_pending_responses()
+    assert [a.id for a in organization.accounts] == ["111111111111", "222222222222"]
+    assert organization.scps_enabled is False and organization.scps == {}
+    assert sleeps == [0.5, 1.0]  # exponential backoff, jitter factor pinned to 1
+
+
+def test_access_denied_names_the_call(aws_env: None) -> None:
+    settings = load_settings(overrides={})
+    sessions = AwsSessions(settings)
+    with Stubber(sessions.org_client()) as stub:
+        stub.add_client_error(
+            "describe_organization", "AccessDeniedException", "not a management account"
+        )
+        with pytest.raises(DiscoveryError) as caught:
+            discover(sessions, settings)
+    message = str(caught.value)
+    assert "organizations:DescribeOrganization" in message
+    assert "AccessDeniedException: not a management account" in message
+    assert "organization.role_arn" in message
+
+
+def test_organization_role_is_assumed_once(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    role_arn = f"arn:aws:iam::{moto_org.management_id}:role/OrgReader"
+    settings = load_settings(overrides={"organization": {"role_arn": role_arn}})
+    sessions = no_wait_sessions(moto_org, settings)
+    discover(sessions, settings)
+    discover(sessions, settings)
+    calls = sessions.recorder.by_account[moto_org.management_id]
+    assert calls["sts:AssumeRole"] == 1
+    assert calls["organizations:ListRoots"] == 2
+
+
+def test_throttling_gives_up_after_bounded_attempts(moto_org: MotoOrg) -> None:
+    sleeps: list[float] = []
+    settings = load_settings(overrides={})
+    sessions = AwsSessions(
+        settings,
+        session=moto_org.session,
+        org_throttle=Throttle(retry=RetryPolicy(max_attempts=3, sleep=sleeps.append)),
+    )
+    fired = inject_error(
+        sessions.org_client(), "organizations.ListRoots", "TooManyRequestsException"
+    )
+    with pytest.raises(DiscoveryError, match="TooManyRequestsException"):
+        discover(sessions, settings)
+    assert fired[0] == 3 and len(sleeps) == 2

@@ -1,0 +1,163 @@
+"""The member read role grants exactly what a scan performs.
+
+A full sandbox scan (moto, through the runner, every client counted by a CallRecorder)
+lists every AWS operation the scanner performs, per account. The member read policy must
+cover each operation made inside member accounts and grant nothing the scanner never
+calls; the same holds for the Organizations reads and the scanner's own AssumeRole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from scanner.aws.calls import AMBIENT, ASSUME_ROLE, CallRecorder
+from scanner.aws.permissions import ORG_READ_ACTIONS, SCANNER_ACTIONS
+from scanner.aws.session import AwsSessions
+from scanner.aws.simulator import AwsSimulator
+from scanner.iam_policy import member_read_policy, org_read_policy
+from scanner.model import Account, Role
+from scanner.runner import run_scan
+from scanner.sandbox import sandbox_settings, seed_sandbox_organization
+from storage.db import make_engine
+from storage.migrate import upgrade
+
+# Granted but not performed in the moto sandbox, each covered another way:
+# iam:SimulatePrincipalPolicy - moto has no policy simulator, so the sandbox scan uses
+#   vaultscan's engine; test_aws_simulator_calls_only_simulate_principal_policy drives
+#   the real AwsSimulator through a botocore Stubber instead.
+NOT_EXERCISED_BY_SANDBOX = {"iam:SimulatePrincipalPolicy"}
+ORG_ROLE_NAME = "VaultscanOrganizationReader"
+
+
+def actions_of(policy: dict[str, Any]) -> set[str]:
+    actions: set[str] = set()
+    for statement in policy["Statement"]:
+        value = statement["Action"]
+        actions.update([value] if isinstance(value, str) else value)
+    return actions
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_MAX_ATTEMPTS"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/vaultscan-test-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/vaultscan-test-credentials")
+    for name in [key for key in os.environ if key.startswith("VAULTSCAN_")]:
+        monkeypatch.delenv(name)
+
+
+def coverage_settings(sandbox: Any) -> Any:
+    """The sandbox settings, widened so every optional read path runs: a tag criterion
+    (iam:ListRoleTags on roles the name and path do not select) and the Organizations
+    reader role (an AssumeRole into the management account, as in production)."""
+    base = sandbox_settings(sandbox)
+    roles = base.roles.model_dump() | {"tag": {"key": "vaultscan:backup-role"}}
+    organization = base.organization.model_dump() | {
+        "role_arn": f"arn:aws:iam::{sandbox.management_account_id}:role/{ORG_ROLE_NAME}"
+    }
+    return sandbox_settings(sandbox, roles=roles, organization=organization)
+
+
+@pytest.fixture
+def scan_calls(aws_env: None, database_url: str) -> Iterator[tuple[CallRecorder, Any]]:
+    """Every call of one full sandbox scan, and the sandbox it scanned."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with mock_aws():
+            session = boto3.Session(region_name="us-east-1")
+            sandbox = seed_sandbox_organization(session)
+            settings = coverage_settings(sandbox)
+            recorder = CallRecorder()
+            sessions = AwsSessions(settings, session=session, recorder=recorder)
+            report = run_scan(settings, engine=engine, sessions=sessions, recorder=recorder)
+            assert report.summary.outcomes, "the scan read no account"
+            yield recorder, sandbox
+    finally:
+        engine.dispose()
+
+
+def test_policies_match_what_a_full_scan_performs(scan_calls) -> None:
+    # one test, one scan: seeding and scanning the sandbox takes seconds
+    recorder, sandbox = scan_calls
+    # member accounts: the read role
+    members = {account.account_id for account in sandbox.accounts}
+    member_ops: set[str] = set()
+    for account_id in members:
+        member_ops |= set(recorder.for_account(account_id)) - {ASSUME_ROLE}
+    assert member_ops, "no call was made inside a member account"
+    granted = actions_of(member_read_policy())
+    assert member_ops - granted == set(), "performed in member accounts but not granted"
+    assert granted - member_ops == NOT_EXERCISED_BY_SANDBOX, "granted but never performed"
+
+    # the Organizations reader and the scanner's own role
+    management = sandbox.management_account_id
+    # Organizations is read through the org reader role in the management account
+    org_ops = set(recorder.for_account(management)) - {ASSUME_ROLE}
+    assert org_ops == actions_of(org_read_policy()) == set(ORG_READ_ACTIONS)
+    assert recorder.for_account(management)[ASSUME_ROLE] >= 1
+    # the scanner's own identity only assumes roles: one per member account (and the
+    # org reader), nothing else
+    entered = {
+        account_id for account_id, counts in recorder.by_account.items() if counts.get(ASSUME_ROLE)
+    }
+    assert entered == members | {management}
+    assert all(recorder.for_account(account_id)[ASSUME_ROLE] == 1 for account_id in members)
+    assert set(recorder.for_account(AMBIENT)) <= set(SCANNER_ACTIONS)
+    assert set(SCANNER_ACTIONS) == {ASSUME_ROLE}
+    everything = set(recorder.actions())
+    assert everything <= actions_of(member_read_policy()) | org_ops | set(SCANNER_ACTIONS)
+
+
+def test_aws_simulator_calls_only_simulate_principal_policy(aws_env: None) -> None:
+    iam = boto3.Session(region_name="us-east-1").client("iam")
+    recorder = CallRecorder()
+    recorder.attach(iam, "111122223333")
+    role = Role(arn="arn:aws:iam::111122223333:role/backup/BackupOperator", name="BackupOperator")
+    vault = "arn:aws:backup:us-east-1:111122223333:backup-vault:*"
+    key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    requests = [
+        ("backup:CreateBackupVault", vault, {}),
+        ("kms:CreateGrant", key, {"kms:GrantIsForAWSResource": True}),
+    ]
+    with Stubber(iam) as stub:
+        for action, resource, _ in requests:
+            stub.add_response(
+                "simulate_principal_policy",
+                {
+                    "EvaluationResults": [
+                        {
+                            "EvalActionName": action,
+                            "EvalResourceName": resource,
+                            "EvalDecision": "allowed",
+                        }
+                    ],
+                    "IsTruncated": False,
+                },
+                {
+                    "PolicySourceArn": role.arn,
+                    "ActionNames": [action],
+                    "ResourceArns": [resource],
+                    "MaxItems": ANY,
+                    **({"ContextEntries": ANY} if action.startswith("kms") else {}),
+                },
+            )
+        answers = AwsSimulator().simulate(
+            iam, role, Account(id="111122223333", name="prod"), "us-east-1", requests
+        )
+        stub.assert_no_pending_responses()
+    assert [answer.decision for answer in answers] == ["allowed", "allowed"]
+    assert set(recorder.actions()) == {"iam:SimulatePrincipalPolicy"}
+    assert set(recorder.actions()) <= actions_of(member_read_policy())
+    assert NOT_EXERCISED_BY_SANDBOX == set(recorder.actions())

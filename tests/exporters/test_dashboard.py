@@ -1,0 +1,109 @@
+"""The Grafana dashboard's structure, and every query parsed by promtool. That the queries
+return data from a real Prometheus is tested end to end in tests/service/test_serve_e2e.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from promtools import REPO_ROOT, require_tool
+
+DASHBOARD = REPO_ROOT / "exporters" / "grafana" / "vaultscan.json"
+# What Grafana puts in place of its variables; "All" of a multi-value variable is .*
+VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s", "$ou": ".*"}
+
+
+def _dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+
+
+def substitute(expr: str) -> str:
+    for name in sorted(VARIABLES, key=len, reverse=True):  # $__range before $__r...
+        expr = expr.replace(name, VARIABLES[name])
+    return expr
+
+
+def test_dashboard_top_level() -> None:
+    dashboard = _dashboard()
+    assert dashboard["schemaVersion"] >= 36
+    assert dashboard["uid"] and dashboard["title"]
+    variables = {var["name"]: var for var in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["ou"]["includeAll"] and variables["ou"]["allValue"] == ".*"
+
+
+def test_panels_have_ids_positions_and_queries() -> None:
+    dashboard = _dashboard()
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert {"x", "y", "w", "h"} <= grid.keys(), panel["title"]
+        assert grid["x"] + grid["w"] <= 24, f"{panel['title']} is wider than the dashboard"
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps another panel"
+                cells.add((x, y))
+    for panel in _panels(dashboard):
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"], f"{panel['title']} has no query"
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids))
+        for target in panel["targets"]:
+            assert target["expr"].strip(), panel["title"]
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+def test_dashboard_covers_what_operators_need() -> None:
+    exprs = " ".join(t["expr"] for p in _panels(_dashboard()) for t in p["targets"])
+    for metric in (
+        "vaultscan_compliance_ratio",
+        "vaultscan_role_failing_since_timestamp_seconds",
+        "vaultscan_drift_events_total",
+        "vaultscan_checks_by_ou",
+        "vaultscan_last_successful_scan_timestamp_seconds",
+        "vaultscan_scheduler_scans_total",
+    ):
+        assert metric in exprs, f"no panel shows {metric}"
+
+
+def test_every_query_parses(tmp_path: Path) -> None:
+    # promtool parses each expression as a recording rule: a syntax error fails here
+    rules = [
+        {"record": f"dashboard:panel_{panel['id']}_{target['refId']}".lower(),
+         "expr": substitute(target["expr"])}
+        for panel in _panels(_dashboard())
+        for target in panel["targets"]
+    ]
+    assert not [r for r in rules if re.search(r"\$\w+", r["expr"])], "unsubstituted variable"
+    path = tmp_path / "dashboard.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run([require_tool("promtool"), "check", "rules", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
+    path = tmp_path / "broken.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [
+        {"record": "x:y", "expr": "max by (kind (vaultscan_drift_events_total)"}]}]}))
+    result = subprocess.run([require_tool("promtool"), "check", "rules", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("name", ["ou"])
+def test_template_variable_queries_name_real_metrics(name: str) -> None:
+    variable = next(v for v in _dashboard()["templating"]["list"] if v["name"] == name)
+    assert "vaultscan_checks_by_ou" in variable["definition"]

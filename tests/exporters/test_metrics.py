@@ -1,0 +1,115 @@
+"""The database collector against a real PostgreSQL holding known rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from metrics_seed import NOW, seed_small
+from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import Engine, create_engine
+
+from exporters.metrics import DatabaseCollector, SchedulerMetrics, build_registry
+from storage.migrate import upgrade
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _registry(engine: Engine, **kwargs: object) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector(engine, **kwargs))  # type: ignore[arg-type]
+    return registry
+
+
+def test_empty_database_exports_zeros_and_no_ratio(engine: Engine) -> None:
+    registry = _registry(engine, interval_seconds=21600)
+    assert registry.get_sample_value("vaultscan_database_up") == 1
+    assert registry.get_sample_value("vaultscan_checks", {"status": "fail"}) == 0
+    # no checks: a ratio of 0 or 1 would be a lie
+    assert registry.get_sample_value("vaultscan_compliance_ratio") is None
+    assert registry.get_sample_value("vaultscan_last_successful_scan_timestamp_seconds") is None
+    assert registry.get_sample_value("vaultscan_scan_interval_seconds") == 21600
+    # every drift kind starts at 0 so increase() sees the first event
+    assert registry.get_sample_value("vaultscan_drift_events_total", {"kind": "regressed"}) == 0
+
+
+def test_aggregates_from_seeded_rows(engine: Engine) -> None:
+    seed_small(engine)
+    r = _registry(engine)
+    assert r.get_sample_value("vaultscan_checks", {"status": "pass"}) == 4
+    assert r.get_sample_value("vaultscan_checks", {"status": "fail"}) == 2
+    assert r.get_sample_value("vaultscan_compliance_ratio") == pytest.approx(4 / 6)
+    assert r.get_sample_value(
+        "vaultscan_checks_by_ou", {"ou_id": "ou-ab12-11111111", "ou": "Root/Prod", "status": "fail"}
+    ) == 2
+    assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "scp"}) == 2
+    assert r.get_sample_value(
+        "vaultscan_checks_by_action", {"check": "kms:Decrypt", "status": "fail"}
+    ) == 1
+    assert r.get_sample_value("vaultscan_simulator_disagreements") == 1
+    assert r.get_sample_value("vaultscan_drift_events_total", {"kind": "regressed"}) == 2
+    assert r.get_sample_value("vaultscan_drift_events_total", {"kind": "new"}) == 1
+    assert r.get_sample_value("vaultscan_drift_events_total", {"kind": "fixed"}) == 0
+
+
+def test_failing_role_is_one_series_with_age(engine: Engine) -> None:
+    seed_small(engine)
+    text = generate_latest(_registry(engine)).decode()
+    series = [line for line in text.splitlines()
+              if line.startswith("vaultscan_role_failing_since_timestamp_seconds{")]
+    assert len(series) == 1, series  # two failing checks, one role
+    labels = {"account_id": "222222222222", "account_name": "prod-b", "ou": "Root/Prod",
+              "region": "eu-west-1", "role": "BackupRole", "layer": "scp"}
+    r = _registry(engine)
+    since = r.get_sample_value("vaultscan_role_failing_since_timestamp_seconds", labels)
+    assert since == (NOW.timestamp() - 7 * 3600)
+    assert r.get_sample_value("vaultscan_role_failing_checks", labels) == 2
+    assert r.get_sample_value("vaultscan_failing_roles") == 1
+
+
+def test_last_scan_and_unreachable_accounts(engine: Engine) -> None:
+    seed_small(engine)
+    r = _registry(engine)
+    finished = NOW.timestamp() - 3600 + 180
+    assert r.get_sample_value("vaultscan_last_successful_scan_timestamp_seconds") == finished
+    assert r.get_sample_value("vaultscan_last_scan_duration_seconds") == 180
+    assert r.get_sample_value("vaultscan_last_scan_status", {"status": "partial"}) == 1
+    assert r.get_sample_value("vaultscan_last_scan_status", {"status": "succeeded"}) == 0
+    assert r.get_sample_value("vaultscan_last_scan_accounts", {"state": "errored"}) == 1
+    assert r.get_sample_value(
+        "vaultscan_account_unreachable",
+        {"account_id": "333333333333", "account_name": "dev-a", "ou": "Root/Dev"},
+    ) == 1
+    assert r.get_sample_value("vaultscan_scans_total", {"status": "partial"}) == 1
+    assert r.get_sample_value("vaultscan_scan_running") == 0
+
+
+def test_detail_series_are_capped_but_total_is_not(engine: Engine) -> None:
+    seed_small(engine)
+    text = generate_latest(_registry(engine, max_detail_series=0)).decode()
+    assert "vaultscan_role_failing_since_timestamp_seconds{" not in text
+    assert "vaultscan_failing_roles 1.0" in text
+
+
+def test_unreachable_database_still_answers() -> None:
+    # nothing listens on port 1: connecting fails fast
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    r = _registry(engine, interval_seconds=60)
+    assert r.get_sample_value("vaultscan_database_up") == 0
+    assert r.get_sample_value("vaultscan_checks", {"status": "pass"}) is None
+    assert r.get_sample_value("vaultscan_scan_interval_seconds") == 60
+
+
+def test_scheduler_counters_start_at_zero() -> None:
+    registry = build_registry(None)
+    metrics = SchedulerMetrics(registry)
+    labels = {"outcome": "skipped_lock_held"}
+    assert registry.get_sample_value("vaultscan_scheduler_scans_total", labels) == 0
+    metrics.record("skipped_lock_held")
+    assert registry.get_sample_value("vaultscan_scheduler_scans_total", labels) == 1

@@ -1,0 +1,59 @@
+"""Fixtures for the end-to-end scan tests: a seeded sandbox organization in moto (one per
+test module: seeding costs seconds) and a migrated database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+from sqlalchemy import Engine
+
+from scanner.aws.ratelimit import Throttle
+from scanner.aws.session import AwsSessions
+from scanner.config import Settings
+from scanner.sandbox import SandboxOrg, sandbox_settings, seed_sandbox_organization
+from storage.db import make_engine
+from storage.migrate import upgrade
+
+
+@dataclass
+class Seeded:
+    session: boto3.Session
+    sandbox: SandboxOrg
+    settings: Settings
+
+    def sessions(self, settings: Settings | None = None) -> AwsSessions:
+        # moto has no Organizations quotas: skip the client-side rate limit
+        return AwsSessions(settings or self.settings, session=self.session, org_throttle=Throttle())
+
+
+def _seed() -> Iterator[Seeded]:
+    with mock_aws():
+        session = boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        sandbox = seed_sandbox_organization(session)
+        yield Seeded(session, sandbox, sandbox_settings(sandbox))
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Iterator[Seeded]:
+    """One sandbox for the whole module; tests must not change it (use `fresh_sandbox`)."""
+    yield from _seed()
+
+
+@pytest.fixture
+def fresh_sandbox() -> Iterator[Seeded]:
+    """A sandbox of the test's own, for tests that change it (drift)."""
+    yield from _seed()
+
+
+@pytest.fixture
+def db_engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,160 @@
+"""run_scan end to end: the sandbox through moto into a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from botocore.exceptions import ClientError
+from sqlalchemy import func, select
+
+from scanner import cli
+from scanner.runner import run_scan
+from scanner.sandbox import sandbox_settings
+from storage.models import AccountScan, CheckResult, ScanRun
+from storage.repository import latest_results, latest_run
+
+
+def _expected_failures(sandbox) -> int:
+    return sum(len(a.failing(r)) for a in sandbox.accounts for r in sandbox.regions)
+
+
+def test_full_scan_is_stored_and_counted(seeded, db_engine):
+    progress = []
+    report = run_scan(
+        seeded.settings, engine=db_engine, sessions=seeded.sessions(),
+        progress=lambda done, total, account: progress.append((done, total)),
+    )
+    sandbox = seeded.sandbox
+    checks_per_account = 8 * len(sandbox.regions)  # 7 actions + the key state, per region
+    totals = report.totals
+    assert (totals.status, totals.accounts_total, totals.accounts_scanned) == (
+        "succeeded", len(sandbox.accounts), len(sandbox.accounts)
+    )
+    assert totals.checks_total == checks_per_account * len(sandbox.accounts)
+    assert totals.checks_failed == _expected_failures(sandbox)
+    assert totals.checks_errored == 0 and totals.disagreements == 0
+    assert progress[0] == (0, 12) and progress[-1] == (12, 12)
+    # the management account is not scanned unless configured
+    scanned = {outcome.account.id for outcome in report.summary.outcomes}
+    assert sandbox.management_account_id not in scanned
+    assert report.simulator_note == (
+        "simulator: vaultscan engine (moto has no SimulatePrincipalPolicy)"
+    )
+
+    run = latest_run(db_engine)
+    assert (run.id, run.status, run.simulator_source) == (report.run_id, "succeeded",
+                                                          "sandbox-engine")
+    failing = latest_results(db_engine, status="fail")
+    assert len(failing) == _expected_failures(sandbox)
+    by_account = {row["account_id"]: row for row in failing}
+    legacy = sandbox.by_name("legacy-billing")
+    row = by_account[legacy.account_id]
+    assert (row["account_name"], row["ou_path_names"]) == (
+        "legacy-billing", "Root/Workloads/Legacy"
+    )
+    assert row["deciding_layer"] == "scp" and row["statement"] == "DenyVaults"
+    assert row["remediation"]["kind"] == "edit-scp-deny"
+
+
+def test_stored_failure_replays_through_explain_with_the_same_decision(
+    seeded, db_engine, tmp_path, capsys
+):
+    run_scan(seeded.settings, engine=db_engine, sessions=seeded.sessions())
+    rows = [row for row in latest_results(db_engine, status="fail") if row["decision"]]
+    assert {row["decision"] for row in rows} == {"explicitDeny", "implicitDeny"}
+    for number, row in enumerate(rows):
+        path = tmp_path / f"{number}.json"
+        path.write_text(json.dumps(row["evidence"]["scenario"]))
+    capsys.readouterr()
+    assert cli.main(["explain", str(tmp_path), "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert len(answers) == len(rows)
+    replayed = sorted((a["decision"], a["deciding_layer"]) for a in answers)
+    stored = sorted((row["decision"], row["deciding_layer"]) for row in rows)
+    assert replayed == stored
+    assert all(answer["agrees"] for answer in answers)
+
+
+@pytest.fixture
+def assume_role_denied_for(seeded):
+    """Make sts:AssumeRole into one account fail as AWS would (AccessDenied)."""
+    victim = seeded.sandbox.by_name("prod-payments").account_id
+
+    def deny(params, **_):
+        if f":{victim}:" in params.get("RoleArn", ""):
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: "
+                           "sts:AssumeRole"}},
+                "AssumeRole",
+            )
+
+    events = seeded.session.events
+    events.register("before-parameter-build.sts.AssumeRole", deny, unique_id="deny-assume")
+    yield victim
+    events.unregister("before-parameter-build.sts.AssumeRole", unique_id="deny-assume")
+
+
+def test_account_that_cannot_be_entered_is_an_error_and_the_scan_goes_on(
+    seeded, db_engine, assume_role_denied_for
+):
+    report = run_scan(seeded.settings, engine=db_engine, sessions=seeded.sessions())
+    victim = assume_role_denied_for
+    outcome = next(o for o in report.summary.outcomes if o.account.id == victim)
+    assert outcome.status == "error"
+    assert "AccessDenied" in outcome.error and "VaultscanReadRole" in outcome.error
+    assert (report.totals.status, report.totals.accounts_errored) == ("partial", 1)
+    assert report.totals.accounts_scanned == len(seeded.sandbox.accounts) - 1
+    with db_engine.connect() as conn:
+        error = conn.execute(
+            select(AccountScan.error).where(
+                AccountScan.scan_run_id == report.run_id, AccountScan.account_id == victim
+            )
+        ).scalar_one()
+    assert "AccessDenied" in error
+    assert latest_results(db_engine, account_id=victim) == []
+    others = latest_results(db_engine)
+    assert len({row["account_id"] for row in others}) == len(seeded.sandbox.accounts) - 1
+
+
+def _results_in_run(engine, run_id: int) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(CheckResult).where(CheckResult.scan_run_id == run_id)
+        ).scalar_one()
+
+
+def test_stop_event_records_what_finished_and_marks_the_run_interrupted(seeded, db_engine):
+    settings = sandbox_settings(seeded.sandbox, concurrency=1)
+    stop = threading.Event()
+
+    def stop_after_first(done, total, account):
+        if done >= 1:
+            stop.set()
+
+    report = run_scan(
+        settings, engine=db_engine, sessions=seeded.sessions(settings),
+        progress=stop_after_first, stop_event=stop,
+    )
+    assert report.interrupted and report.totals is None
+    assert len(report.summary.outcomes) == 1
+    run = latest_run(db_engine)
+    assert run.status == "interrupted" and "stopped after 1 of 12" in run.error
+    assert _results_in_run(db_engine, run.id) == len(report.summary.results) == 16
+
+
+def test_a_crash_midway_keeps_finished_accounts_and_marks_the_run_failed(seeded, db_engine):
+    settings = sandbox_settings(seeded.sandbox, concurrency=1)
+
+    def crash_on_second(done, total, account):
+        if done == 2:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_scan(settings, engine=db_engine, sessions=seeded.sessions(settings),
+                 progress=crash_on_second)
+    with db_engine.connect() as conn:
+        run = conn.execute(select(ScanRun).order_by(ScanRun.id.desc())).first()
+    assert run.status == "failed" and "disk full" in run.error
+    assert _results_in_run(db_engine, run.id) == 2 * 16

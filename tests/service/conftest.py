@@ -1,0 +1,29 @@
+"""A moto server holding the sandbox organization, shared by the serve end-to-end tests
+(seeding takes seconds; the tests only read it, except `break_account` on purpose)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from serve_harness import MotoSandbox, free_port
+
+
+@pytest.fixture(scope="session")
+def moto_sandbox() -> Iterator[MotoSandbox]:
+    from moto.server import ThreadedMotoServer
+
+    from scanner.sandbox import seed_sandbox_organization
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    moto = MotoSandbox(endpoint=f"http://127.0.0.1:{port}", sandbox=None)
+    try:
+        with moto.client_env():
+            moto.sandbox = seed_sandbox_organization(moto.session())
+        yield moto
+    finally:
+        server.stop()

@@ -1,0 +1,273 @@
+"""Real processes for the end-to-end tests: a moto server holding the sandbox organization,
+`vaultscan serve` subprocesses, and a Prometheus server. Everything listens on loopback
+ports chosen here, and every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.25) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # not up yet
+            last_error = exc
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last_error!r})")
+
+
+def http_get(url: str, *, timeout: float = 10) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """The environment of a process that talks to the moto server and nothing else."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "VAULTSCAN_"))
+    }
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE="/nonexistent/vaultscan-test-config",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/vaultscan-test-credentials",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def write_config(
+    path: Path, settings: Any, *, database_url: str, metrics_port: int, **schedule: Any
+) -> Path:
+    """A vaultscan.yaml for the sandbox settings, pointed at this database and port."""
+    values = settings.model_dump(mode="json")
+    values["database"] = {"url": database_url}
+    values["metrics"] = {"host": "127.0.0.1", "port": metrics_port}
+    values["schedule"] = {**values["schedule"], **schedule}
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+@dataclass
+class ServeProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    metrics_port: int | None
+
+    @classmethod
+    def start(
+        cls, config: Path, env: dict[str, str], log_path: Path, *extra: str,
+        metrics_port: int | None = None,
+    ) -> ServeProcess:
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scanner", "-v", "serve", "--config", str(config), *extra],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return cls(process, log_path, metrics_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{self.log()}")
+            return http_get(f"{self.url}/readyz", timeout=2)[0] == 200
+
+        try:
+            wait_until(ready, timeout=timeout, what="serve /readyz")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- serve log ---\n{self.log()}") from None
+
+    def metrics(self) -> str:
+        status, body = http_get(f"{self.url}/metrics")
+        assert status == 200, body
+        return body
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"serve still running after {timeout}s:\n{self.log()}") from None
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as Kubernetes sends; kill only if it does not stop in `timeout`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+                raise AssertionError(f"serve ignored SIGTERM:\n{self.log()}") from None
+        return int(self.process.returncode)
+
+
+@dataclass
+class PrometheusProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @classmethod
+    def start(
+        cls, binary: str, workdir: Path, targets: list[str], rule_files: list[Path] = (),
+    ) -> PrometheusProcess:
+        port = free_port()
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(path) for path in rule_files],
+            "scrape_configs": [
+                {"job_name": "vaultscan", "static_configs": [{"targets": targets}]}
+            ],
+        }
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        log_path = workdir / "prometheus.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config_path}",
+                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--web.enable-lifecycle",
+                ],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        prometheus = cls(process, port, log_path)
+        try:
+            wait_until(
+                lambda: http_get(f"{prometheus.base}/-/ready", timeout=2)[0] == 200,
+                timeout=30, what="prometheus /-/ready",
+            )
+        except AssertionError:
+            prometheus.stop()
+            raise AssertionError(f"prometheus did not start:\n{log_path.read_text()}") from None
+        return prometheus
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Run an instant query; raise with Prometheus's own error when it does not parse."""
+        url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        status, body = http_get(url)
+        payload = json.loads(body)
+        if status != 200 or payload.get("status") != "success":
+            raise AssertionError(f"query failed ({status}): {expr}\n{payload.get('error')}")
+        return payload["data"]["result"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@dataclass
+class MotoSandbox:
+    endpoint: str
+    sandbox: Any  # scanner.sandbox.SandboxOrg
+
+    @contextmanager
+    def client_env(self) -> Iterator[None]:
+        """This process's environment pointed at the moto server, for boto3 calls here."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(aws_environment(self.endpoint))
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def session(self) -> Any:
+        import boto3
+
+        return boto3.Session(region_name="us-east-1")
+
+    def settings(self) -> Any:
+        from scanner.sandbox import sandbox_settings
+
+        return sandbox_settings(self.sandbox)
+
+
+@contextmanager
+def scratch_database(admin_conninfo: str) -> Iterator[str]:
+    """Like the `database_url` fixture, for fixtures wider than one test."""
+    name = f"vaultscan_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(admin_conninfo)
+    password = f":{info['password']}" if info.get("password") else ""
+    host, port = info.get("host", "127.0.0.1"), info.get("port", "5432")
+    try:
+        yield f"postgresql+psycopg://{info.get('user', 'postgres')}{password}@{host}:{port}/{name}"
+    finally:
+        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def require_tool(name: str) -> str:
+    """promtool or prometheus: a missing tool skips locally but fails in CI."""
+    local = REPO_ROOT / ".tools" / "bin" / name
+    found = str(local) if local.is_file() else shutil.which(name)
+    if found:
+        return found
+    message = f"{name} not found: run `bash scripts/install-test-tools.sh`"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,65 @@
+"""URLs and engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import text
+
+from storage.db import (
+    DatabaseConfigError,
+    make_engine,
+    mask_url,
+    normalise_url,
+    resolve_database_url,
+)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql://u:p@db:5432/vaultscan",
+        "postgres://u:p@db:5432/vaultscan",
+        "postgresql+psycopg://u:p@db:5432/vaultscan",
+        " postgresql://u:p@db:5432/vaultscan\n",
+    ],
+)
+def test_urls_get_the_psycopg_driver(given: str) -> None:
+    assert normalise_url(given) == "postgresql+psycopg://u:p@db:5432/vaultscan"
+
+
+def test_special_characters_in_password_survive() -> None:
+    url = normalise_url("postgresql://u:p%40ss%2Fw@db/vaultscan")
+    assert url == "postgresql+psycopg://u:p%40ss%2Fw@db/vaultscan"
+
+
+@pytest.mark.parametrize("bad", ["mysql://u@db/x", "sqlite:///x.db", "not a url"])
+def test_non_postgres_urls_are_refused(bad: str) -> None:
+    with pytest.raises(DatabaseConfigError, match="postgresql://"):
+        normalise_url(bad)
+
+
+def test_mask_hides_password() -> None:
+    masked = mask_url("postgresql+psycopg://vault:s3cret@db:5432/vaultscan")
+    assert "s3cret" not in masked and masked == "postgresql+psycopg://vault:***@db:5432/vaultscan"
+
+
+def test_configured_url_is_used_without_embedded(tmp_path: Path) -> None:
+    settings = SimpleNamespace(
+        database=SimpleNamespace(url="postgresql://u:p@db/vaultscan", data_dir=tmp_path)
+    )
+    assert resolve_database_url(settings) == "postgresql+psycopg://u:p@db/vaultscan"
+    assert list(tmp_path.iterdir()) == []  # no embedded server was started
+
+
+def test_engine_is_shared_per_url_and_connects(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        assert make_engine(database_url.replace("postgresql+psycopg", "postgresql")) is engine
+        assert engine.dialect.driver == "psycopg"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()

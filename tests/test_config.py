@@ -1,0 +1,192 @@
+"""Settings: YAML + VAULTSCAN_* environment, validation messages, fingerprint."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scanner.config import ConfigError, Settings, load_settings
+from scanner.profiles import parse_profile
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in [key for key in os.environ if key.startswith("VAULTSCAN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no ./vaultscan.yaml unless a test writes one
+
+
+def write(tmp_path: Path, text: str, name: str = "vaultscan.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file() -> None:
+    settings = load_settings()
+    assert settings.regions == ["us-east-1"]
+    assert settings.member.read_role_name == "VaultscanReadRole"
+    assert settings.roles.names == ["*Backup*"]
+    assert settings.keys.for_region("eu-west-1") == "alias/aws/backup"
+    assert settings.profiles == ["backup-vault-create"]
+    assert settings.simulator == "aws" and settings.concurrency == 8
+    assert settings.schedule.interval_minutes == 360 and settings.metrics.port == 9108
+    assert settings.database.url is None and settings.database.data_dir == Path(".vaultscan")
+
+
+def test_reads_the_file_and_nested_sections(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+organization: {role_arn: "arn:aws:iam::111122223333:role/OrgReader", external_id: abc}
+member: {read_role_name: Reader, read_role_path: /audit/}
+regions: [eu-west-1, eu-central-1]
+accounts: {exclude: ["222233334444"]}
+ous: {include: [ou-ab12-cdefgh34]}
+roles: {names: [BackupOperator], tag: {key: team, value: backup}}
+keys:
+  default: alias/aws/backup
+  per_region:
+    eu-west-1: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+simulator: engine
+schedule: {cron: "0 */6 * * *"}
+""",
+    )
+    settings = load_settings(path)
+    assert settings.organization.role_arn == "arn:aws:iam::111122223333:role/OrgReader"
+    assert settings.member.read_role_path == "/audit/"
+    assert settings.regions == ["eu-west-1", "eu-central-1"]
+    assert settings.ous.include == ["ou-ab12-cdefgh34"]
+    assert settings.roles.tag is not None and settings.roles.tag.value == "backup"
+    assert settings.keys.for_region("eu-west-1").endswith(
+        "key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    assert settings.keys.for_region("eu-central-1") == "alias/aws/backup"
+    assert settings.simulator == "engine" and settings.schedule.cron == "0 */6 * * *"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "regions: [eu-west-1]\ndatabase: {data_dir: /var/lib/vs}\n")
+    monkeypatch.setenv("VAULTSCAN_DATABASE__URL", "postgresql+psycopg://db/vaultscan")
+    monkeypatch.setenv("VAULTSCAN_REGIONS", "us-east-1, us-west-2")
+    monkeypatch.setenv("VAULTSCAN_CONCURRENCY", "16")
+    settings = load_settings(path)
+    assert settings.database.url == "postgresql+psycopg://db/vaultscan"
+    assert settings.database.data_dir == Path("/var/lib/vs")  # merged, not replaced
+    assert settings.regions == ["us-east-1", "us-west-2"]
+    assert settings.concurrency == 16
+
+
+def test_regions_as_json_list_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULTSCAN_REGIONS", '["ap-southeast-2", "eu-west-1"]')
+    assert load_settings().regions == ["ap-southeast-2", "eu-west-1"]
+
+
+def test_overrides_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULTSCAN_SIMULATOR", "engine")
+    assert load_settings().simulator == "engine"
+    assert load_settings(overrides={"simulator": "aws"}).simulator == "aws"
+
+
+def test_config_file_from_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "concurrency: 3\n", name="elsewhere.yaml")
+    monkeypatch.setenv("VAULTSCAN_CONFIG", str(path))
+    assert load_settings().concurrency == 3
+
+
+def test_vaultscan_yaml_in_working_directory_is_used(tmp_path: Path) -> None:
+    write(tmp_path, "concurrency: 5\n")
+    assert load_settings().concurrency == 5
+
+
+def test_every_bad_field_is_named_with_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+regions: [eu-west-1, moon-base-1a]
+concurrency: 100
+rolez: {names: [x]}
+accounts: {include: ["12345"]}
+member: {read_role_nam: X}
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = caught.value.message
+    assert str(path) in message
+    assert "regions.1: expected an AWS region name like 'eu-west-1', got 'moon-base-1a'" in message
+    assert "concurrency: Input should be less than or equal to 64 (got 100)" in message
+    assert "rolez: unknown setting" in message
+    assert "member.read_role_nam: unknown setting" in message
+    assert "accounts.include.0:" in message and "'12345'" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"regions": []}, "regions"),
+        ({"simulator": "local"}, "simulator"),
+        ({"keys": {"default": "my key"}}, "keys.default"),
+        ({"keys": {"per_region": {"mars-1": "alias/x"}}}, "keys.per_region"),
+        ({"ous": {"exclude": ["prod"]}}, "ous.exclude.0"),
+        ({"organization": {"role_arn": "OrgReader"}}, "organization.role_arn"),
+        ({"schedule": {"cron": "every six hours"}}, "schedule.cron"),
+        ({"metrics": {"port": 70000}}, "metrics.port"),
+        ({"member": {"read_role_path": "audit"}}, "member.read_role_path"),
+    ],
+)
+def test_bad_values_name_the_field(overrides: dict, field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides=overrides)
+    assert f"  - {field}" in caught.value.message
+
+
+def test_bad_environment_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULTSCAN_CONCURRENCY", "lots")
+    with pytest.raises(ConfigError, match="concurrency"):
+        load_settings()
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read configuration file"):
+        load_settings(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(write(tmp_path, "regions: [unclosed\n"))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_settings(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_fingerprint_follows_meaning_not_spelling(tmp_path: Path) -> None:
+    a = load_settings(write(tmp_path, "regions: [eu-west-1]\nconcurrency: 4\n", "a.yaml"))
+    b = load_settings(write(tmp_path, "concurrency: 4\nregions:\n  - eu-west-1\n", "b.yaml"))
+    c = load_settings(write(tmp_path, "regions: [eu-west-2]\nconcurrency: 4\n", "c.yaml"))
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != c.fingerprint()
+    assert len(a.fingerprint()) == 64
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings()
+    with pytest.raises(ValueError):
+        settings.concurrency = 3  # type: ignore[misc]
+
+
+def yaml_blocks(markdown: Path) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+
+
+def test_documented_examples_are_valid(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    complete, profile = yaml_blocks(docs)
+    settings = load_settings(write(tmp_path, complete))
+    assert settings == Settings.model_validate(yaml.safe_load(complete))
+    assert settings.keys.for_region("eu-west-1").startswith("arn:aws:kms:eu-west-1:")
+    parsed = parse_profile(yaml.safe_load(profile), "docs")
+    assert [r.action for r in parsed.requirements] == ["backup:StartRestoreJob", "kms:Decrypt"]
