@@ -7,6 +7,9 @@ The role has 10 managed policies of 20 statements each (most with conditions), a
   - Scenario.from_dict() + evaluate() with the same policy objects (what the scanner does),
   - from_dict() + evaluate() on fresh copies of the documents (cache by content).
 
+Rates are decisions per second of CPU time of the benchmark's thread (one core), so a
+busy shared machine does not distort them much; the wall-clock median is printed too.
+
 Run: .venv/bin/python benchmarks/engine_bench.py [--seconds 3]
 """
 
@@ -123,19 +126,23 @@ def scenario_dicts(policies: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def measure(label: str, seconds: float, step: Callable[[], int]) -> float:
-    """Best and median rate over rounds of ~0.25 s: on a shared machine the best round
-    is the closest to what one free core does."""
+    """Decisions per second of CPU time (this thread), best and median over rounds of
+    ~0.25 s: CPU time is what one core delivers even when the machine is shared, and
+    the wall-clock rate is printed next to it."""
     step()  # warm caches
-    rates = []
+    cpu_rates: list[float] = []
+    wall_rates: list[float] = []
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(rates) < 3:
+    while time.perf_counter() < deadline or len(cpu_rates) < 3:
         done = 0
-        start = time.perf_counter()
-        while time.perf_counter() - start < 0.25:
+        cpu_start, wall_start = time.thread_time(), time.perf_counter()
+        while time.thread_time() - cpu_start < 0.25:
             done += step()
-        rates.append(done / (time.perf_counter() - start))
-    best, median = max(rates), statistics.median(rates)
-    print(f"{label:<58} best {best:>9,.0f}/s  median {median:>9,.0f}/s")
+        cpu_rates.append(done / (time.thread_time() - cpu_start))
+        wall_rates.append(done / (time.perf_counter() - wall_start))
+    best = max(cpu_rates)
+    print(f"{label:<58} {best:>9,.0f}/s CPU best, {statistics.median(cpu_rates):>9,.0f}/s CPU "
+          f"median, {statistics.median(wall_rates):>9,.0f}/s wall median")
     return best
 
 
@@ -188,7 +195,8 @@ def main() -> None:
     measure("Scenario.from_dict + evaluate (equal copies, cache by hash)", args.seconds,
             fresh_documents)
     target = 20_000
-    print(f"target {target:,} decisions/s on one core: {'met' if rate >= target else 'NOT met'}")
+    verdict = "met" if rate >= target else "NOT met"
+    print(f"target {target:,} decisions/s on one core (evaluate, CPU best): {verdict}")
 
 
 if __name__ == "__main__":

@@ -35,10 +35,15 @@ COMPLETED_STATUSES = ("succeeded", "partial")
 DRIFT_KINDS = ("regressed", "fixed", "new", "gone", "error")
 # Per-role and per-account series are capped so a broken organization cannot flood
 # Prometheus; the uncapped totals are exported alongside.
-DEFAULT_MAX_DETAIL_SERIES = 10_000
+DEFAULT_MAX_DETAIL_SERIES = 5_000
 # A scrape must never hang on a locked or overloaded database.
 STATEMENT_TIMEOUT_MS = 10_000
 NO_OU = "(none)"
+# A key-state check fails because the key is disabled or pending deletion: no policy layer
+# denies, and it concerns every role of the account and region.
+KEY_STATE_CHECK = "kms:KeyState"
+KEY_STATE_LAYER = "key_state"
+ALL_ROLES = "(all roles)"
 
 
 # --- queries --------------------------------------------------------------------------
@@ -61,7 +66,9 @@ _FAILING_ROLES = text(
            coalesce(a.ou_path_names, '') AS ou_names, cs.region, cs.role_arn,
            extract(epoch FROM min(coalesce(cs.failing_since, cs.last_changed_at))) AS since,
            count(*) AS failing,
-           string_agg(DISTINCT coalesce(cs.deciding_layer, 'unknown'), ',') AS layers
+           string_agg(DISTINCT coalesce(cs.deciding_layer,
+               CASE WHEN cs."check" = :key_state THEN 'key_state' ELSE 'unknown' END), ','
+           ) AS layers
     FROM check_state cs LEFT JOIN accounts a ON a.account_id = cs.account_id
     WHERE cs.status = 'fail'
     GROUP BY cs.account_id, a.name, a.ou_path_names, cs.region, cs.role_arn
@@ -111,8 +118,15 @@ class _CheckAggregates:
 
 
 def role_name(role_arn: str) -> str:
-    """The role's name: the last path segment of its ARN (the account is its own label)."""
-    return role_arn.rsplit("/", 1)[-1]
+    """The role's name: the last path segment of its ARN (the account is its own label).
+    Checks about the key rather than a role have no ARN."""
+    return role_arn.rsplit("/", 1)[-1] if role_arn else ALL_ROLES
+
+
+def _layer(layer: str | None, check: str) -> str:
+    if layer:
+        return layer
+    return KEY_STATE_LAYER if check == KEY_STATE_CHECK else "unknown"
 
 
 def _ou_label(ou_names: str) -> str:
@@ -131,7 +145,7 @@ def _aggregate(rows: Iterable[Any]) -> _CheckAggregates:
         agg.by_check[(check, status)] += n
         agg.by_ou[(_ou_id(ou_path), _ou_label(ou_names), status)] += n
         if status == "fail":
-            agg.failing_by_layer[layer or "unknown"] += n
+            agg.failing_by_layer[_layer(layer, check)] += n
         if disagreement:
             agg.disagreements += n
     return agg
@@ -252,7 +266,9 @@ class DatabaseCollector(Collector):
             "vaultscan_role_failing_checks",
             "Number of failing checks of a currently failing (account, region, role).",
             labels=labels)
-        for row in conn.execute(_FAILING_ROLES, {"limit": self._max_detail}):
+        for row in conn.execute(
+            _FAILING_ROLES, {"limit": self._max_detail, "key_state": KEY_STATE_CHECK}
+        ):
             values = [row.account_id, row.account_name, _ou_label(row.ou_names), row.region,
                       role_name(row.role_arn), row.layers]
             since.add_metric(values, float(row.since))

@@ -312,6 +312,12 @@ def load_settings(path: Path | None = None, *, overrides: dict | None = None) ->
     """Read and validate the settings; raises ConfigError listing every bad field."""
     file = config_path(path)
     values = _read_yaml(file) if file is not None else {}
+    if file is not None and isinstance(values.get("profile_files"), list):
+        # profile files named in the YAML file are relative to that file
+        values["profile_files"] = [
+            str(file.parent / item) if isinstance(item, str) else item
+            for item in values["profile_files"]
+        ]
     sources = [str(file)] if file else []
     sources.append("VAULTSCAN_* environment")
     if overrides:

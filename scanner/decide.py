@@ -273,7 +273,8 @@ def _describe_failure(
     action: str, role: Role, layer: str | None, decision: str, culprit: Culprit,
     resource: str, enables_iam: bool,
 ) -> str:
-    target = "" if resource == "*" else f" on {resource}"
+    # a key policy is named after its key: no need to repeat the key ARN
+    target = "" if resource == "*" or layer == "resource_policy" else f" on {resource}"
     if decision == "explicitDeny":
         where = f" at {culprit.level}" if culprit.level else ""
         words = LAYER_WORDS.get(layer or "", "policy")

@@ -177,12 +177,13 @@ def _short_policy(text: str) -> str:
 
 def results_table(rows: list[Row]) -> Table:
     table = Table(title="Latest verdicts", title_justify="left")
-    for column in ("Account", "Region", "Role", "Check", "Status", "Layer", "Why"):
-        table.add_column(column, overflow="fold")
+    for column in ("Account", "Region", "Role", "Check", "Status", "Layer"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Why", overflow="fold", ratio=1)
     for row in rows:
         status = row["status"].upper()
         table.add_row(
-            f"{row.get('account_name') or ''} {row['account_id']}".strip(),
+            f"{row.get('account_name') or ''}\n{row['account_id']}".strip(),
             row.get("region") or "",
             _role_name(row.get("role_arn")),
             row["check"],

@@ -330,6 +330,19 @@ def break_account(session: boto3.Session, sandbox: SandboxOrg, account_id: str) 
     return BROKEN_BY_DRIFT
 
 
+def repair_account(session: boto3.Session, sandbox: SandboxOrg, account_id: str) -> Expectation:
+    """Undo `break_account`: remove the inline Deny; the account is healthy again."""
+    account = sandbox.account(account_id)
+    if account.expectation is not BROKEN_BY_DRIFT:
+        raise ValueError(f"account {account_id} ({account.name}) was not broken by break_account")
+    seeder = _Seeder(session, sandbox.regions)
+    iam = seeder.member_client(account_id, "iam", seeder.home)
+    iam.delete_role_policy(RoleName=BACKUP_ROLE_NAME, PolicyName="EmergencyFreeze")
+    plan = next(plan for plan in ACCOUNT_PLANS if plan.name == account.name)
+    account.expectation = plan.expectation
+    return plan.expectation
+
+
 def sandbox_settings(sandbox: SandboxOrg, **overrides: Any) -> Settings:
     """Settings that scan the sandbox: its regions, read role, backup role and vault key."""
     from scanner.config import Settings

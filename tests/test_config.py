@@ -190,3 +190,11 @@ def test_documented_examples_are_valid(tmp_path: Path) -> None:
     assert settings.keys.for_region("eu-west-1").startswith("arn:aws:kms:eu-west-1:")
     parsed = parse_profile(yaml.safe_load(profile), "docs")
     assert [r.action for r in parsed.requirements] == ["backup:StartRestoreJob", "kms:Decrypt"]
+
+
+def test_profile_files_in_the_file_are_relative_to_it(tmp_path: Path) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = write(folder, "profile_files: [profiles/restore.yaml, /abs/other.yaml]\n")
+    settings = load_settings(path)
+    assert settings.profile_files == [folder / "profiles" / "restore.yaml", Path("/abs/other.yaml")]

@@ -90,8 +90,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_check_results')),
     sa.UniqueConstraint('scan_run_id', 'check_key', name=op.f('uq_check_results_scan_run_id_check_key'))
     )
-    op.create_index(op.f('ix_check_results_account_id'), 'check_results', ['account_id'], unique=False)
     op.create_index('ix_check_results_key_run', 'check_results', ['check_key', 'scan_run_id'], unique=False)
+    op.create_index('ix_check_results_account_run', 'check_results', ['account_id', 'scan_run_id'], unique=False)
     op.create_table('drift_events',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('scan_run_id', sa.BigInteger(), nullable=False),
@@ -142,8 +142,8 @@ def downgrade() -> None:
     op.drop_index('ix_drift_events_at', table_name='drift_events')
     op.drop_index(op.f('ix_drift_events_account_id'), table_name='drift_events')
     op.drop_table('drift_events')
+    op.drop_index('ix_check_results_account_run', table_name='check_results')
     op.drop_index('ix_check_results_key_run', table_name='check_results')
-    op.drop_index(op.f('ix_check_results_account_id'), table_name='check_results')
     op.drop_table('check_results')
     op.drop_table('accounts')
     op.drop_table('account_scans')

@@ -22,7 +22,6 @@ from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scanner.aws.ratelimit import is_throttling
 from scanner.aws.session import AccountAccessError, AwsSessions, Credentials, error_text
 from scanner.aws.simulator import SimulationRequest, Simulator, SimulatorError
 from scanner.config import RoleSelector, Settings
@@ -45,6 +44,15 @@ AWS_MANAGED_POLICY_PREFIX = ":iam::aws:policy/"
 AWS_MANAGED_TTL_SECONDS = 3600.0
 # key states that are not the key's own (`KeyState`) but why it could not be read
 NOT_CREATED, NOT_FOUND, UNREADABLE = "NotCreated", "NotFound", "Unreadable"
+_DENIED_HINT = " (the read role needs this permission: see docs/read-role.md)"
+_REGION_HINT = " (is the region enabled for this account? check `regions` in the settings)"
+READ_ERROR_HINTS = {
+    "AccessDenied": _DENIED_HINT,
+    "AccessDeniedException": _DENIED_HINT,
+    "UnauthorizedOperation": _DENIED_HINT,
+    "UnrecognizedClientException": _REGION_HINT,
+    "InvalidClientTokenId": _REGION_HINT,
+}
 
 
 class AccountReadError(Exception):
@@ -165,7 +173,8 @@ class _AccountReader:
     ) -> AccountReadError:
         action = f"{client.meta.service_model.signing_name}:{operation}"
         where = f" in {region}" if region else ""
-        hint = "" if is_throttling(exc) else " (the read role needs it: see docs/read-role.md)"
+        code = exc.response.get("Error", {}).get("Code", "")
+        hint = READ_ERROR_HINTS.get(code, "")
         return AccountReadError(f"{action}{where} failed: {error_text(exc)}{hint}")
 
     # --- IAM ----------------------------------------------------------------------------
@@ -379,6 +388,7 @@ def collect_account(
     except BotoCoreError as exc:  # network, endpoint or credential problems
         collection.error = f"{type(exc).__name__}: {exc}"
     finally:
+        sessions.release_account(account.id)
         collection.api_calls = sessions.recorder.for_account(account.id) - before
     if collection.error:
         log.warning(

@@ -3,8 +3,13 @@
 The tree is walked top-down with ListOrganizationalUnitsForParent and
 ListAccountsForParent: two calls (plus pages) per OU give every account its full OU path,
 where ListAccounts + ListParents would cost one call per account per level. Subtrees under
-an excluded OU are not walked. Policies are listed only for targets on the paths of the
-accounts that will be scanned, and each policy is described once per scan.
+an excluded OU are not walked.
+
+Policies are needed only for targets (root, OUs, accounts) on the paths of the accounts
+that will be scanned, and each is described once per scan. Attachments are read the
+cheaper way round: ListPolicies + ListTargetsForPolicy (one call per policy) when the
+organization has fewer policies of the type than there are targets, which is the usual
+case for large organizations, else ListPoliciesForTarget (one call per target).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scanner.aws.session import AwsSessions, error_text
+from scanner.aws.session import AccountAccessError, AwsSessions, error_text
 from scanner.config import Settings
 from scanner.model import Account, NamedPolicy, Organization, OrgUnit
 
@@ -51,7 +56,13 @@ def is_selected(account: Account, settings: Settings, management_account_id: str
 
 class _Walker:
     def __init__(self, sessions: AwsSessions) -> None:
-        self.client = sessions.org_client()
+        try:
+            self.client = sessions.org_client()
+        except AccountAccessError as exc:
+            raise DiscoveryError(
+                f"cannot read AWS Organizations: {exc.reason}. Check organization.role_arn "
+                "and that its trust policy allows the scanner's identity."
+            ) from exc
         self.throttle = sessions.org_throttle
         self.described: dict[str, NamedPolicy] = {}
 
@@ -98,7 +109,19 @@ class _Walker:
                 pending.append((*path, OrgUnit(raw["Id"], raw.get("Name", raw["Id"]))))
         return found
 
-    def policies(self, target_id: str, policy_type: str) -> list[NamedPolicy]:
+    def attachments(self, targets: list[str], policy_type: str) -> dict[str, list[NamedPolicy]]:
+        """Policies of `policy_type` attached to each target, by the cheaper listing."""
+        summaries = self.items("ListPolicies", "Policies", Filter=policy_type)
+        if len(summaries) >= len(targets):
+            return {target: self.policies_for_target(target, policy_type) for target in targets}
+        attached: dict[str, list[NamedPolicy]] = {target: [] for target in targets}
+        for summary in summaries:
+            for target in self.items("ListTargetsForPolicy", "Targets", PolicyId=summary["Id"]):
+                if target["TargetId"] in attached:
+                    attached[target["TargetId"]].append(self.describe(summary["Id"]))
+        return attached
+
+    def policies_for_target(self, target_id: str, policy_type: str) -> list[NamedPolicy]:
         summaries = self.items(
             "ListPoliciesForTarget", "Policies", TargetId=target_id, Filter=policy_type
         )
@@ -158,11 +181,10 @@ def discover(sessions: AwsSessions, settings: Settings) -> Organization:
             for target in [*(unit.id for unit in account.ou_path), account.id]
         )
     )
-    for target in targets:
-        if organization.scps_enabled:
-            organization.scps[target] = walker.policies(target, SCP)
-        if organization.rcps_enabled:
-            organization.rcps[target] = walker.policies(target, RCP)
+    if targets and organization.scps_enabled:
+        organization.scps = walker.attachments(targets, SCP)
+    if targets and organization.rcps_enabled:
+        organization.rcps = walker.attachments(targets, RCP)
     log.info(
         "organization discovered",
         extra={

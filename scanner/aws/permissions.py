@@ -29,6 +29,8 @@ ORG_READ_ACTIONS: tuple[str, ...] = (
     "organizations:ListRoots",
     "organizations:ListOrganizationalUnitsForParent",
     "organizations:ListAccountsForParent",
+    "organizations:ListPolicies",
+    "organizations:ListTargetsForPolicy",
     "organizations:ListPoliciesForTarget",
     "organizations:DescribePolicy",
 )

@@ -45,6 +45,9 @@ ORGANIZATIONS_RATES: dict[str, float] = {
     "ListAccountsForParent": 8.0,
     "ListParents": 5.0,
     "ListPoliciesForTarget": 5.0,
+    # not in the documented table: held to the common 5/s of the other list calls
+    "ListPolicies": 5.0,
+    "ListTargetsForPolicy": 5.0,
     "ListChildren": 5.0,
     "ListOrganizationalUnitsForParent": 5.0,
     "ListRoots": 5.0,

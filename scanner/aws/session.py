@@ -95,7 +95,8 @@ class AwsSessions:
         self.throttle = throttle or Throttle()
         self.session_name = session_name(settings.member.session_name, host)
         self._client_lock = threading.Lock()
-        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        # (service, region, account id, access key id) -> client; ambient: account None
+        self._clients: dict[tuple[str, str, str | None, str | None], Any] = {}
         self._credentials: dict[str, Credentials] = {}
         self._account_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -109,7 +110,12 @@ class AwsSessions:
 
     def client(self, service: str, region: str, credentials: Credentials | None = None) -> Any:
         """A cached client of `service` in `region`, with `credentials` or the ambient ones."""
-        key = (service, region, credentials.access_key_id if credentials else None)
+        key = (
+            service,
+            region,
+            credentials.account_id if credentials else None,
+            credentials.access_key_id if credentials else None,
+        )
         with self._client_lock:
             cached = self._clients.get(key)
             if cached is not None:
@@ -125,6 +131,22 @@ class AwsSessions:
             self.recorder.attach(client, credentials.account_id if credentials else None)
             self._clients[key] = client
             return client
+
+    def cached_clients(self, account_id: str) -> list[Any]:
+        """The cached clients holding credentials of `account_id`."""
+        with self._client_lock:
+            return [client for key, client in self._clients.items() if key[2] == account_id]
+
+    def release_account(self, account_id: str) -> int:
+        """Close and forget the account's clients once it is collected: a client holds
+        about 300 KiB and its own connection pool, too much to keep for every account of a
+        large organization. Its credentials stay cached for reuse until they expire."""
+        with self._client_lock:
+            keys = [key for key in self._clients if key[2] == account_id]
+            clients = [self._clients.pop(key) for key in keys]
+        for client in clients:
+            client.close()
+        return len(clients)
 
     def org_client(self) -> Any:
         """The Organizations client: through `organization.role_arn` when configured."""

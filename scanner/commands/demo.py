@@ -173,7 +173,7 @@ def print_demo_report(
     console.print("[bold]Next, try:[/]")
     for command in (
         f"vaultscan results --status fail{option}",
-        f"vaultscan results --export-scenarios scenarios/{option}",
+        f"vaultscan results --status fail --export-scenarios scenarios/{option}",
         "vaultscan explain scenarios/",
     ):
         console.print(f"  {prefix if 'results' in command else ''}{command}", highlight=False)

@@ -1,10 +1,111 @@
-"""Placeholder: replaced by the module that implements `vaultscan results`."""
+"""`vaultscan results`: the latest verdict of every check, from the database."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from scanner.commands.scan import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CommandError,
+    add_config_arguments,
+    load_config,
+    open_database,
+)
+
+UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("results", help="(not implemented yet)")
-    parser.set_defaults(handler=lambda args: parser.error("not implemented yet"))
+    parser = subparsers.add_parser(
+        "results",
+        help="show the latest verdicts stored in the database",
+        description=(
+            "Prints the latest verdict of every check (account, region, role, action) with "
+            "the layer, policy and statement that decided a failure and the fix. "
+            "--export-scenarios writes each verdict's authorization scenario as JSON so "
+            "`vaultscan explain DIR` can replay it offline."
+        ),
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--account", metavar="ID", help="only this account id")
+    parser.add_argument("--region", metavar="REGION", help="only this region")
+    parser.add_argument("--role", metavar="NAME", help="only this role (name or ARN)")
+    parser.add_argument("--status", choices=("pass", "fail", "error"), help="only this status")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument(
+        "--export-scenarios",
+        type=Path,
+        metavar="DIR",
+        help="write the scenario of every selected verdict to DIR/*.json",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _results(args)
+    except CommandError as exc:
+        print(f"vaultscan results: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _results(args: argparse.Namespace) -> int:
+    from scanner.render import make_console, render_fixes, render_totals, results_table
+    from storage.repository import latest_results, latest_run
+
+    settings = load_config(args)
+    _url, engine = open_database(settings, args.database_url)
+    rows = latest_results(
+        engine, account_id=args.account, region=args.region, status=args.status, role=args.role
+    )
+    run = latest_run(engine)
+    console = make_console(stderr=args.json)
+    if args.export_scenarios is not None:
+        written = export_scenarios(rows, args.export_scenarios)
+        console.print(
+            f"wrote {written} scenario(s) to {args.export_scenarios}/; replay them with "
+            f"`vaultscan explain {args.export_scenarios}`",
+            highlight=False,
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    if run is None:
+        console.print("No scan results yet: run `vaultscan scan` (or `vaultscan demo`).")
+        return EXIT_OK
+    if args.export_scenarios is not None:
+        return EXIT_OK
+    if not rows:
+        console.print("No verdict matches these filters.")
+        return EXIT_OK
+    console.print(results_table(rows))
+    render_fixes(console, rows)
+    console.print()
+    render_totals(console, rows)
+    console.print(
+        f"latest scan: run #{run.id} ({run.status}), started {run.started_at:%Y-%m-%d %H:%M} UTC",
+        highlight=False,
+    )
+    return EXIT_OK
+
+
+def export_scenarios(rows: list[dict[str, Any]], directory: Path) -> int:
+    """One JSON file per verdict that has a scenario; returns how many were written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for row in rows:
+        scenario = (row.get("evidence") or {}).get("scenario")
+        if not scenario:
+            continue  # key-state and account-level checks have no authorization question
+        role = (row.get("role_arn") or "").rsplit("/", 1)[-1]
+        stem = "-".join([row["account_id"], row["region"], role, row["check"]])
+        path = directory / f"{UNSAFE_FILE_CHARS.sub('_', stem)}.json"
+        path.write_text(json.dumps(scenario, indent=2, default=str) + "\n", encoding="utf-8")
+        written += 1
+    return written

@@ -14,7 +14,10 @@ Rules implemented, as documented:
   requires one request value to match;
 - a single-valued operator given a multivalued key does not match (a set qualifier is
   needed for those);
-- policy variables are substituted only for String* and Arn* operators.
+- policy variables are substituted only for String* and Arn* operators; a variable
+  with no value is effectively null, which no value equals or is like, so negated
+  operators such as StringNotEquals match it (Variables and tags, "Policy variables
+  with no value").
 """
 
 from __future__ import annotations
@@ -285,10 +288,14 @@ def _evaluate(condition: CompiledCondition, context: Context) -> bool:
         return condition.if_exists or base.negated
     prepared = condition.prepared
     if condition.templates is not None:
-        resolved = tuple(resolve(template, context) for template in condition.templates)
-        if any(text is None for text in resolved):
-            return False  # an unresolvable variable makes the statement not apply
-        prepared = _prepare_resolved(base, resolved)  # type: ignore[arg-type]
+        # A variable without a value makes that policy value effectively null: nothing
+        # equals or is like it, so only the negated operators can match it.
+        resolved = tuple(
+            text
+            for text in (resolve(template, context) for template in condition.templates)
+            if text is not None
+        )
+        prepared = _prepare_resolved(base, resolved)
     if condition.qualifier is None:
         if not isinstance(value, str):
             return False  # multivalued key needs ForAllValues/ForAnyValue

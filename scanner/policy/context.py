@@ -81,7 +81,7 @@ def _derived(
     scanner asks the same few questions for many checks. Callers must not mutate."""
     session_arn = principal_arn if is_assumed_role_arn(principal_arn) else None
     role_arn = session_to_role_arn(principal_arn) or principal_arn
-    principal = RequestPrincipal(
+    principal = RequestPrincipal.for_role(
         principal_arn, principal_account, role_arn, session_arn, has_boundary
     )
     derived = {

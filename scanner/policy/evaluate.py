@@ -28,9 +28,11 @@ from scanner.policy.grammar import CompiledPolicy, CompiledStatement
 from scanner.policy.kms import (
     NO_ACCOUNT_TRUST_NOTE,
     NO_KEY_POLICY_NOTE,
+    RCP_RETIRE_GRANT_NOTE,
     RETIRE_GRANT_NOTE,
     is_key_request,
     key_policy_consulted,
+    rcps_consulted,
 )
 from scanner.policy.principal import MatchKind, match_principal, not_principal_applies
 
@@ -49,6 +51,10 @@ RCP_SERVICES = frozenset(
      "aoss"}
 )
 NO_ALLOW_NOTE = "no statement allows this request"
+NO_RESOURCE_POLICY_NOTE = (
+    "no resource policy given: access from another account needs the resource's policy "
+    "to allow it"
+)
 DIRECT_KINDS: frozenset[MatchKind] = frozenset({"wildcard", "session", "role"})
 SESSION_KINDS: frozenset[MatchKind] = frozenset({"wildcard", "session"})
 
@@ -125,56 +131,85 @@ class PolicySet:
     permissions_boundary: NamedCompiled | None
     identity: tuple[NamedCompiled, ...]
     resource_policy: NamedCompiled | None
+    # (layer part, action, resource) -> statements whose action and resource match,
+    # split into those that need no context and those whose resource does
+    _candidates: dict[tuple[Any, str, str], tuple[tuple[Pair, ...], tuple[Pair, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def candidates(self, part: Any, policies: Iterable[NamedCompiled],
+                   request: Request) -> Iterable[Pair]:
+        """Statements of `policies` whose Action and Resource match the request."""
+        key = (part, request.action, request.resource)
+        hit = self._candidates.get(key)
+        if hit is None:
+            static: list[Pair] = []
+            dynamic: list[Pair] = []
+            for named in policies:
+                matched, needs_context = named.policy.split_candidates(
+                    request.action, request.resource)
+                static.extend((named, statement) for statement in matched)
+                dynamic.extend((named, statement) for statement in needs_context)
+            if len(self._candidates) >= 4096:
+                self._candidates.clear()
+            hit = (tuple(static), tuple(dynamic))
+            self._candidates[key] = hit
+        static_pairs, dynamic_pairs = hit
+        if not dynamic_pairs:
+            return static_pairs
+        context = request.context
+        matched = [p for p in dynamic_pairs if p[1].matches_resource(request.resource, context)]
+        return (*static_pairs, *matched)
 
 
+Pair = tuple[NamedCompiled, CompiledStatement]
 Match = tuple[NamedCompiled, CompiledStatement, "MatchKind | None"]
 
 
 def _collect(
-    policies: Iterable[NamedCompiled],
+    pairs: Iterable[Pair],
     request: Request,
     resource_based: bool,
     allows: list[Match],
     denies: list[Match],
 ) -> None:
-    """Add the statements of `policies` that apply to the request (action, resource,
-    principal and conditions all match) to `allows` / `denies`."""
-    action, resource, context = request.action, request.resource, request.context
+    """Add the statements among `pairs` whose principal and conditions match the request
+    (their action and resource already do) to `allows` / `denies`."""
+    context = request.context
     principal = request.principal
-    for named in policies:
-        for statement in named.policy.candidates(action, resource, context):
-            kind: MatchKind | None = None
-            if resource_based:  # principal checks only exist in resource-based policies
-                spec = statement.principal
-                if spec is None:
-                    continue
-                if statement.not_principal:
-                    if not not_principal_applies(spec, principal, statement.effect):
-                        continue
-                else:
-                    kind = match_principal(spec, principal)
-                    if kind is None:
-                        continue
-            if statement.conditions:
-                for condition in statement.conditions:
-                    if not condition_matches(condition, context):
-                        break
-                else:
-                    (allows if statement.effect == "Allow" else denies).append(
-                        (named, statement, kind))
+    for named, statement in pairs:
+        kind: MatchKind | None = None
+        if resource_based:  # principal checks only exist in resource-based policies
+            spec = statement.principal
+            if spec is None:
                 continue
-            (allows if statement.effect == "Allow" else denies).append((named, statement, kind))
+            if statement.not_principal:
+                if not not_principal_applies(spec, principal, statement.effect):
+                    continue
+            else:
+                kind = match_principal(spec, principal)
+                if kind is None:
+                    continue
+        if statement.conditions:
+            for condition in statement.conditions:
+                if not condition_matches(condition, context):
+                    break
+            else:
+                (allows if statement.effect == "Allow" else denies).append(
+                    (named, statement, kind))
+            continue
+        (allows if statement.effect == "Allow" else denies).append((named, statement, kind))
 
 
 def _refs(matches: list[Match]) -> list[StatementRef]:
     return [named.ref(statement) for named, statement, _kind in matches]
 
 
-def _simple_layer(layer: str, policies: Iterable[NamedCompiled], request: Request,
+def _simple_layer(layer: str, pairs: Iterable[Pair], request: Request,
                   resource_based: bool = False) -> tuple[LayerResult, list[Match]]:
     allows: list[Match] = []
     denies: list[Match] = []
-    _collect(policies, request, resource_based, allows, denies)
+    _collect(pairs, request, resource_based, allows, denies)
     if denies:
         return LayerResult(layer, EXPLICIT_DENY, _refs(denies)), allows
     if allows:
@@ -182,15 +217,17 @@ def _simple_layer(layer: str, policies: Iterable[NamedCompiled], request: Reques
     return LayerResult(layer, IMPLICIT_DENY, [], NO_ALLOW_NOTE), allows
 
 
-def _org_layer(layer: str, levels: tuple[tuple[NamedCompiled, ...], ...], request: Request,
+def _org_layer(layer: str, policies: PolicySet, request: Request,
                resource_based: bool) -> LayerResult:
     """Every level must allow; a Deny at any level denies."""
     denies: list[Match] = []
     allows: list[Match] = []
     unallowed: list[int] = []
+    levels = policies.rcps if resource_based else policies.scps
     for number, level in enumerate(levels):
         before = len(allows)
-        _collect(level, request, resource_based, allows, denies)
+        pairs = policies.candidates((layer, number), level, request)
+        _collect(pairs, request, resource_based, allows, denies)
         if len(allows) == before:
             unallowed.append(number)
     if denies:
@@ -224,18 +261,21 @@ def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
         return result
 
     if policies.scps:
-        add(_org_layer("scp", policies.scps, request, resource_based=False))
+        add(_org_layer("scp", policies, request, resource_based=False))
     if policies.rcps:
-        if request.service in RCP_SERVICES:
-            add(_org_layer("rcp", policies.rcps, request, resource_based=True))
-        else:
+        if request.service not in RCP_SERVICES:
             add(LayerResult("rcp", ALLOWED, [],
                             f"RCPs do not apply to {request.service} actions"))
+        elif not rcps_consulted(request.action):
+            add(LayerResult("rcp", ALLOWED, [], RCP_RETIRE_GRANT_NOTE))
+        else:
+            add(_org_layer("rcp", policies, request, resource_based=True))
     boundary = None
     if policies.permissions_boundary is not None:
-        boundary = add(_simple_layer(
-            "permissions_boundary", (policies.permissions_boundary,), request)[0])
-    identity = add(_simple_layer("identity", policies.identity, request)[0])
+        pairs = policies.candidates("boundary", (policies.permissions_boundary,), request)
+        boundary = add(_simple_layer("permissions_boundary", pairs, request)[0])
+    pairs = policies.candidates("identity", policies.identity, request)
+    identity = add(_simple_layer("identity", pairs, request)[0])
 
     key_request = is_key_request(request.action, request.resource)
     resource_matches: list[Match] = []
@@ -244,11 +284,14 @@ def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
         if key_request and not key_policy_consulted(request.action):
             resource = add(LayerResult("resource_policy", ALLOWED, [], RETIRE_GRANT_NOTE))
         else:
+            pairs = policies.candidates("resource", (policies.resource_policy,), request)
             result, resource_matches = _simple_layer(
-                "resource_policy", (policies.resource_policy,), request, resource_based=True)
+                "resource_policy", pairs, request, resource_based=True)
             resource = add(result)
     elif key_request and key_policy_consulted(request.action):
         resource = add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_KEY_POLICY_NOTE))
+    elif request.cross_account and not key_request:
+        add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_RESOURCE_POLICY_NOTE))
 
     decision, deciding = _decide(request, by_name, identity, boundary, resource,
                                  resource_matches, key_request)

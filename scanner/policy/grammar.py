@@ -52,7 +52,7 @@ class ResourcePattern:
             return resource_matches(self.text, resource)
         tail = resolve(self.template, context)
         if tail is None:
-            return False  # unresolvable variable: the element does not match
+            return False  # a variable with no value is null: the pattern matches nothing
         return resource_matches(self.prefix + tail, resource)
 
 
@@ -75,11 +75,6 @@ class CompiledStatement:
         return not hit if self.not_action else hit
 
     def matches_resource(self, resource: str, context: Context) -> bool:
-        if self.not_resource and self.dynamic_resource:
-            # NotResource with an unresolvable variable: the statement cannot apply
-            for pattern in self.resources:
-                if pattern.template is not None and resolve(pattern.template, context) is None:
-                    return False
         hit = any(pattern.matches(resource, context) for pattern in self.resources)
         return not hit if self.not_resource else hit
 
@@ -91,7 +86,9 @@ class CompiledPolicy:
     document: dict[str, Any]
     # (action, resource) -> (statements matching both, statements whose resource needs
     # the context); filled lazily, so 10k checks of the same pair cost one lookup each.
-    _candidates: dict[tuple[str, str], tuple[tuple[CompiledStatement, ...], ...]] = field(
+    _candidates: dict[
+        tuple[str, str], tuple[tuple[CompiledStatement, ...], tuple[CompiledStatement, ...]]
+    ] = field(
         default_factory=dict, repr=False
     )
 
@@ -104,6 +101,17 @@ class CompiledPolicy:
     ) -> Sequence[CompiledStatement]:
         """Statements whose Action/NotAction and Resource/NotResource match the request
         (conditions and principals are not checked here). `action` is lower-case."""
+        static_hits, dynamic_hits = self.split_candidates(action, resource)
+        if not dynamic_hits:
+            return static_hits
+        matched = [s for s in dynamic_hits if s.matches_resource(resource, context)]
+        return sorted([*static_hits, *matched], key=lambda s: s.index)
+
+    def split_candidates(
+        self, action: str, resource: str
+    ) -> tuple[tuple[CompiledStatement, ...], tuple[CompiledStatement, ...]]:
+        """(statements matching action and resource, statements matching the action whose
+        resource holds policy variables and so needs the request context)."""
         key = (action, resource)
         hit = self._candidates.get(key)
         if hit is None:
@@ -120,11 +128,7 @@ class CompiledPolicy:
                 self._candidates.clear()
             hit = (tuple(static), tuple(dynamic))
             self._candidates[key] = hit
-        static_hits, dynamic_hits = hit
-        if not dynamic_hits:
-            return static_hits
-        matched = [s for s in dynamic_hits if s.matches_resource(resource, context)]
-        return sorted([*static_hits, *matched], key=lambda s: s.index)
+        return hit
 
 
 # --- cache ------------------------------------------------------------------------------

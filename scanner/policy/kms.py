@@ -6,7 +6,8 @@
   id); without it IAM allows are ineffective, IAM denies still deny.
 - A key policy statement naming the principal itself grants access on its own.
 - kms:RetireGrant is authorized by the grant (retiring/grantee principal, creating
-  account) or by an IAM policy; the key policy neither grants nor withholds it.
+  account) or by an IAM policy; "the kms:RetireGrant permission is not effective in a
+  key policy or resource control policy", so neither grants nor withholds it.
 """
 
 from __future__ import annotations
@@ -36,5 +37,15 @@ def is_key_request(action: str, resource: str) -> bool:
     return parts[2] == "kms" and parts[5].startswith("key/")
 
 
+RCP_RETIRE_GRANT_NOTE = (
+    "not consulted: the kms:RetireGrant permission is not effective in resource control "
+    "policies"
+)
+
+
 def key_policy_consulted(action: str) -> bool:
+    return action != RETIRE_GRANT
+
+
+def rcps_consulted(action: str) -> bool:
     return action != RETIRE_GRANT

@@ -24,10 +24,13 @@ class RequestPrincipal:
     role_arn: str  # the role (for a session: derived from it)
     session_arn: str | None  # set when the request comes from a named session
     has_boundary: bool
+    role_key: tuple[str, str] = ("", "")  # (account, role name), see for_role
 
-    @property
-    def role_key(self) -> tuple[str, str]:
-        return (self.account, role_name(self.role_arn))
+    @classmethod
+    def for_role(cls, arn: str, account: str, role_arn: str, session_arn: str | None,
+                 has_boundary: bool) -> RequestPrincipal:
+        return cls(arn, account, role_arn, session_arn, has_boundary,
+                   (account, role_name(role_arn)))
 
 
 @dataclass(frozen=True)

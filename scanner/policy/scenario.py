@@ -80,7 +80,7 @@ class Scenario:
     def policy_set(self) -> PolicySet:
         """The compiled policies, compiled on first use (policy documents are cached)."""
         if not self._compiled:
-            self._compiled.append(_compile_policies(self, self.origin))
+            self._compiled.append(_cached_policy_set(self))
         return self._compiled[0]
 
     def request(self) -> Request:
@@ -173,9 +173,7 @@ def _parse(data: Any, origin: str) -> Scenario:
     identity_raw = policies.get("identity", [])
     if not isinstance(identity_raw, list):
         raise fail("policies.identity", "must be a list of policy documents")
-    identity = tuple(
-        _document(doc, f"policies.identity[{i}]", fail) for i, doc in enumerate(identity_raw)
-    )
+    identity = _documents(identity_raw, "policies.identity", fail)
     resource_policy = _optional_document(policies.get("resource_policy"),
                                          "policies.resource_policy", fail)
 
@@ -255,10 +253,15 @@ def _levels(raw: Any, where: str, fail: Any) -> tuple[tuple[Document, ...], ...]
     for number, level in enumerate(raw):
         if not isinstance(level, list):
             raise fail(f"{where}[{number}]", "each level must be a list of policy documents")
-        levels.append(tuple(
-            _document(doc, f"{where}[{number}][{i}]", fail) for i, doc in enumerate(level)
-        ))
+        levels.append(_documents(level, f"{where}[{number}]", fail))
     return tuple(levels)
+
+
+def _documents(raw: list[Any], where: str, fail: Any) -> tuple[Document, ...]:
+    for index, doc in enumerate(raw):
+        if type(doc) is not dict:  # noqa: E721 - fast path; subclasses re-checked below
+            _document(doc, f"{where}[{index}]", fail)
+    return tuple(raw)
 
 
 def _optional_document(raw: Any, where: str, fail: Any) -> Document | None:
@@ -272,6 +275,49 @@ def _document(raw: Any, where: str, fail: Any) -> Document:
 
 
 # --- compiling ----------------------------------------------------------------------------
+
+
+_policy_sets: dict[tuple[Any, ...], tuple[list[Document], PolicySet]] = {}
+
+
+def _cached_policy_set(scenario: Scenario) -> PolicySet:
+    """The scanner builds one scenario per check from the same document objects; reuse
+    the PolicySet when every document is the very same object as last time."""
+    documents: list[Document] = [doc for level in scenario.scps for doc in level]
+    documents += [doc for level in scenario.rcps for doc in level]
+    documents += [*scenario.identity]
+    names = scenario.policy_names
+    key = (
+        tuple(len(level) for level in scenario.scps),
+        tuple(len(level) for level in scenario.rcps),
+        tuple(map(id, documents)),
+        id(scenario.permissions_boundary),
+        id(scenario.resource_policy),
+        _frozen(names) if names else None,
+        is_key_request(scenario.action, scenario.resource),
+    )
+    known = _policy_sets.get(key)
+    if known is not None:
+        kept, policy_set = known
+        singles = [scenario.permissions_boundary, scenario.resource_policy]
+        if all(a is b for a, b in zip(kept, [*documents, *singles], strict=True)):
+            return policy_set
+    policy_set = _compile_policies(scenario, scenario.origin)
+    if len(_policy_sets) >= 1024:
+        _policy_sets.clear()
+    _policy_sets[key] = (
+        [*documents, scenario.permissions_boundary, scenario.resource_policy], policy_set
+    )
+    return policy_set
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable copy of a JSON value (lists -> tuples, objects -> sorted item tuples)."""
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    return value
 
 
 def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:

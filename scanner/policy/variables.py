@@ -3,7 +3,8 @@ and the special characters `${*}`, `${?}`, `${$}` (IAM policy elements: Variable
 
 Variables are only recognised in policies with `"Version": "2012-10-17"`; in older
 policies the text is literal. A variable whose key is absent (or multivalued) and has no
-default cannot be resolved: AWS then treats the element as not matching.
+default has no value: it is effectively null, so a `Resource` holding it matches nothing,
+and in a condition only negated operators match it.
 """
 
 from __future__ import annotations

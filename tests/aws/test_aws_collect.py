@@ -370,10 +370,51 @@ def test_every_call_made_is_a_declared_permission(moto_org: MotoOrg) -> None:
     inside.client("iam").create_role(RoleName="Other", AssumeRolePolicyDocument=TRUST)
     sessions = AwsSessions(settings, session=moto_org.session)
 
-    collect(moto_org, settings, member, sessions)
+    collect(moto_org, settings, member, sessions)  # few SCPs: attachments listed by policy
+    moto_org.scp("Spare", {"Version": "2012-10-17", "Statement": []})
+    discover(sessions, settings)  # as many SCPs as targets: listed by target
 
     performed = set(sessions.recorder.actions())
     declared = set(MEMBER_READ_ACTIONS) | set(ORG_READ_ACTIONS) | set(SCANNER_ACTIONS)
     assert performed <= declared
     # moto has no policy simulator: that one action is exercised by test_aws_simulator
     assert declared - performed == {"iam:SimulatePrincipalPolicy"}
+
+
+def test_disabled_region_is_explained(moto_org: MotoOrg) -> None:
+    member = moto_org.account("member")
+    backup_role(moto_org.member_session(member))
+    settings = load_settings(overrides={"regions": ["us-east-1", "ap-east-1"]})
+    sessions = AwsSessions(settings, session=moto_org.session)
+    credentials = sessions.assume_member(member)
+    inject_error(
+        sessions.client("kms", "ap-east-1", credentials),
+        "kms.DescribeKey",
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
+    collection, _ = collect(moto_org, settings, member, sessions)
+    assert collection.error == (
+        "kms:DescribeKey in ap-east-1 failed: UnrecognizedClientException: The security token "
+        "included in the request is invalid. (is the region enabled for this account? check "
+        "`regions` in the settings)"
+    )
+
+
+def test_clients_are_released_after_the_account_and_credentials_reused(
+    moto_org: MotoOrg,
+) -> None:
+    member = moto_org.account("member")
+    backup_role(moto_org.member_session(member))
+    settings = load_settings(overrides={"regions": ["us-east-1", "eu-west-1"]})
+    sessions = AwsSessions(settings, session=moto_org.session)
+
+    first, _ = collect(moto_org, settings, member, sessions)
+    assert sessions.cached_clients(member) == []
+    second, _ = collect(moto_org, settings, member, sessions)  # e.g. the next scheduled scan
+
+    assert first.error is None and second.error is None
+    assert first.api_calls["sts:AssumeRole"] == 1
+    assert second.api_calls["sts:AssumeRole"] == 0  # credentials still valid: reused
+    assert second.api_calls["iam:ListRoles"] == 1
+    assert sessions.cached_clients(member) == []

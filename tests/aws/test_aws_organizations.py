@@ -147,7 +147,33 @@ def test_policies_only_for_paths_of_included_accounts(
 
     assert [account.id for account in organization.accounts] == [tree["play"]]
     assert set(organization.scps) == {moto_org.root_id, tree["sandbox"], tree["play"]}
-    assert sessions.recorder.counts["organizations:ListPoliciesForTarget"] == 3
+    # one SCP (FullAWSAccess) and three targets: listed by policy, not by target
+    assert sessions.recorder.counts["organizations:ListTargetsForPolicy"] == 1
+    assert sessions.recorder.counts["organizations:ListPoliciesForTarget"] == 0
+
+
+def test_both_attachment_listings_agree(moto_org: MotoOrg, tree: dict[str, str]) -> None:
+    moto_org.scp("NoVaults", DENY_VAULT, tree["sandbox"], tree["play"])
+    settings = load_settings(overrides={"ous": {"include": [tree["sandbox"]]}})
+    by_policy = no_wait_sessions(moto_org, settings)
+    first = discover(by_policy, settings)
+    for index in range(2):  # now 4 SCPs for 3 targets: listing by target is cheaper
+        moto_org.scp(f"Unused{index}", DENY_VAULT)
+    by_target = no_wait_sessions(moto_org, settings)
+    second = discover(by_target, settings)
+
+    assert by_policy.recorder.counts["organizations:ListTargetsForPolicy"] == 2
+    assert by_target.recorder.counts["organizations:ListTargetsForPolicy"] == 0
+    assert by_target.recorder.counts["organizations:ListPoliciesForTarget"] == 3
+    assert first.scps == second.scps
+    play = next(a for a in second.accounts if a.id == tree["play"])
+    names = [[p.name.split(" ")[1] for p in level] for level in second.policy_path(play, "scp")]
+    assert names == [
+        ["(FullAWSAccess)"],
+        ["(FullAWSAccess)", "(NoVaults)"],
+        ["(FullAWSAccess)", "(NoVaults)"],
+    ]
+    assert by_target.recorder.counts["organizations:DescribePolicy"] == 2  # unused: never read
 
 
 @pytest.mark.parametrize(
@@ -260,3 +286,14 @@ def test_throttling_gives_up_after_bounded_attempts(moto_org: MotoOrg) -> None:
     with pytest.raises(DiscoveryError, match="TooManyRequestsException"):
         discover(sessions, settings)
     assert fired[0] == 3 and len(sleeps) == 2
+
+
+def test_organization_role_that_cannot_be_assumed(moto_org: MotoOrg) -> None:
+    role_arn = f"arn:aws:iam::{moto_org.management_id}:role/OrgReader"
+    settings = load_settings(overrides={"organization": {"role_arn": role_arn}})
+    sessions = no_wait_sessions(moto_org, settings)
+    inject_error(sessions.client("sts", "us-east-1"), "sts.AssumeRole", "AccessDenied", "no", 403)
+    with pytest.raises(DiscoveryError) as caught:
+        discover(sessions, settings)
+    assert f"cannot assume {role_arn}: AccessDenied: no" in str(caught.value)
+    assert "organization.role_arn" in str(caught.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,9 @@ BAD_VALUES = {
     "bad role arn": {"serviceAccount": {"roleArn": "vaultscan-role"}},
     "both pdb bounds": {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}},
     "bad scrape interval": {"serviceMonitor": {"enabled": True, "interval": "1 minute"}},
+    "database url through extraEnv": {
+        "extraEnv": [{"name": "VAULTSCAN_DATABASE__URL", "value": "postgresql://u:p@db/v"}]
+    },
 }
 
 
@@ -363,3 +367,13 @@ def test_prometheus_rule_renders_the_same_groups_as_the_rules_file() -> None:
     rule = one(render("monitoring-values"), "PrometheusRule")
     assert rule["spec"]["groups"] == source["groups"]
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_packaged_chart_carries_the_rules_file_content(tmp_path: Path) -> None:
+    run(tool("helm"), "package", str(CHART_DIR), "--destination", str(tmp_path))
+    [package] = tmp_path.glob("vaultscan-*.tgz")
+    with tarfile.open(package) as archive:
+        member = archive.getmember("vaultscan/files/vaultscan.rules.yml")
+        assert member.isfile(), "the package must hold the file, not a link"
+        packaged = archive.extractfile(member).read()  # type: ignore[union-attr]
+    assert packaged == RULES_FILE.read_bytes()

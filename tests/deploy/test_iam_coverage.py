@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -69,9 +70,29 @@ def coverage_settings(sandbox: Any) -> Any:
     return sandbox_settings(sandbox, roles=roles, organization=organization)
 
 
+@dataclass
+class ScanCalls:
+    full: CallRecorder  # the whole organization
+    narrow: CallRecorder  # one account: few policy targets, the other attachment listing
+    sandbox: Any
+
+
+def scan(session: boto3.Session, settings: Any, engine: Any) -> CallRecorder:
+    recorder = CallRecorder()
+    sessions = AwsSessions(settings, session=session, recorder=recorder)
+    report = run_scan(settings, engine=engine, sessions=sessions, recorder=recorder)
+    assert report.summary.outcomes, "the scan read no account"
+    return recorder
+
+
 @pytest.fixture
-def scan_calls(aws_env: None, database_url: str) -> Iterator[tuple[CallRecorder, Any]]:
-    """Every call of one full sandbox scan, and the sandbox it scanned."""
+def scan_calls(aws_env: None, database_url: str) -> Iterator[ScanCalls]:
+    """Every call of a full sandbox scan and of a one-account scan of the same sandbox.
+
+    Organizations attachments are listed whichever way costs fewer calls: per policy
+    (ListPolicies + ListTargetsForPolicy) for the whole organization, per target
+    (ListPoliciesForTarget) when one account leaves fewer targets than policies.
+    """
     upgrade(database_url)
     engine = make_engine(database_url)
     try:
@@ -79,18 +100,20 @@ def scan_calls(aws_env: None, database_url: str) -> Iterator[tuple[CallRecorder,
             session = boto3.Session(region_name="us-east-1")
             sandbox = seed_sandbox_organization(session)
             settings = coverage_settings(sandbox)
-            recorder = CallRecorder()
-            sessions = AwsSessions(settings, session=session, recorder=recorder)
-            report = run_scan(settings, engine=engine, sessions=sessions, recorder=recorder)
-            assert report.summary.outcomes, "the scan read no account"
-            yield recorder, sandbox
+            full = scan(session, settings, engine)
+            one = min(sandbox.accounts, key=lambda account: len(account.ou_names)).account_id
+            narrow_settings = settings.model_copy(
+                update={"accounts": settings.accounts.model_copy(update={"include": [one]})}
+            )
+            narrow = scan(session, narrow_settings, engine)
+            yield ScanCalls(full=full, narrow=narrow, sandbox=sandbox)
     finally:
         engine.dispose()
 
 
-def test_policies_match_what_a_full_scan_performs(scan_calls) -> None:
-    # one test, one scan: seeding and scanning the sandbox takes seconds
-    recorder, sandbox = scan_calls
+def test_policies_match_what_a_full_scan_performs(scan_calls: ScanCalls) -> None:
+    # one test, one pair of scans: seeding and scanning the sandbox takes seconds
+    recorder, sandbox = scan_calls.full, scan_calls.sandbox
     # member accounts: the read role
     members = {account.account_id for account in sandbox.accounts}
     member_ops: set[str] = set()
@@ -101,14 +124,18 @@ def test_policies_match_what_a_full_scan_performs(scan_calls) -> None:
     assert member_ops - granted == set(), "performed in member accounts but not granted"
     assert granted - member_ops == NOT_EXERCISED_BY_SANDBOX, "granted but never performed"
 
-    # the Organizations reader and the scanner's own role
-    management = sandbox.management_account_id
     # Organizations is read through the org reader role in the management account
-    org_ops = set(recorder.for_account(management)) - {ASSUME_ROLE}
-    assert org_ops == actions_of(org_read_policy()) == set(ORG_READ_ACTIONS)
-    assert recorder.for_account(management)[ASSUME_ROLE] >= 1
-    # the scanner's own identity only assumes roles: one per member account (and the
-    # org reader), nothing else
+    management = sandbox.management_account_id
+    org_ops = set()
+    for calls in (scan_calls.full, scan_calls.narrow):
+        org_ops |= set(calls.for_account(management)) - {ASSUME_ROLE}
+        assert calls.for_account(management)[ASSUME_ROLE] >= 1
+    assert org_ops == actions_of(org_read_policy()) == set(ORG_READ_ACTIONS), (
+        "the two scans must perform every granted Organizations action, and only those"
+    )
+
+    # the scanner's own identity only assumes roles: once per member account and into
+    # the org reader, nothing else
     entered = {
         account_id for account_id, counts in recorder.by_account.items() if counts.get(ASSUME_ROLE)
     }
@@ -116,7 +143,7 @@ def test_policies_match_what_a_full_scan_performs(scan_calls) -> None:
     assert all(recorder.for_account(account_id)[ASSUME_ROLE] == 1 for account_id in members)
     assert set(recorder.for_account(AMBIENT)) <= set(SCANNER_ACTIONS)
     assert set(SCANNER_ACTIONS) == {ASSUME_ROLE}
-    everything = set(recorder.actions())
+    everything = set(recorder.actions()) | set(scan_calls.narrow.actions())
     assert everything <= actions_of(member_read_policy()) | org_ops | set(SCANNER_ACTIONS)
 
 

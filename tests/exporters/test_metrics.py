@@ -113,3 +113,22 @@ def test_scheduler_counters_start_at_zero() -> None:
     assert registry.get_sample_value("vaultscan_scheduler_scans_total", labels) == 0
     metrics.record("skipped_lock_held")
     assert registry.get_sample_value("vaultscan_scheduler_scans_total", labels) == 1
+
+
+def test_unusable_key_is_its_own_layer_for_all_roles(engine: Engine) -> None:
+    from sqlalchemy.orm import Session
+
+    from storage.models import CheckState
+
+    run = seed_small(engine)["last"]
+    with Session(engine) as session, session.begin():
+        session.add(CheckState(
+            check_key="111111111111|us-east-1||kms:KeyState", account_id="111111111111",
+            region="us-east-1", role_arn="", check="kms:KeyState", status="fail",
+            last_scan_run_id=run, failing_since=NOW,
+        ))
+    r = _registry(engine)
+    labels = {"account_id": "111111111111", "account_name": "prod-a", "ou": "Root/Prod",
+              "region": "us-east-1", "role": "(all roles)", "layer": "key_state"}
+    assert r.get_sample_value("vaultscan_role_failing_checks", labels) == 1
+    assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "key_state"}) == 1

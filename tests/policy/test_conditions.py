@@ -166,9 +166,12 @@ def test_policy_variables_in_condition_values() -> None:
     assert check("StringLike", "k:x", "${aws:PrincipalTag/team}-*", context)
     assert not check("StringLike", "k:x", "${aws:PrincipalTag/team}-*", context, variables=False)
     assert check("StringEquals", "k:x", "${aws:PrincipalTag/other, 'backup'}-vault", context)
-    # unresolvable variable without default: the condition cannot match, negated or not
+    # a variable with no value is effectively null: nothing equals it, so only the
+    # negated operators match ("Policy variables with no value")
     assert not check("StringEquals", "k:x", "${aws:username}", context)
-    assert not check("StringNotEquals", "k:x", "${aws:username}", context)
+    assert check("StringNotEquals", "k:x", "${aws:username}", context)
+    assert not check("StringLike", "k:x", ["${aws:username}", "nope"], context)
+    assert check("StringLike", "k:x", ["${aws:username}", "backup-*"], context)
 
 
 def test_special_character_variables_are_literal() -> None:

@@ -258,6 +258,14 @@ def test_cross_account_needs_identity_and_resource_policy() -> None:
                                                                   "resource_policy")
 
 
+def test_cross_account_without_resource_policy_is_denied_by_that_layer() -> None:
+    foreign_vault = VAULT.replace(ACCOUNT, OTHER_ACCOUNT)
+    result = decide(action="backup:CreateBackupVault", resource=foreign_vault,
+                    identity=[ALLOW_ALL])
+    assert (result.decision, result.deciding_layer) == ("implicitDeny", "resource_policy")
+    assert "another account" in (result.layer("resource_policy").note or "")
+
+
 def test_cross_account_resource_policy_naming_the_role_still_needs_identity() -> None:
     result = decide(resource=FOREIGN_KEY, resource_policy=policy(stmt(Principal={"AWS": ROLE})))
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "identity")
@@ -328,6 +336,15 @@ def test_missing_key_policy_makes_iam_allows_ineffective() -> None:
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "resource_policy")
 
 
+def test_retire_grant_is_not_governed_by_rcps() -> None:
+    # grant-delete: "not effective in a key policy or resource control policy"
+    deny = policy(stmt("Deny", "kms:*", Principal="*"))
+    result = decide(action="kms:RetireGrant", identity=[ALLOW_KMS], resource_policy=ROOT_TRUST,
+                    rcps=[[RCP_FULL, deny]])
+    assert result.decision == "allowed"
+    assert "resource control" in (result.layer("rcp").note or "")
+
+
 def test_retire_grant_is_not_governed_by_the_key_policy() -> None:
     admins_only = policy(stmt(action="kms:*", Principal={"AWS": ADMIN}),
                          stmt("Deny", "kms:RetireGrant", Principal="*"))
@@ -365,6 +382,13 @@ def test_unresolvable_variable_does_not_match() -> None:
                         resource="arn:aws:backup:*:*:backup-vault:${aws:username, 'main'}")
     assert decide(action="backup:CreateBackupVault", resource=VAULT,
                   identity=[policy(with_default)]).decision == "allowed"
+    # with a value present the default is not used
+    by_tag = stmt(action="backup:*",
+                  resource="arn:aws:backup:*:*:backup-vault:${aws:PrincipalTag/team, 'main'}")
+    assert decide(action="backup:CreateBackupVault", resource=VAULT, identity=[policy(by_tag)],
+                  context={"aws:PrincipalTag/team": "ops"}).decision == "implicitDeny"
+    assert decide(action="backup:CreateBackupVault", resource=VAULT, identity=[policy(by_tag)],
+                  context={"aws:PrincipalTag/team": "main"}).decision == "allowed"
 
 
 def test_principal_arn_of_a_session_is_the_role_arn() -> None:

@@ -11,16 +11,16 @@ from sqlalchemy import func, select
 
 from scanner import cli
 from scanner.runner import run_scan
-from scanner.sandbox import sandbox_settings
+from scanner.sandbox import break_account, repair_account, sandbox_settings
 from storage.models import AccountScan, CheckResult, ScanRun
-from storage.repository import latest_results, latest_run
+from storage.repository import drift_events, latest_results, latest_run
 
 
 def _expected_failures(sandbox) -> int:
     return sum(len(a.failing(r)) for a in sandbox.accounts for r in sandbox.regions)
 
 
-def test_full_scan_is_stored_and_counted(seeded, db_engine):
+def test_full_scan_is_stored_counted_and_replayable(seeded, db_engine, tmp_path, capsys):
     progress = []
     report = run_scan(
         seeded.settings, engine=db_engine, sessions=seeded.sessions(),
@@ -56,17 +56,16 @@ def test_full_scan_is_stored_and_counted(seeded, db_engine):
     )
     assert row["deciding_layer"] == "scp" and row["statement"] == "DenyVaults"
     assert row["remediation"]["kind"] == "edit-scp-deny"
+    _assert_stored_scenarios_replay(failing, tmp_path, capsys)
 
 
-def test_stored_failure_replays_through_explain_with_the_same_decision(
-    seeded, db_engine, tmp_path, capsys
-):
-    run_scan(seeded.settings, engine=db_engine, sessions=seeded.sessions())
-    rows = [row for row in latest_results(db_engine, status="fail") if row["decision"]]
+def _assert_stored_scenarios_replay(rows, tmp_path, capsys) -> None:
+    """Every stored failure's scenario, replayed by `vaultscan explain`, gets the stored
+    decision and deciding layer."""
+    rows = [row for row in rows if row["decision"]]
     assert {row["decision"] for row in rows} == {"explicitDeny", "implicitDeny"}
     for number, row in enumerate(rows):
-        path = tmp_path / f"{number}.json"
-        path.write_text(json.dumps(row["evidence"]["scenario"]))
+        (tmp_path / f"{number}.json").write_text(json.dumps(row["evidence"]["scenario"]))
     capsys.readouterr()
     assert cli.main(["explain", str(tmp_path), "--json"]) == 0
     answers = json.loads(capsys.readouterr().out)
@@ -96,16 +95,23 @@ def assume_role_denied_for(seeded):
     events.unregister("before-parameter-build.sts.AssumeRole", unique_id="deny-assume")
 
 
+def _only(seeded, *names: str):
+    """Settings that scan only these sandbox accounts (keeps the test fast)."""
+    ids = [seeded.sandbox.by_name(name).account_id for name in names]
+    return sandbox_settings(seeded.sandbox, accounts={"include": ids})
+
+
 def test_account_that_cannot_be_entered_is_an_error_and_the_scan_goes_on(
     seeded, db_engine, assume_role_denied_for
 ):
-    report = run_scan(seeded.settings, engine=db_engine, sessions=seeded.sessions())
+    settings = _only(seeded, "prod-payments", "prod-orders", "legacy-billing")
+    report = run_scan(settings, engine=db_engine, sessions=seeded.sessions(settings))
     victim = assume_role_denied_for
     outcome = next(o for o in report.summary.outcomes if o.account.id == victim)
     assert outcome.status == "error"
     assert "AccessDenied" in outcome.error and "VaultscanReadRole" in outcome.error
     assert (report.totals.status, report.totals.accounts_errored) == ("partial", 1)
-    assert report.totals.accounts_scanned == len(seeded.sandbox.accounts) - 1
+    assert report.totals.accounts_scanned == 2
     with db_engine.connect() as conn:
         error = conn.execute(
             select(AccountScan.error).where(
@@ -115,7 +121,7 @@ def test_account_that_cannot_be_entered_is_an_error_and_the_scan_goes_on(
     assert "AccessDenied" in error
     assert latest_results(db_engine, account_id=victim) == []
     others = latest_results(db_engine)
-    assert len({row["account_id"] for row in others}) == len(seeded.sandbox.accounts) - 1
+    assert len({row["account_id"] for row in others}) == 2
 
 
 def _results_in_run(engine, run_id: int) -> int:
@@ -158,3 +164,38 @@ def test_a_crash_midway_keeps_finished_accounts_and_marks_the_run_failed(seeded,
         run = conn.execute(select(ScanRun).order_by(ScanRun.id.desc())).first()
     assert run.status == "failed" and "disk full" in run.error
     assert _results_in_run(db_engine, run.id) == 2 * 16
+
+
+def test_drift_a_broken_then_repaired_account_regresses_then_is_fixed(seeded, db_engine):
+    sandbox = seeded.sandbox
+    victim = sandbox.by_name("workloads-shared")
+    settings = _only(seeded, "workloads-shared")
+
+    def scan():
+        return run_scan(settings, engine=db_engine, sessions=seeded.sessions(settings))
+
+    first = scan()
+    assert first.totals.drift.get("regressed", 0) == 0 and first.totals.checks_failed == 0
+    expectation = break_account(seeded.session, sandbox, victim.account_id)
+    try:
+        second = scan()
+        assert second.totals.drift.get("regressed") == len(sandbox.regions)
+        rows = latest_results(db_engine, account_id=victim.account_id, status="fail")
+        assert {(row["region"], row["check"]) for row in rows} == {
+            (region, check) for region in sandbox.regions for check in victim.failing(region)
+        }
+        for row in rows:
+            assert row["deciding_layer"] == expectation.layer == "identity"
+            assert row["policy"] == "inline:BackupOperator/EmergencyFreeze"
+            assert row["statement"] == expectation.statement == "FreezeVaultCreation"
+            assert row["remediation"]["kind"] == expectation.fix_kind
+            assert row["failing_since"] is not None
+        events = drift_events(db_engine, run_id=second.run_id)
+        assert {(e["account_id"], e["kind"]) for e in events} == {
+            (victim.account_id, "regressed")
+        }
+    finally:
+        repair_account(seeded.session, sandbox, victim.account_id)
+    third = scan()
+    assert third.totals.drift.get("fixed") == len(sandbox.regions)
+    assert latest_results(db_engine, account_id=victim.account_id, status="fail") == []

@@ -178,3 +178,15 @@ def test_unchanged_runs_write_no_events(engine: Engine) -> None:
     run(engine, outcomes)
     run_id, _ = run(engine, outcomes)
     assert events(engine, run_id) == {}
+
+
+def test_account_error_with_some_results(engine: Engine) -> None:
+    run(engine, [make_outcome(A, {"c1": "pass", "c2": "fail"})])
+    partial = make_outcome(A, {"c1": "pass"})
+    partial.status, partial.error = "error", "throttled while reading keys"
+    run_id, _ = run(engine, [partial])
+    # what was read is compared; what was not becomes error (never gone)
+    assert events(engine, run_id) == {key(A, "c2"): "error"}
+    now = state(engine)
+    assert (now[key(A, "c1")].status, now[key(A, "c2")].status) == ("pass", "error")
+    assert repo.latest_run(engine).status == "partial"

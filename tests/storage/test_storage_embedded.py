@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,11 +30,18 @@ def test_embedded_server_starts_then_is_reused(tmp_path: Path) -> None:
             assert conn.execute("SELECT current_database()").fetchone() == ("vaultscan",)
             server_pid = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
 
+        # A user of the server that was killed: its pid must not keep the server up forever.
+        handles = data_dir / "pgdata" / ".handle_pids.json"
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        handles.write_text(json.dumps([*json.loads(handles.read_text()), dead.pid]))
+
         started = time.perf_counter()
         assert start_embedded(data_dir) == url  # running already: reused, not restarted
         assert time.perf_counter() - started < 5
         with psycopg.connect(conninfo) as conn:
             assert conn.execute("SELECT pg_postmaster_start_time()").fetchone() == server_pid
+        assert json.loads(handles.read_text()) == [os.getpid()]
     finally:
         pgdata = data_dir / "pgdata"
         if pgdata.exists():

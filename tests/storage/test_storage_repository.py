@@ -113,13 +113,17 @@ def test_record_in_batches_and_rerecord_replaces(engine: Engine) -> None:
     run_id = _start(engine, total=3)
     repo.record_outcomes(engine, run_id, [make_outcome("111111111111", {"a:One": "pass"})])
     repo.record_outcomes(engine, run_id, [error_outcome("222222222222")])
-    # The same account again (a retry): replaces its rows instead of failing on the key.
-    repo.record_outcomes(engine, run_id, [make_outcome("111111111111", {"a:One": "fail"})])
+    repo.record_outcomes(
+        engine, run_id, [make_outcome("333333333333", {"a:One": "pass", "a:Two": "pass"})]
+    )
+    # The same account again (a retry): replaces its rows instead of failing on the key,
+    # and a result the retry no longer has is dropped.
+    repo.record_outcomes(engine, run_id, [make_outcome("333333333333", {"a:One": "fail"})])
     totals = repo.finish_run(engine, run_id)
-    assert (totals.accounts_scanned, totals.accounts_errored, totals.status) == (1, 1, "partial")
-    assert (totals.checks_total, totals.checks_failed) == (1, 1)
+    assert (totals.accounts_scanned, totals.accounts_errored, totals.status) == (2, 1, "partial")
+    assert (totals.checks_total, totals.checks_failed) == (2, 1)
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(Account)).scalar_one() == 2
+        assert conn.execute(select(func.count()).select_from(Account)).scalar_one() == 3
         run = conn.execute(select(ScanRun).where(ScanRun.id == run_id)).one()
     assert run.finished_at is not None and run.accounts_errored == 1 and run.accounts_total == 3
 
@@ -222,7 +226,7 @@ def test_record_outcomes_is_bulk(engine: Engine, monkeypatch: pytest.MonkeyPatch
         event.remove(engine, "before_cursor_execute", count)
     inserts = [s for s in statements if "INSERT INTO check_results" in s]
     assert len(inserts) == 3
-    assert len(statements) <= 7  # run check, accounts, account scans, 3 result chunks
+    assert len(statements) <= 8  # run check, accounts, scans, delete, 3 result chunks
     totals = repo.finish_run(engine, run_id)
     assert totals.checks_total == 500
 

@@ -1,0 +1,126 @@
+"""`vaultscan scan` and `vaultscan results` through the CLI entry point (in-process)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from scanner import cli
+from scanner.sandbox import BACKUP_ROLE_NAME, BACKUP_ROLE_PATH, READ_ROLE_NAME, VAULT_KEY_ALIAS
+
+
+def _expected_failures(sandbox) -> int:
+    return sum(len(a.failing(r)) for a in sandbox.accounts for r in sandbox.regions)
+
+
+@pytest.fixture
+def sandbox_config(seeded, tmp_path):
+    """A vaultscan.yaml for the sandbox, as a user would write it."""
+    path = tmp_path / "vaultscan.yaml"
+    path.write_text(yaml.safe_dump({
+        "regions": list(seeded.sandbox.regions),
+        "member": {"read_role_name": READ_ROLE_NAME},
+        "roles": {"names": [BACKUP_ROLE_NAME], "path": BACKUP_ROLE_PATH},
+        "keys": {"default": VAULT_KEY_ALIAS},
+        "simulator": "engine",
+    }))
+    return path
+
+
+def test_scan_command_stores_results_and_fails_on_noncompliance(
+    seeded, sandbox_config, database_url, capsys, tmp_path
+):
+    argv = ["scan", "--config", str(sandbox_config), "--database-url", database_url]
+    assert cli.main([*argv, "--fail-on-noncompliant"]) == 1
+    out = capsys.readouterr().out
+    assert "simulator: vaultscan engine (moto has no SimulatePrincipalPolicy)" in out
+    for account in seeded.sandbox.accounts:
+        assert account.name in out
+    assert "Enable IAM User Permissions" in out  # the key-policy fix, as JSON
+    assert "(succeeded)" in out
+
+    results = ["results", "--config", str(sandbox_config), "--database-url", database_url]
+    assert cli.main([*results, "--status", "fail", "--json"]) == 0
+    failing = json.loads(capsys.readouterr().out)
+    assert len(failing) == _expected_failures(seeded.sandbox)
+    assert {row["simulator_source"] for row in failing if row["role_arn"]} == {"sandbox-engine"}
+
+    # filters
+    legacy = seeded.sandbox.by_name("legacy-billing")
+    assert cli.main([*results, "--account", legacy.account_id, "--status", "fail",
+                     "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["region"], r["check"], r["deciding_layer"]) for r in rows} == {
+        (region, "backup:CreateBackupVault", "scp") for region in seeded.sandbox.regions
+    }
+    assert cli.main([*results, "--role", BACKUP_ROLE_NAME, "--region", "eu-west-1",
+                     "--status", "pass", "--json"]) == 0
+    passing = json.loads(capsys.readouterr().out)
+    assert passing and {(r["region"], r["status"]) for r in passing} == {("eu-west-1", "pass")}
+
+    # the human listing names the policy and the fix
+    assert cli.main([*results, "--account", legacy.account_id]) == 0
+    listing = capsys.readouterr().out
+    assert "DenyBackupVaultCreation" in listing and "ArnNotLike" in listing
+
+    # exported scenarios replay with `vaultscan explain`, agreeing with the stored verdicts
+    export = tmp_path / "scenarios"
+    assert cli.main([*results, "--status", "fail", "--export-scenarios", str(export)]) == 0
+    files = sorted(export.glob("*.json"))
+    key_state_failures = sum(
+        1 for a in seeded.sandbox.accounts for r in seeded.sandbox.regions
+        if "kms:KeyState" in a.failing(r)
+    )
+    assert len(files) == _expected_failures(seeded.sandbox) - key_state_failures
+    capsys.readouterr()
+    assert cli.main(["explain", str(export)]) == 0
+
+
+def test_scan_json_output(seeded, sandbox_config, database_url, capsys):
+    # one account only (accounts.include), to keep the test fast
+    account = seeded.sandbox.by_name("prod-media")
+    config = yaml.safe_load(sandbox_config.read_text())
+    config["accounts"] = {"include": [account.account_id]}
+    sandbox_config.write_text(yaml.safe_dump(config))
+    argv = ["scan", "--config", str(sandbox_config), "--database-url", database_url, "--json"]
+    assert cli.main(argv) == 0  # findings alone do not fail without --fail-on-noncompliant
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "succeeded" and report["simulator"] == "sandbox-engine"
+    assert report["totals"]["accounts_scanned"] == 1
+    assert report["totals"]["checks_failed"] == sum(
+        len(account.failing(region)) for region in seeded.sandbox.regions
+    )
+    assert len(report["results"]) == report["totals"]["checks_total"] == 16
+    failing = [row for row in report["results"] if row["status"] == "fail"]
+    assert {row["remediation"]["kind"] for row in failing} == {"restore-key-policy-default"}
+
+
+def test_results_on_an_empty_database_says_what_to_run(sandbox_config, database_url, capsys):
+    argv = ["results", "--config", str(sandbox_config), "--database-url", database_url]
+    assert cli.main(argv) == 0
+    assert "No scan results yet" in capsys.readouterr().out
+
+
+def test_bad_configuration_exits_2_with_the_field_named(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("regions: [moon-1]\nconcurrancy: 4\n")
+    assert cli.main(["scan", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err
+    assert "regions" in err and "moon-1" in err
+    assert "concurrancy: unknown setting" in err
+    assert "Traceback" not in err
+
+
+def test_missing_configuration_file_exits_2(tmp_path, capsys):
+    assert cli.main(["results", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read configuration file" in err and "nope.yaml" in err
+
+
+def test_unusable_database_url_exits_2(sandbox_config, capsys):
+    argv = ["scan", "--config", str(sandbox_config), "--database-url", "mysql://x@localhost/db"]
+    assert cli.main(argv) == 2
+    assert "vaultscan needs PostgreSQL" in capsys.readouterr().err
