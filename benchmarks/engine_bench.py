@@ -67,60 +67,112 @@ def managed_policy(number: int) -> dict[str, Any]:
             statement["Condition"] = condition
         statements.append(statement)
     if number == 0:
-        statements[0] = {"Sid": "BackupVault", "Effect": "Allow",
-                         "Action": ["backup:CreateBackupVault", "backup-storage:MountCapsule",
-                                    "kms:CreateGrant", "kms:DescribeKey", "kms:RetireGrant",
-                                    "kms:Decrypt", "kms:GenerateDataKey"],
-                         "Resource": "*"}
+        statements[0] = {
+            "Sid": "BackupVault",
+            "Effect": "Allow",
+            "Action": [
+                "backup:CreateBackupVault",
+                "backup-storage:MountCapsule",
+                "kms:CreateGrant",
+                "kms:DescribeKey",
+                "kms:RetireGrant",
+                "kms:Decrypt",
+                "kms:GenerateDataKey",
+            ],
+            "Resource": "*",
+        }
     return {"Version": "2012-10-17", "Statement": statements}
 
 
 def scp_path() -> list[list[dict[str, Any]]]:
-    full = {"Version": "2012-10-17",
-            "Statement": [{"Sid": "FullAWSAccess", "Effect": "Allow", "Action": "*",
-                           "Resource": "*"}]}
-    guard = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "DenyLeaveOrg", "Effect": "Deny", "Action": "organizations:LeaveOrganization",
-         "Resource": "*"},
-        {"Sid": "RegionLock", "Effect": "Deny", "NotAction": ["iam:*", "sts:*", "support:*"],
-         "Resource": "*",
-         "Condition": {"StringNotEquals": {"aws:RequestedRegion": ["us-west-2", "us-east-1"]}}},
-        {"Sid": "ProtectVaults", "Effect": "Deny", "Action": "backup:DeleteBackupVault*",
-         "Resource": "*",
-         "Condition": {"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/Admin"}}},
-    ]}
+    full = {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "FullAWSAccess", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    guard = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyLeaveOrg",
+                "Effect": "Deny",
+                "Action": "organizations:LeaveOrganization",
+                "Resource": "*",
+            },
+            {
+                "Sid": "RegionLock",
+                "Effect": "Deny",
+                "NotAction": ["iam:*", "sts:*", "support:*"],
+                "Resource": "*",
+                "Condition": {
+                    "StringNotEquals": {"aws:RequestedRegion": ["us-west-2", "us-east-1"]}
+                },
+            },
+            {
+                "Sid": "ProtectVaults",
+                "Effect": "Deny",
+                "Action": "backup:DeleteBackupVault*",
+                "Resource": "*",
+                "Condition": {
+                    "ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/Admin"}
+                },
+            },
+        ],
+    }
     return [[full], [full, guard], [full]]
 
 
 def key_policy() -> dict[str, Any]:
     statements: list[dict[str, Any]] = [
-        {"Sid": "EnableIAM", "Effect": "Allow",
-         "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*",
-         "Resource": "*"},
+        {
+            "Sid": "EnableIAM",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
     ]
     for index in range(13):
-        statements.append({
-            "Sid": f"App{index}", "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/App{index}"},
-            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
-            "Condition": {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}},
-        })
-    statements.append({
-        "Sid": "DenyOutsideOrg", "Effect": "Deny", "Principal": "*", "Action": "kms:*",
-        "Resource": "*",
-        "Condition": {"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-exampleorg"}},
-    })
+        statements.append(
+            {
+                "Sid": f"App{index}",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/App{index}"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}},
+            }
+        )
+    statements.append(
+        {
+            "Sid": "DenyOutsideOrg",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:*",
+            "Resource": "*",
+            "Condition": {"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-exampleorg"}},
+        }
+    )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
 def scenario_dicts(policies: dict[str, Any]) -> list[dict[str, Any]]:
-    context = {"aws:PrincipalTag/team": "backup", "aws:PrincipalOrgID": "o-exampleorg",
-               "aws:RequestedRegion": "us-west-2",
-               "aws:SecureTransport": True, "aws:SourceIp": "10.1.2.3"}
+    context = {
+        "aws:PrincipalTag/team": "backup",
+        "aws:PrincipalOrgID": "o-exampleorg",
+        "aws:RequestedRegion": "us-west-2",
+        "aws:SecureTransport": True,
+        "aws:SourceIp": "10.1.2.3",
+    }
     return [
-        {"request": {"principal_arn": ROLE, "action": action, "resource": resource,
-                     "context": context},
-         "policies": policies}
+        {
+            "request": {
+                "principal_arn": ROLE,
+                "action": action,
+                "resource": resource,
+                "context": context,
+            },
+            "policies": policies,
+        }
         for action, resource in CHECKS
     ]
 
@@ -141,32 +193,47 @@ def measure(label: str, seconds: float, step: Callable[[], int]) -> float:
         cpu_rates.append(done / (time.thread_time() - cpu_start))
         wall_rates.append(done / (time.perf_counter() - wall_start))
     best = max(cpu_rates)
-    print(f"{label:<58} {best:>9,.0f}/s CPU best, {statistics.median(cpu_rates):>9,.0f}/s CPU "
-          f"median, {statistics.median(wall_rates):>9,.0f}/s wall median")
+    print(
+        f"{label:<58} {best:>9,.0f}/s CPU best, {statistics.median(cpu_rates):>9,.0f}/s CPU "
+        f"median, {statistics.median(wall_rates):>9,.0f}/s wall median"
+    )
     return best
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     args = parser.parse_args()
 
-    policies = {"scps": scp_path(), "rcps": [],
-                "permissions_boundary": {"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": ["backup:*", "backup-storage:*", "kms:*"],
-                     "Resource": "*"}]},
-                "identity": [managed_policy(n) for n in range(10)],
-                "resource_policy": key_policy()}
+    policies = {
+        "scps": scp_path(),
+        "rcps": [],
+        "permissions_boundary": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["backup:*", "backup-storage:*", "kms:*"],
+                    "Resource": "*",
+                }
+            ],
+        },
+        "identity": [managed_policy(n) for n in range(10)],
+        "resource_policy": key_policy(),
+    }
     dicts = scenario_dicts(policies)
 
     start = time.perf_counter()
     scenarios = [Scenario.from_dict(data) for data in dicts]
     cold_ms = (time.perf_counter() - start) * 1000
     decisions = [evaluate(s).decision for s in scenarios]
-    print(f"role: 10 managed policies x 20 statements, 3-level SCP path, "
-          f"{len(policies['resource_policy']['Statement'])}-statement key policy, "
-          f"{len(CHECKS)} actions")
+    print(
+        f"role: 10 managed policies x 20 statements, 3-level SCP path, "
+        f"{len(policies['resource_policy']['Statement'])}-statement key policy, "
+        f"{len(CHECKS)} actions"
+    )
     print(f"decisions: {dict(zip([a for a, _ in CHECKS], decisions, strict=True))}")
     print(f"{'first build (compiles every policy once)':<58} {cold_ms:>10.1f} ms")
 
@@ -192,8 +259,9 @@ def main() -> None:
 
     rate = measure("evaluate(scenario)", args.seconds, evaluate_only)
     measure("Scenario.from_dict + evaluate (same documents)", args.seconds, build_and_evaluate)
-    measure("Scenario.from_dict + evaluate (equal copies, cache by hash)", args.seconds,
-            fresh_documents)
+    measure(
+        "Scenario.from_dict + evaluate (equal copies, cache by hash)", args.seconds, fresh_documents
+    )
     target = 20_000
     verdict = "met" if rate >= target else "NOT met"
     print(f"target {target:,} decisions/s on one core (evaluate, CPU best): {verdict}")

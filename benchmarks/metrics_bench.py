@@ -98,6 +98,12 @@ def load(conninfo: str, accounts: int, ous: int, failing_share: float, seed: int
     return rows
 
 
+def _query_seconds(body: str) -> float:
+    prefix = "vaultscan_metrics_query_duration_seconds "
+    line = next(line for line in body.splitlines() if line.startswith(prefix))
+    return float(line[len(prefix):])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=10_000)
@@ -136,12 +142,13 @@ def main() -> int:
         endpoint = f"http://127.0.0.1:{server.port}/metrics"
         try:
             urllib.request.urlopen(endpoint, timeout=60).read()  # warm the pool and caches
-            timings, size = [], 0
+            timings, database, size = [], [], 0
             for _ in range(args.scrapes):
                 t0 = time.perf_counter()
                 body = urllib.request.urlopen(endpoint, timeout=60).read()
                 timings.append(time.perf_counter() - t0)
                 size = len(body)
+                database.append(_query_seconds(body.decode()))
         finally:
             server.close()
         series = sum(1 for line in body.decode().splitlines() if line and line[0] != "#")
@@ -150,6 +157,8 @@ def main() -> int:
         print(f"/metrics over HTTP, {args.scrapes} scrapes: median "
               f"{statistics.median(timings) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
               f"max {timings[-1] * 1000:.0f} ms; {series} series, {size / 1024:.0f} KiB")
+        print(f"  of which reading the database (vaultscan_metrics_query_duration_seconds): "
+              f"median {statistics.median(database) * 1000:.0f} ms")
         engine.dispose()
     finally:
         if not args.keep:

@@ -38,17 +38,6 @@ KEY_REF_RE = re.compile(
     r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[a-zA-Z0-9/_-]+"
     r"|(mrk-)?[0-9a-f-]{32,36})$"
 )
-
-
-def _check_region(value: str) -> str:
-    if not REGION_RE.match(value):
-        raise ValueError(f"expected an AWS region name like 'eu-west-1', got {value!r}")
-    return value
-
-
-Region = Annotated[str, AfterValidator(_check_region)]
-
-
 IAM_PATH_RE = r"^/([\x21-\x7e]*/)?$"
 IAM_NAME_RE = r"^[\w+=,.@-]{1,64}$"
 SESSION_NAME_RE = r"^[\w+=,.@-]{2,40}$"
@@ -61,6 +50,15 @@ PATTERN_HELP = {
     SESSION_NAME_RE: "expected 2-40 characters from letters, digits and +=,.@_-",
     ROLE_ARN_RE: "expected a role ARN like arn:aws:iam::111122223333:role/OrgReader",
 }
+
+
+def _check_region(value: str) -> str:
+    if not REGION_RE.match(value):
+        raise ValueError(f"expected an AWS region name like 'eu-west-1', got {value!r}")
+    return value
+
+
+Region = Annotated[str, AfterValidator(_check_region)]
 
 
 class ConfigError(Exception):

@@ -8,12 +8,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-if TYPE_CHECKING:
-    from scanner.config import Settings
+from scanner.config import ConfigError, Settings
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 PLACEHOLDERS = frozenset({"Partition", "Region", "Account", "KeyArn", "DnsSuffix"})
@@ -32,8 +31,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ContextValue = str | bool | int | float | list[str] | list[bool] | list[int] | list[float]
 
 
-class ProfileError(ValueError):
-    """A profile file is malformed; the message names the file and the field."""
+class ProfileError(ConfigError, ValueError):
+    """A profile is malformed or unknown; the message names the file and the field.
+    A ConfigError, so every bad-input path of a command can handle both alike."""
 
 
 @dataclass

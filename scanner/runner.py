@@ -147,7 +147,7 @@ def run_scan(
     from scanner.aws.organizations import discover
     from scanner.aws.session import AwsSessions
     from scanner.profiles import load_profiles
-    from storage.repository import finish_run, mark_interrupted, start_run
+    from storage.repository import RunStateError, finish_run, mark_interrupted, start_run
 
     clock = time.perf_counter()
     started_at = datetime.now(UTC)
@@ -195,10 +195,11 @@ def run_scan(
         summary.finished_at = datetime.now(UTC)
         if stopped:
             report.interrupted = True
-            mark_interrupted(
-                engine, run_id,
-                f"stopped after {len(summary.outcomes)} of {len(accounts)} accounts",
-            )
+            reason = f"stopped after {len(summary.outcomes)} of {len(accounts)} accounts"
+            try:
+                report.totals = finish_run(engine, run_id, status="interrupted", error=reason)
+            except RunStateError:  # already closed elsewhere (e.g. marked abandoned)
+                mark_interrupted(engine, run_id, reason)
         else:
             report.totals = finish_run(engine, run_id)
     except BaseException as exc:

@@ -146,8 +146,9 @@ class CheckState(Base):
     policy: Mapped[str | None] = mapped_column(Text)
     statement: Mapped[str | None] = mapped_column(Text)
     disagreement: Mapped[bool] = mapped_column(Boolean, default=False)
+    # indexed: deleting check_results rows (a re-recorded account, pruning) looks it up
     last_result_id: Mapped[int | None] = mapped_column(
-        ForeignKey("check_results.id", ondelete="SET NULL")
+        ForeignKey("check_results.id", ondelete="SET NULL"), index=True
     )
     last_scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id"))
     failing_since: Mapped[datetime | None]

@@ -203,18 +203,25 @@ def record_outcomes(engine: Engine, run_id: int, outcomes: Sequence[AccountOutco
         index_elements=[AccountScan.scan_run_id, AccountScan.account_id],
         set_=_excluded(scan_stmt, ("status", "error", "api_calls")),
     )
+    account_ids = [row["account_id"] for row in accounts]
     with engine.begin() as conn:
         run = _require_running(conn, run_id, exclusive=False)
+        recorded_before = conn.scalars(
+            select(AccountScan.account_id).where(
+                AccountScan.scan_run_id == run_id, AccountScan.account_id.in_(account_ids)
+            )
+        ).all()
+        if recorded_before:
+            # An outcome is everything about its account: a retry replaces the earlier
+            # rows, including results the retry no longer has.
+            conn.execute(
+                delete(CheckResult).where(
+                    CheckResult.account_id.in_(recorded_before),
+                    CheckResult.scan_run_id == run_id,
+                )
+            )
         conn.execute(account_stmt, accounts)
         conn.execute(scan_stmt, scans)
-        # An outcome is everything about its account: a retry replaces the earlier rows,
-        # including results the retry no longer has.
-        conn.execute(
-            delete(CheckResult).where(
-                CheckResult.account_id.in_([row["account_id"] for row in accounts]),
-                CheckResult.scan_run_id == run_id,
-            )
-        )
         # Chunks keep each JSON parameter far below PostgreSQL's 256 MB jsonb limit even
         # with large evidence, while still costing one statement per RESULT_BATCH rows.
         for start in range(0, len(results), RESULT_BATCH):

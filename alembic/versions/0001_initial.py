@@ -130,12 +130,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('check_key', name=op.f('pk_check_state'))
     )
     op.create_index(op.f('ix_check_state_account_id'), 'check_state', ['account_id'], unique=False)
+    op.create_index(op.f('ix_check_state_last_result_id'), 'check_state', ['last_result_id'], unique=False)
     op.create_index(op.f('ix_check_state_status'), 'check_state', ['status'], unique=False)
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     op.drop_index(op.f('ix_check_state_status'), table_name='check_state')
+    op.drop_index(op.f('ix_check_state_last_result_id'), table_name='check_state')
     op.drop_index(op.f('ix_check_state_account_id'), table_name='check_state')
     op.drop_table('check_state')
     op.drop_index('ix_drift_events_run', table_name='drift_events')

@@ -101,8 +101,9 @@ def is_designated(name: str, path: str, tags: dict[str, str], selector: RoleSele
 
 
 def policy_document(value: Any) -> PolicyDocument:
-    """boto3 already decodes IAM's URL-encoded policy documents into dicts; this also
-    accepts the raw (URL-encoded JSON) form in case a caller disabled that decoding."""
+    """IAM returns policy documents as URL-encoded JSON; botocore decodes them into dicts
+    (`json_decode_policies`, an `after-call.iam` handler). The raw form is accepted too,
+    for clients where that handler was unregistered."""
     if isinstance(value, dict):
         return value
     return json.loads(unquote(value))
@@ -184,11 +185,11 @@ class _AccountReader:
         roles = []
         for raw in self.items(self.iam, "ListRoles", "Roles", ("Marker", "Marker")):
             name, path = raw["RoleName"], raw.get("Path", "/")
+            if path.startswith(SERVICE_LINKED_PATH):
+                continue  # never designated: do not even read its tags
             tags: dict[str, str] = {}
-            if not is_designated(name, path, tags, selector) and selector.tag is not None:
-                if path.startswith(SERVICE_LINKED_PATH):
-                    continue
-                tags = self.role_tags(name)
+            if selector.tag is not None and not is_designated(name, path, tags, selector):
+                tags = self.role_tags(name)  # ListRoles does not return tags
             if is_designated(name, path, tags, selector):
                 role = self.role(raw, tags)
                 if role is not None:

@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +104,8 @@ class RetryPolicy:
     max_delay: float = 20.0
     sleep: Callable[[float], None] = time.sleep
     random: Callable[[], float] = random.random
-    delays: list[float] = field(default_factory=list)  # every backoff taken, for tests/logs
+    # the most recent backoffs taken (bounded: the service runs for months)
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=256))
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""

@@ -82,7 +82,11 @@ def _results(args: argparse.Namespace) -> int:
     if args.export_scenarios is not None:
         return EXIT_OK
     if not rows:
-        console.print("No verdict matches these filters.")
+        if run.status == "failed":
+            console.print(f"No verdicts: the latest scan (run #{run.id}) failed: {run.error}",
+                          highlight=False)
+        else:
+            console.print("No verdict matches these filters.")
         return EXIT_OK
     console.print(results_table(rows))
     render_fixes(console, rows)

@@ -104,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from scanner.aws.organizations import DiscoveryError
+    from scanner.aws.session import AccountAccessError
     from scanner.profiles import ProfileError
     from scanner.render import (
         make_console,
@@ -129,8 +132,12 @@ def _scan(args: argparse.Namespace) -> int:
         try:
             with scan_progress(console) as progress:
                 report = run_scan(settings, engine=engine, trigger="cli", progress=progress)
-        except (DiscoveryError, ProfileError) as exc:
+        except (DiscoveryError, ProfileError, AccountAccessError) as exc:
             raise CommandError(str(exc)) from None
+        except SQLAlchemyError as exc:
+            raise CommandError(
+                f"database error during the scan: {str(exc).strip().splitlines()[0]}"
+            ) from None
     rows = report_rows(report)
     if args.json:
         print(json.dumps(report_json(report, rows), indent=2, default=str))

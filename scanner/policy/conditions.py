@@ -149,8 +149,12 @@ def _build_table() -> dict[str, Operator]:
     eq = lambda have, want: have == want  # noqa: E731
     ne_table: list[Operator] = [
         Operator("StringEquals", _string_set, lambda s, v: v in s, variables=True),
-        Operator("StringEqualsIgnoreCase", _string_set_folded, lambda s, v: v.lower() in s,
-                 variables=True),
+        Operator(
+            "StringEqualsIgnoreCase",
+            _string_set_folded,
+            lambda s, v: v.lower() in s,
+            variables=True,
+        ),
         Operator("StringLike", _globs, lambda ms, v: any(m(v) for m in ms), variables=True),
         Operator("NumericEquals", _numbers, _compare(_number, eq)),
         Operator("NumericLessThan", _numbers, _compare(_number, lambda h, w: h < w)),
@@ -165,8 +169,7 @@ def _build_table() -> dict[str, Operator]:
         Operator("Bool", lambda vs: frozenset(_bool(v) for v in vs), lambda s, v: v.lower() in s),
         Operator("BinaryEquals", lambda vs: frozenset(_binary(v) for v in vs), _binary_in),
         Operator("IpAddress", lambda vs: tuple(_network(v) for v in vs), _in_networks),
-        Operator("ArnEquals", lambda vs: tuple(vs),
-                 _arn_any, variables=True),
+        Operator("ArnEquals", lambda vs: tuple(vs), _arn_any, variables=True),
         Operator("ArnLike", lambda vs: tuple(vs), _arn_any, variables=True),
     ]
     negations = {

@@ -47,13 +47,11 @@ LAYER_ORDER = ("scp", "rcp", "permissions_boundary", "identity", "resource_polic
 # Services whose resources RCPs govern (AWS Organizations: Resource control policies,
 # "List of AWS services that support RCPs"). Other services ignore RCPs.
 RCP_SERVICES = frozenset(
-    {"s3", "sts", "kms", "sqs", "secretsmanager", "cognito-idp", "logs", "dynamodb", "ecr",
-     "aoss"}
+    {"s3", "sts", "kms", "sqs", "secretsmanager", "cognito-idp", "logs", "dynamodb", "ecr", "aoss"}
 )
 NO_ALLOW_NOTE = "no statement allows this request"
 NO_RESOURCE_POLICY_NOTE = (
-    "no resource policy given: access from another account needs the resource's policy "
-    "to allow it"
+    "no resource policy given: access from another account needs the resource's policy to allow it"
 )
 DIRECT_KINDS: frozenset[MatchKind] = frozenset({"wildcard", "session", "role"})
 SESSION_KINDS: frozenset[MatchKind] = frozenset({"wildcard", "session"})
@@ -69,8 +67,7 @@ class StatementRef:
     effect: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "sid": self.sid, "index": self.index,
-                "effect": self.effect}
+        return {"policy": self.policy, "sid": self.sid, "index": self.index, "effect": self.effect}
 
 
 @dataclass
@@ -137,8 +134,9 @@ class PolicySet:
         default_factory=dict, compare=False, repr=False
     )
 
-    def candidates(self, part: Any, policies: Iterable[NamedCompiled],
-                   request: Request) -> Iterable[Pair]:
+    def candidates(
+        self, part: Any, policies: Iterable[NamedCompiled], request: Request
+    ) -> Iterable[Pair]:
         """Statements of `policies` whose Action and Resource match the request."""
         key = (part, request.action, request.resource)
         hit = self._candidates.get(key)
@@ -147,7 +145,8 @@ class PolicySet:
             dynamic: list[Pair] = []
             for named in policies:
                 matched, needs_context = named.policy.split_candidates(
-                    request.action, request.resource)
+                    request.action, request.resource
+                )
                 static.extend((named, statement) for statement in matched)
                 dynamic.extend((named, statement) for statement in needs_context)
             if len(self._candidates) >= 4096:
@@ -195,8 +194,7 @@ def _collect(
                 if not condition_matches(condition, context):
                     break
             else:
-                (allows if statement.effect == "Allow" else denies).append(
-                    (named, statement, kind))
+                (allows if statement.effect == "Allow" else denies).append((named, statement, kind))
             continue
         (allows if statement.effect == "Allow" else denies).append((named, statement, kind))
 
@@ -205,8 +203,9 @@ def _refs(matches: list[Match]) -> list[StatementRef]:
     return [named.ref(statement) for named, statement, _kind in matches]
 
 
-def _simple_layer(layer: str, pairs: Iterable[Pair], request: Request,
-                  resource_based: bool = False) -> tuple[LayerResult, list[Match]]:
+def _simple_layer(
+    layer: str, pairs: Iterable[Pair], request: Request, resource_based: bool = False
+) -> tuple[LayerResult, list[Match]]:
     allows: list[Match] = []
     denies: list[Match] = []
     _collect(pairs, request, resource_based, allows, denies)
@@ -217,8 +216,9 @@ def _simple_layer(layer: str, pairs: Iterable[Pair], request: Request,
     return LayerResult(layer, IMPLICIT_DENY, [], NO_ALLOW_NOTE), allows
 
 
-def _org_layer(layer: str, policies: PolicySet, request: Request,
-               resource_based: bool) -> LayerResult:
+def _org_layer(
+    layer: str, policies: PolicySet, request: Request, resource_based: bool
+) -> LayerResult:
     """Every level must allow; a Deny at any level denies."""
     denies: list[Match] = []
     allows: list[Match] = []
@@ -264,8 +264,7 @@ def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
         add(_org_layer("scp", policies, request, resource_based=False))
     if policies.rcps:
         if request.service not in RCP_SERVICES:
-            add(LayerResult("rcp", ALLOWED, [],
-                            f"RCPs do not apply to {request.service} actions"))
+            add(LayerResult("rcp", ALLOWED, [], f"RCPs do not apply to {request.service} actions"))
         elif not rcps_consulted(request.action):
             add(LayerResult("rcp", ALLOWED, [], RCP_RETIRE_GRANT_NOTE))
         else:
@@ -286,15 +285,17 @@ def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
         else:
             pairs = policies.candidates("resource", (policies.resource_policy,), request)
             result, resource_matches = _simple_layer(
-                "resource_policy", pairs, request, resource_based=True)
+                "resource_policy", pairs, request, resource_based=True
+            )
             resource = add(result)
     elif key_request and key_policy_consulted(request.action):
         resource = add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_KEY_POLICY_NOTE))
     elif request.cross_account and not key_request:
         add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_RESOURCE_POLICY_NOTE))
 
-    decision, deciding = _decide(request, by_name, identity, boundary, resource,
-                                 resource_matches, key_request)
+    decision, deciding = _decide(
+        request, by_name, identity, boundary, resource, resource_matches, key_request
+    )
     return Evaluation(decision, deciding, layers)
 
 

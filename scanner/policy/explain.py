@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanner.policy.evaluate import Evaluation, LayerResult, evaluate
+from scanner.policy.kms import is_key_request
 from scanner.policy.scenario import Scenario, ScenarioError
 
 LAYER_TITLES = {
@@ -66,8 +67,9 @@ def render_answer(result: Answer) -> str:
         lines[0] += f"  ({scenario.origin})"
     decided = f" by {evaluation.deciding_layer}" if evaluation.deciding_layer else ""
     lines.append(f"  decision: {evaluation.decision}{decided}")
-    lines.append(f"  request:  {scenario.principal_arn} -> {scenario.action} on "
-                 f"{scenario.resource}")
+    lines.append(
+        f"  request:  {scenario.principal_arn} -> {scenario.action} on {scenario.resource}"
+    )
     agrees = result.agrees
     if agrees is not None:
         wanted = scenario.expected or ""
@@ -75,13 +77,16 @@ def render_answer(result: Answer) -> str:
             wanted += f" by {scenario.expected_deciding_layer}"
         verdict = "agrees" if agrees else "DISAGREES"
         lines.append(f"  expected: {wanted} ({verdict})")
+    key = is_key_request(scenario.action, scenario.resource)
     for layer in evaluation.layers:
-        lines.extend(_render_layer(layer))
+        lines.extend(_render_layer(layer, key))
     return "\n".join(lines)
 
 
-def _render_layer(layer: LayerResult) -> list[str]:
+def _render_layer(layer: LayerResult, key_request: bool) -> list[str]:
     title = LAYER_TITLES.get(layer.layer, layer.layer)
+    if key_request and layer.layer == "resource_policy":
+        title = "Key policy"
     lines = [f"  {title} [{layer.layer}]: {layer.decision}"]
     for ref in layer.statements:
         sid = f' Sid "{ref.sid}"' if ref.sid else ""

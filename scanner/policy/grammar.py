@@ -26,8 +26,15 @@ from scanner.policy.wildcard import compile_glob
 VARIABLES_VERSION = "2012-10-17"
 VERSIONS = ("2012-10-17", "2008-10-17")
 STATEMENT_KEYS = {
-    "Sid", "Effect", "Action", "NotAction", "Resource", "NotResource",
-    "Principal", "NotPrincipal", "Condition",
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Principal",
+    "NotPrincipal",
+    "Condition",
 }
 _CACHE_LIMIT = 4096
 
@@ -88,9 +95,7 @@ class CompiledPolicy:
     # the context); filled lazily, so 10k checks of the same pair cost one lookup each.
     _candidates: dict[
         tuple[str, str], tuple[tuple[CompiledStatement, ...], tuple[CompiledStatement, ...]]
-    ] = field(
-        default_factory=dict, repr=False
-    )
+    ] = field(default_factory=dict, repr=False)
 
     def first_principal_statement(self) -> CompiledStatement | None:
         """The first statement with Principal/NotPrincipal (not allowed in every layer)."""
@@ -168,8 +173,9 @@ def _compile(document: Any) -> CompiledPolicy:
         raise PolicyError("", "a policy document must be a JSON object")
     unknown = set(document) - {"Version", "Id", "Statement"}
     if unknown:
-        raise PolicyError(sorted(unknown)[0], "unknown policy element (expected Version, Id, "
-                          "Statement)")
+        raise PolicyError(
+            sorted(unknown)[0], "unknown policy element (expected Version, Id, Statement)"
+        )
     version = document.get("Version")
     if version is not None and version not in VERSIONS:
         raise PolicyError("Version", f"must be one of {VERSIONS}, got {version!r}")
@@ -213,11 +219,17 @@ def _compile_statement(raw: Any, index: int, path: str, variables: bool) -> Comp
         compile_glob(a, ignore_case=True)
         for a in _strings(raw[action_key], f"{path}.{action_key}", _check_action)
     )
-    resource_key = _exactly_one(raw, path, "Resource", "NotResource")
-    resources = tuple(
-        _resource_pattern(text, variables)
-        for text in _strings(raw[resource_key], f"{path}.{resource_key}")
-    )
+    if "Resource" not in raw and "NotResource" not in raw:
+        # "If the required Resource element is missing from a key policy statement, the
+        # policy statement has no effect" (AWS KMS: Key policy elements): a statement
+        # without Resource matches no resource.
+        resource_key, resources = "Resource", ()
+    else:
+        resource_key = _exactly_one(raw, path, "Resource", "NotResource")
+        resources = tuple(
+            _resource_pattern(text, variables)
+            for text in _strings(raw[resource_key], f"{path}.{resource_key}")
+        )
 
     principal = None
     not_principal = False

@@ -38,8 +38,7 @@ def is_key_request(action: str, resource: str) -> bool:
 
 
 RCP_RETIRE_GRANT_NOTE = (
-    "not consulted: the kms:RetireGrant permission is not effective in resource control "
-    "policies"
+    "not consulted: the kms:RetireGrant permission is not effective in resource control policies"
 )
 
 

@@ -5,16 +5,18 @@ request's principal (an IAM role or one of its sessions) matches them
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
-from scanner.policy.arn import arn_account, is_account_id, role_name, split_arn
+from scanner.policy.arn import arn_account, is_account_id, is_role_arn, role_name, split_arn
 
 # How a statement names the principal; it decides what the grant is worth:
 # "wildcard" ("*") and "session" (the exact session ARN) name the session itself,
 # "role" names the role ARN, "account" names the principal's account (root or id).
 MatchKind = Literal["wildcard", "session", "role", "account"]
 PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
+_UNIQUE_ID = re.compile(r"^A[A-Z]{3}[A-Z0-9]{12,}$")
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,13 @@ class RequestPrincipal:
     role_key: tuple[str, str] = ("", "")  # (account, role name), see for_role
 
     @classmethod
-    def for_role(cls, arn: str, account: str, role_arn: str, session_arn: str | None,
-                 has_boundary: bool) -> RequestPrincipal:
-        return cls(arn, account, role_arn, session_arn, has_boundary,
-                   (account, role_name(role_arn)))
+    def for_role(
+        cls, arn: str, account: str, role_arn: str, session_arn: str | None, has_boundary: bool
+    ) -> RequestPrincipal:
+        # Only roles are matched by (account, name); any other principal (an IAM user)
+        # only by its exact ARN.
+        key = (account, role_name(role_arn)) if is_role_arn(role_arn) else ("", "")
+        return cls(arn, account, role_arn, session_arn, has_boundary, key)
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,13 @@ def parse_principal(value: object) -> PrincipalSpec:
                 accounts.add(name)
             else:
                 parts = split_arn(name)
+                if parts is None and _UNIQUE_ID.match(name):
+                    # A unique id (AROA..., AIDA...) is what a policy shows once the role
+                    # or user it named was deleted; it matches no current principal.
+                    others.add(f"AWS:{name}")
+                    continue
                 if parts is None:
-                    raise ValueError(f"{name!r} is not an account id, an ARN or *")
+                    raise ValueError(f"{name!r} is not an account id, an ARN, a unique id or *")
                 account = arn_account(name) or ""
                 if parts[2] == "iam" and parts[5] == "root":
                     accounts.add(account)
@@ -90,7 +100,10 @@ def match_principal(spec: PrincipalSpec, principal: RequestPrincipal) -> MatchKi
         return "wildcard"
     if principal.session_arn is not None and principal.session_arn in spec.arns:
         return "session"
-    if principal.role_key in spec.role_keys:
+    if principal.session_arn is None and principal.role_key == ("", ""):
+        if principal.arn in spec.arns:
+            return "session"  # an IAM user named directly: the caller itself
+    elif principal.role_key in spec.role_keys:
         return "role"
     if principal.account in spec.accounts:
         return "account"
@@ -110,6 +123,8 @@ def not_principal_applies(spec: PrincipalSpec, principal: RequestPrincipal, effe
         return True
     if spec.everyone:
         return False
+    if principal.role_key == ("", ""):  # not a role: an IAM user and its account
+        return not (principal.account in spec.accounts and principal.arn in spec.arns)
     exempt = principal.account in spec.accounts and principal.role_key in spec.role_keys
     if principal.session_arn is not None:
         exempt = exempt and principal.session_arn in spec.arns

@@ -16,11 +16,22 @@ from scanner.policy.kms import is_key_request
 
 DECISIONS = ("allowed", "explicitDeny", "implicitDeny")
 TOP_LEVEL_KEYS = {
-    "name", "source", "explanation", "request", "policies", "expected", "deciding_layer",
+    "name",
+    "source",
+    "explanation",
+    "request",
+    "policies",
+    "expected",
+    "deciding_layer",
     "policy_names",
 }
 REQUEST_KEYS = {
-    "principal_arn", "principal_account", "action", "resource", "resource_account", "context",
+    "principal_arn",
+    "principal_account",
+    "action",
+    "resource",
+    "resource_account",
+    "context",
 }
 POLICY_KEYS = ("scps", "rcps", "permissions_boundary", "identity", "resource_policy")
 _UNSET = object()
@@ -66,7 +77,7 @@ class Scenario:
     # given in the input, kept so to_dict() reproduces it
     gave_principal_account: bool = True
     gave_resource_account: bool = True
-    origin: str = "<scenario>"
+    origin: str = field(default="<scenario>", compare=False)
     _compiled: list[PolicySet] = field(default_factory=list, compare=False, repr=False)
 
     # --- building ----------------------------------------------------------------------
@@ -85,8 +96,13 @@ class Scenario:
 
     def request(self) -> Request:
         return build_request(
-            self.principal_arn, self.principal_account, self.action, self.resource,
-            self.resource_account, self.context, self.permissions_boundary is not None,
+            self.principal_arn,
+            self.principal_account,
+            self.action,
+            self.resource,
+            self.resource_account,
+            self.context,
+            self.permissions_boundary is not None,
         )
 
     # --- output ------------------------------------------------------------------------
@@ -168,14 +184,16 @@ def _parse(data: Any, origin: str) -> Scenario:
         raise fail(f"policies.{unknown[0]}", f"unknown field; expected {list(POLICY_KEYS)}")
     scps = _levels(policies.get("scps", []), "policies.scps", fail)
     rcps = _levels(policies.get("rcps", []), "policies.rcps", fail)
-    boundary = _optional_document(policies.get("permissions_boundary"),
-                                  "policies.permissions_boundary", fail)
+    boundary = _optional_document(
+        policies.get("permissions_boundary"), "policies.permissions_boundary", fail
+    )
     identity_raw = policies.get("identity", [])
     if not isinstance(identity_raw, list):
         raise fail("policies.identity", "must be a list of policy documents")
     identity = _documents(identity_raw, "policies.identity", fail)
-    resource_policy = _optional_document(policies.get("resource_policy"),
-                                         "policies.resource_policy", fail)
+    resource_policy = _optional_document(
+        policies.get("resource_policy"), "policies.resource_policy", fail
+    )
 
     expected = data.get("expected")
     if expected is not None and expected not in DECISIONS:
@@ -241,8 +259,9 @@ def _context(raw: Any, fail: Any) -> dict[str, ContextValue]:
             isinstance(value, list) and all(isinstance(item, scalar) for item in value)
         )
         if not ok:
-            raise fail(f"request.context.{key}",
-                       "must be a string, boolean, number or a list of those")
+            raise fail(
+                f"request.context.{key}", "must be a string, boolean, number or a list of those"
+            )
     return dict(raw)
 
 
@@ -306,7 +325,8 @@ def _cached_policy_set(scenario: Scenario) -> PolicySet:
     if len(_policy_sets) >= 1024:
         _policy_sets.clear()
     _policy_sets[key] = (
-        [*documents, scenario.permissions_boundary, scenario.resource_policy], policy_set
+        [*documents, scenario.permissions_boundary, scenario.resource_policy],
+        policy_set,
     )
     return policy_set
 
@@ -335,7 +355,8 @@ def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:
             if statement is not None:
                 element = "NotPrincipal" if statement.not_principal else "Principal"
                 raise ScenarioError(
-                    origin, f"{where}.Statement[{statement.index}].{element}",
+                    origin,
+                    f"{where}.Statement[{statement.index}].{element}",
                     f"{element} is only allowed in resource-based policies and RCPs",
                 )
         return NamedCompiled(name, policy)
@@ -344,8 +365,12 @@ def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:
         given = names.get(kind) or []
         return tuple(
             tuple(
-                compiled(doc, f"policies.{kind}[{n}][{i}]",
-                         _name_at(given, n, i) or f"level {n} #{i}", principals)
+                compiled(
+                    doc,
+                    f"policies.{kind}[{n}][{i}]",
+                    _name_at(given, n, i) or f"level {n} #{i}",
+                    principals,
+                )
                 for i, doc in enumerate(level)
             )
             for n, level in enumerate(raw)
@@ -353,20 +378,26 @@ def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:
 
     boundary = None
     if scenario.permissions_boundary is not None:
-        boundary = compiled(scenario.permissions_boundary, "policies.permissions_boundary",
-                            _str(names.get("permissions_boundary")) or "permissions boundary",
-                            False)
+        boundary = compiled(
+            scenario.permissions_boundary,
+            "policies.permissions_boundary",
+            _str(names.get("permissions_boundary")) or "permissions boundary",
+            False,
+        )
     given_identity = names.get("identity") or []
     identity = tuple(
-        compiled(doc, f"policies.identity[{i}]", _name_at([given_identity], 0, i) or f"#{i}",
-                 False)
+        compiled(doc, f"policies.identity[{i}]", _name_at([given_identity], 0, i) or f"#{i}", False)
         for i, doc in enumerate(scenario.identity)
     )
     resource = None
     if scenario.resource_policy is not None:
         default = "key policy" if key_request else "resource policy"
-        resource = compiled(scenario.resource_policy, "policies.resource_policy",
-                            _str(names.get("resource_policy")) or default, True)
+        resource = compiled(
+            scenario.resource_policy,
+            "policies.resource_policy",
+            _str(names.get("resource_policy")) or default,
+            True,
+        )
     return PolicySet(
         scps=levels("scps", scenario.scps, False),
         rcps=levels("rcps", scenario.rcps, True),
@@ -431,8 +462,11 @@ def _load_file(path: Path) -> list[Scenario | ScenarioError]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        return [ScenarioError(origin, "", f"invalid JSON at line {error.lineno} column "
-                                          f"{error.colno}: {error.msg}")]
+        return [
+            ScenarioError(
+                origin, "", f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+            )
+        ]
     if isinstance(data, list):
         return [_one(item, f"{origin}[{i}]") for i, item in enumerate(data)]
     return [_one(data, origin)]
@@ -443,4 +477,3 @@ def _one(data: Any, origin: str) -> Scenario | ScenarioError:
         return Scenario.from_dict(data, origin=origin)
     except ScenarioError as error:
         return error
-

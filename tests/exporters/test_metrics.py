@@ -132,3 +132,30 @@ def test_unusable_key_is_its_own_layer_for_all_roles(engine: Engine) -> None:
               "region": "us-east-1", "role": "(all roles)", "layer": "key_state"}
     assert r.get_sample_value("vaultscan_role_failing_checks", labels) == 1
     assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "key_state"}) == 1
+
+
+def test_same_collector_sees_the_next_finished_run(engine: Engine) -> None:
+    # aggregates are reused between scrapes only until a run finishes
+    from datetime import timedelta
+
+    from metrics_seed import add_run
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from storage.models import CheckState
+
+    seed_small(engine)
+    r = _registry(engine)
+    assert r.get_sample_value("vaultscan_checks", {"status": "fail"}) == 2
+    assert r.get_sample_value("vaultscan_checks", {"status": "fail"}) == 2
+    with Session(engine) as session, session.begin():
+        run = add_run(session, "succeeded", NOW, 1)
+        session.execute(
+            update(CheckState)
+            .where(CheckState.account_id == "111111111111", CheckState.status != "gone")
+            .values(status="fail", deciding_layer="rcp", last_scan_run_id=run,
+                    failing_since=NOW + timedelta(minutes=1))
+        )
+    assert r.get_sample_value("vaultscan_checks", {"status": "fail"}) == 5
+    assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "rcp"}) == 3
+    assert r.get_sample_value("vaultscan_failing_roles") == 2

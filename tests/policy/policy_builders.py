@@ -30,8 +30,9 @@ def policy(*statements: dict, version: str | None = "2012-10-17") -> dict:
 
 
 ALLOW_ALL = policy(stmt(Sid="AllowAll"))
-ROOT_TRUST = policy(stmt(Sid="EnableIAM", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                         action="kms:*"))
+ROOT_TRUST = policy(
+    stmt(Sid="EnableIAM", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, action="kms:*")
+)
 
 
 def scenario_dict(
@@ -47,8 +48,12 @@ def scenario_dict(
     resource_policy: dict | None = None,
     **request_extra: Any,
 ) -> dict:
-    request: dict[str, Any] = {"principal_arn": principal, "action": action, "resource": resource,
-                               "context": context or {}}
+    request: dict[str, Any] = {
+        "principal_arn": principal,
+        "action": action,
+        "resource": resource,
+        "context": context or {},
+    }
     request.update(request_extra)
     return {
         "request": request,

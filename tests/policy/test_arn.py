@@ -22,25 +22,31 @@ def test_account_only_when_twelve_digits() -> None:
 
 
 def test_session_arn_names_its_role() -> None:
-    assert (session_to_role_arn("arn:aws:sts::111122223333:assumed-role/Ops/alice")
-            == "arn:aws:iam::111122223333:role/Ops")
+    assert (
+        session_to_role_arn("arn:aws:sts::111122223333:assumed-role/Ops/alice")
+        == "arn:aws:iam::111122223333:role/Ops"
+    )
     assert session_to_role_arn("arn:aws:iam::111122223333:role/Ops") is None
 
 
 def test_arn_like_compares_component_by_component() -> None:
     # a wildcard in one component does not swallow the colon into the next one
-    assert arn_like("arn:aws:kms:*:111122223333:key/*",
-                    "arn:aws:kms:us-west-2:111122223333:key/abc")
-    assert not arn_like("arn:aws:kms:us-*:111122223333:key/*",
-                        "arn:aws:kms:eu-west-1:111122223333:key/abc")
-    assert not arn_like("arn:aws:kms:*:111122223333:key/*",
-                        "arn:aws:kms:us-west-2:444455556666:key/abc")
+    assert arn_like(
+        "arn:aws:kms:*:111122223333:key/*", "arn:aws:kms:us-west-2:111122223333:key/abc"
+    )
+    assert not arn_like(
+        "arn:aws:kms:us-*:111122223333:key/*", "arn:aws:kms:eu-west-1:111122223333:key/abc"
+    )
+    assert not arn_like(
+        "arn:aws:kms:*:111122223333:key/*", "arn:aws:kms:us-west-2:444455556666:key/abc"
+    )
     assert arn_like("arn:aws:iam::*:role/Backup?", "arn:aws:iam::111122223333:role/Backup1")
 
 
 def test_arn_like_is_case_sensitive_and_requires_arns() -> None:
-    assert not arn_like("arn:aws:iam::111122223333:role/backup",
-                        "arn:aws:iam::111122223333:role/Backup")
+    assert not arn_like(
+        "arn:aws:iam::111122223333:role/backup", "arn:aws:iam::111122223333:role/Backup"
+    )
     assert not arn_like("arn:aws:iam::111122223333:role/*", "BackupOperator")
     assert arn_like("*", "anything")
 

@@ -63,14 +63,26 @@ def check(operator: str, key: str, values, context: dict, variables: bool = True
         ("IpAddress", "2001:db8::/32", "203.0.113.7", False),
         ("NotIpAddress", "203.0.113.0/24", "198.51.100.7", True),
         ("NotIpAddress", "203.0.113.0/24", "203.0.113.9", False),
-        ("ArnEquals", "arn:aws:iam::111122223333:role/Ops", "arn:aws:iam::111122223333:role/Ops",
-         True),
+        (
+            "ArnEquals",
+            "arn:aws:iam::111122223333:role/Ops",
+            "arn:aws:iam::111122223333:role/Ops",
+            True,
+        ),
         ("ArnLike", "arn:aws:iam::*:role/Ops*", "arn:aws:iam::111122223333:role/OpsAdmin", True),
         ("ArnLike", "arn:aws:iam::*:role/Ops*", "arn:aws:iam::111122223333:user/OpsAdmin", False),
-        ("ArnNotEquals", "arn:aws:iam::111122223333:role/Ops",
-         "arn:aws:iam::111122223333:role/Other", True),
-        ("ArnNotLike", "arn:aws:iam::*:role/Ops*", "arn:aws:iam::111122223333:role/OpsAdmin",
-         False),
+        (
+            "ArnNotEquals",
+            "arn:aws:iam::111122223333:role/Ops",
+            "arn:aws:iam::111122223333:role/Other",
+            True,
+        ),
+        (
+            "ArnNotLike",
+            "arn:aws:iam::*:role/Ops*",
+            "arn:aws:iam::111122223333:role/OpsAdmin",
+            False,
+        ),
     ],
 )
 def test_operator(operator: str, policy_value: str, request_value: str, expected: bool) -> None:
@@ -86,10 +98,12 @@ def test_several_values_are_ored() -> None:
 
 
 def test_condition_key_names_are_case_insensitive_values_are_not() -> None:
-    assert check("StringEquals", "AWS:PrincipalTag/Team", "backup", {"aws:principaltag/team":
-                                                                      "backup"})
-    assert not check("StringEquals", "aws:PrincipalTag/team", "Backup",
-                     {"aws:PrincipalTag/team": "backup"})
+    assert check(
+        "StringEquals", "AWS:PrincipalTag/Team", "backup", {"aws:principaltag/team": "backup"}
+    )
+    assert not check(
+        "StringEquals", "aws:PrincipalTag/team", "Backup", {"aws:PrincipalTag/team": "backup"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,8 +126,14 @@ def test_condition_key_names_are_case_insensitive_values_are_not() -> None:
     ],
 )
 def test_missing_key(operator: str, expected: bool) -> None:
-    value = {"Numeric": "1", "Bool": "true", "IpAdd": "10.0.0.0/8", "NotIpA": "10.0.0.0/8",
-             "ArnLik": "arn:aws:iam::*:role/*", "ArnNot": "arn:aws:iam::*:role/*"}
+    value = {
+        "Numeric": "1",
+        "Bool": "true",
+        "IpAdd": "10.0.0.0/8",
+        "NotIpA": "10.0.0.0/8",
+        "ArnLik": "arn:aws:iam::*:role/*",
+        "ArnNot": "arn:aws:iam::*:role/*",
+    }
     policy_value = next((v for k, v in value.items() if operator.startswith(k)), "x")
     assert check(operator, "k:absent", policy_value, {}) is expected
 
@@ -195,8 +215,14 @@ def test_unknown_operator_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("operator", "value"),
-    [("NumericEquals", "ten"), ("DateEquals", "yesterday"), ("IpAddress", "10.0.0.300/8"),
-     ("Bool", "yes"), ("BinaryEquals", "***"), ("Null", "maybe")],
+    [
+        ("NumericEquals", "ten"),
+        ("DateEquals", "yesterday"),
+        ("IpAddress", "10.0.0.300/8"),
+        ("Bool", "yes"),
+        ("BinaryEquals", "***"),
+        ("Null", "maybe"),
+    ],
 )
 def test_malformed_policy_values_are_rejected(operator: str, value: str) -> None:
     with pytest.raises(ValueError):

@@ -30,8 +30,11 @@ ALLOW_BACKUP = policy(stmt(action=["backup:CreateBackupVault", "backup-storage:M
 
 
 def test_scp_allow_needed_at_every_level() -> None:
-    result = decide(scps=[[ALLOW_ALL], [ALLOW_ALL], [policy(stmt(action="s3:*"))]],
-                    identity=[ALLOW_KMS], resource_policy=ROOT_TRUST)
+    result = decide(
+        scps=[[ALLOW_ALL], [ALLOW_ALL], [policy(stmt(action="s3:*"))]],
+        identity=[ALLOW_KMS],
+        resource_policy=ROOT_TRUST,
+    )
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "scp")
     assert "level 2 (account)" in (result.layer("scp").note or "")
 
@@ -43,9 +46,11 @@ def test_scp_allow_at_root_alone_is_not_enough() -> None:
 
 def test_scp_deny_at_any_level_wins_and_is_named() -> None:
     deny = policy(stmt(Sid="Allow"), stmt("Deny", "kms:CreateGrant", Sid="NoGrants"))
-    result = decide(scps=[[ALLOW_ALL], [deny], [ALLOW_ALL]], identity=[ALLOW_KMS],
-                    resource_policy=ROOT_TRUST,
-                    )
+    result = decide(
+        scps=[[ALLOW_ALL], [deny], [ALLOW_ALL]],
+        identity=[ALLOW_KMS],
+        resource_policy=ROOT_TRUST,
+    )
     assert (result.decision, result.deciding_layer) == ("explicitDeny", "scp")
     [ref] = result.layer("scp").statements
     assert (ref.policy, ref.sid, ref.index, ref.effect) == ("level 1 #0", "NoGrants", 1, "Deny")
@@ -58,8 +63,11 @@ def test_not_governed_by_scps_when_outer_list_is_empty() -> None:
 
 
 def test_scp_allow_at_every_level_allows() -> None:
-    result = decide(scps=[[ALLOW_ALL], [ALLOW_ALL, policy(stmt("Deny", "s3:*"))]],
-                    identity=[ALLOW_KMS], resource_policy=ROOT_TRUST)
+    result = decide(
+        scps=[[ALLOW_ALL], [ALLOW_ALL, policy(stmt("Deny", "s3:*"))]],
+        identity=[ALLOW_KMS],
+        resource_policy=ROOT_TRUST,
+    )
     assert result.decision == "allowed" and result.deciding_layer is None
 
 
@@ -69,12 +77,23 @@ RCP_FULL = policy(stmt(Principal="*", Sid="RCPFullAWSAccess"))
 
 
 def test_rcp_deny_on_kms_key_denies() -> None:
-    deny = policy(stmt("Deny", "kms:*", Principal="*", Sid="OrgOnly",
-                       Condition={"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc"}}))
+    deny = policy(
+        stmt(
+            "Deny",
+            "kms:*",
+            Principal="*",
+            Sid="OrgOnly",
+            Condition={"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc"}},
+        )
+    )
     result = decide(rcps=[[RCP_FULL, deny]], identity=[ALLOW_KMS], resource_policy=ROOT_TRUST)
     assert (result.decision, result.deciding_layer) == ("explicitDeny", "rcp")
-    allowed = decide(rcps=[[RCP_FULL, deny]], identity=[ALLOW_KMS], resource_policy=ROOT_TRUST,
-                     context={"aws:PrincipalOrgID": "o-abc"})
+    allowed = decide(
+        rcps=[[RCP_FULL, deny]],
+        identity=[ALLOW_KMS],
+        resource_policy=ROOT_TRUST,
+        context={"aws:PrincipalOrgID": "o-abc"},
+    )
     assert allowed.decision == "allowed"
 
 
@@ -85,8 +104,12 @@ def test_rcp_level_without_allow_denies() -> None:
 
 def test_rcps_do_not_apply_to_services_that_do_not_support_them() -> None:
     deny = policy(stmt("Deny", "backup:*", Principal="*"))
-    result = decide(action="backup:CreateBackupVault", resource=VAULT,
-                    rcps=[[RCP_FULL, deny]], identity=[ALLOW_BACKUP])
+    result = decide(
+        action="backup:CreateBackupVault",
+        resource=VAULT,
+        rcps=[[RCP_FULL, deny]],
+        identity=[ALLOW_BACKUP],
+    )
     assert result.decision == "allowed"
     assert "do not apply" in (result.layer("rcp").note or "")
 
@@ -95,14 +118,18 @@ def test_rcps_do_not_apply_to_services_that_do_not_support_them() -> None:
 
 
 def test_boundary_must_allow_what_identity_allows() -> None:
-    result = decide(boundary=policy(stmt(action="backup:*")), identity=[ALLOW_KMS],
-                    resource_policy=ROOT_TRUST)
+    result = decide(
+        boundary=policy(stmt(action="backup:*")), identity=[ALLOW_KMS], resource_policy=ROOT_TRUST
+    )
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "permissions_boundary")
 
 
 def test_boundary_deny_is_explicit() -> None:
-    result = decide(boundary=policy(stmt(), stmt("Deny", "kms:Create*")), identity=[ALLOW_KMS],
-                    resource_policy=ROOT_TRUST)
+    result = decide(
+        boundary=policy(stmt(), stmt("Deny", "kms:Create*")),
+        identity=[ALLOW_KMS],
+        resource_policy=ROOT_TRUST,
+    )
     assert (result.decision, result.deciding_layer) == ("explicitDeny", "permissions_boundary")
 
 
@@ -121,37 +148,57 @@ def test_no_identity_allow_is_implicit_deny_of_identity() -> None:
 
 
 def test_identity_deny_wins_over_allow() -> None:
-    result = decide(action="backup:CreateBackupVault", resource=VAULT,
-                    identity=[ALLOW_BACKUP, policy(stmt("Deny", "backup:*", Sid="Freeze"))])
+    result = decide(
+        action="backup:CreateBackupVault",
+        resource=VAULT,
+        identity=[ALLOW_BACKUP, policy(stmt("Deny", "backup:*", Sid="Freeze"))],
+    )
     assert (result.decision, result.deciding_layer) == ("explicitDeny", "identity")
     assert [r.policy for r in result.layer("identity").statements] == ["#1"]
 
 
 def test_action_matching_is_case_insensitive_and_resource_case_sensitive() -> None:
-    ok = decide(action="backup:createbackupvault", resource=VAULT,
-                identity=[policy(stmt(action="BACKUP:CreateBackup*", resource=VAULT))])
+    ok = decide(
+        action="backup:createbackupvault",
+        resource=VAULT,
+        identity=[policy(stmt(action="BACKUP:CreateBackup*", resource=VAULT))],
+    )
     assert ok.decision == "allowed"
-    wrong_case = decide(action="backup:CreateBackupVault", resource=VAULT,
-                        identity=[policy(stmt(action="backup:*", resource=VAULT.upper()))])
+    wrong_case = decide(
+        action="backup:CreateBackupVault",
+        resource=VAULT,
+        identity=[policy(stmt(action="backup:*", resource=VAULT.upper()))],
+    )
     assert wrong_case.decision == "implicitDeny"
 
 
 def test_not_action_and_not_resource() -> None:
     everything_but_kms = policy(stmt(action="kms:*", not_action=True))
-    assert decide(identity=[everything_but_kms], resource_policy=ROOT_TRUST).decision == \
-        "implicitDeny"
+    assert (
+        decide(identity=[everything_but_kms], resource_policy=ROOT_TRUST).decision == "implicitDeny"
+    )
     other_keys = policy(stmt(action="kms:*", resource=KEY, not_resource=True))
     assert decide(identity=[other_keys], resource_policy=ROOT_TRUST).decision == "implicitDeny"
-    assert decide(identity=[policy(stmt(action="s3:*", not_action=True))],
-                  resource_policy=ROOT_TRUST).decision == "allowed"
+    assert (
+        decide(
+            identity=[policy(stmt(action="s3:*", not_action=True))], resource_policy=ROOT_TRUST
+        ).decision
+        == "allowed"
+    )
 
 
 # --- resource policies, same account -------------------------------------------------------
 
 
 def bucket_policy(principal: object) -> dict:
-    return policy(stmt(action="s3:GetObject", resource="arn:aws:s3:::backup-reports/*",
-                       Principal=principal, Sid="Read"))
+    return policy(
+        stmt(
+            action="s3:GetObject",
+            resource="arn:aws:s3:::backup-reports/*",
+            Principal=principal,
+            Sid="Read",
+        )
+    )
 
 
 def same_account_s3(**kwargs: object):
@@ -164,8 +211,10 @@ def test_same_account_resource_policy_alone_grants() -> None:
 
 
 def test_same_account_identity_alone_grants() -> None:
-    result = same_account_s3(identity=[policy(stmt(action="s3:GetObject"))],
-                             resource_policy=bucket_policy({"AWS": f"{OTHER_ACCOUNT}"}))
+    result = same_account_s3(
+        identity=[policy(stmt(action="s3:GetObject"))],
+        resource_policy=bucket_policy({"AWS": f"{OTHER_ACCOUNT}"}),
+    )
     assert result.decision == "allowed"
 
 
@@ -177,15 +226,19 @@ def test_account_principal_in_resource_policy_does_not_grant_by_itself() -> None
 def test_boundary_limits_resource_policy_naming_the_role_arn() -> None:
     # Permissions boundaries for IAM entities: a resource-based policy that grants to the
     # role ARN is limited by the boundary ...
-    result = same_account_s3(boundary=policy(stmt(action="kms:*")),
-                             resource_policy=bucket_policy({"AWS": ROLE}))
+    result = same_account_s3(
+        boundary=policy(stmt(action="kms:*")), resource_policy=bucket_policy({"AWS": ROLE})
+    )
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "permissions_boundary")
 
 
 def test_boundary_does_not_limit_resource_policy_naming_the_session() -> None:
     # ... but an implicit deny in the boundary does not limit a grant to the role session.
-    result = same_account_s3(principal=SESSION, boundary=policy(stmt(action="kms:*")),
-                             resource_policy=bucket_policy({"AWS": SESSION}))
+    result = same_account_s3(
+        principal=SESSION,
+        boundary=policy(stmt(action="kms:*")),
+        resource_policy=bucket_policy({"AWS": SESSION}),
+    )
     assert result.decision == "allowed"
 
 
@@ -193,23 +246,28 @@ def test_session_principal_matches_a_statement_naming_its_role() -> None:
     result = same_account_s3(principal=SESSION, resource_policy=bucket_policy({"AWS": ROLE}))
     assert result.decision == "allowed"
     other_session = SESSION.replace("nightly", "adhoc")
-    result = same_account_s3(principal=SESSION,
-                             resource_policy=bucket_policy({"AWS": other_session}))
+    result = same_account_s3(
+        principal=SESSION, resource_policy=bucket_policy({"AWS": other_session})
+    )
     assert result.decision == "implicitDeny"
 
 
 def test_principal_forms() -> None:
     assert same_account_s3(resource_policy=bucket_policy("*")).decision == "allowed"
     assert same_account_s3(resource_policy=bucket_policy({"AWS": "*"})).decision == "allowed"
-    assert same_account_s3(resource_policy=bucket_policy({"AWS": [OTHER_ACCOUNT, ROLE]})
-                           ).decision == "allowed"
+    assert (
+        same_account_s3(resource_policy=bucket_policy({"AWS": [OTHER_ACCOUNT, ROLE]})).decision
+        == "allowed"
+    )
     service = bucket_policy({"Service": "backup.amazonaws.com"})
     assert same_account_s3(resource_policy=service).decision == "implicitDeny"
 
 
 def test_resource_policy_deny_wins() -> None:
-    deny = policy(stmt(action="s3:GetObject", resource="*", Principal="*"),
-                  stmt("Deny", "s3:*", "*", Principal={"AWS": ROLE}, Sid="Block"))
+    deny = policy(
+        stmt(action="s3:GetObject", resource="*", Principal="*"),
+        stmt("Deny", "s3:*", "*", Principal={"AWS": ROLE}, Sid="Block"),
+    )
     result = same_account_s3(identity=[ALLOW_ALL], resource_policy=deny)
     assert (result.decision, result.deciding_layer) == ("explicitDeny", "resource_policy")
 
@@ -236,8 +294,9 @@ def test_not_principal_deny_applies_unless_the_session_is_listed() -> None:
 
 def test_not_principal_deny_always_denies_a_principal_with_a_boundary() -> None:
     listed = not_principal_deny(SESSION, ROLE, f"arn:aws:iam::{ACCOUNT}:root")
-    result = same_account_s3(principal=SESSION, identity=[ALLOW_ALL], boundary=ALLOW_ALL,
-                             resource_policy=listed)
+    result = same_account_s3(
+        principal=SESSION, identity=[ALLOW_ALL], boundary=ALLOW_ALL, resource_policy=listed
+    )
     assert (result.decision, result.deciding_layer) == ("explicitDeny", "resource_policy")
 
 
@@ -252,16 +311,17 @@ def test_cross_account_needs_identity_and_resource_policy() -> None:
     assert both.decision == "allowed"
     no_identity = decide(resource=FOREIGN_KEY, resource_policy=key_policy)
     assert (no_identity.decision, no_identity.deciding_layer) == ("implicitDeny", "identity")
-    no_resource = decide(resource=FOREIGN_KEY, identity=[ALLOW_KMS],
-                         resource_policy=policy(stmt(Principal={"AWS": OTHER_ACCOUNT})))
-    assert (no_resource.decision, no_resource.deciding_layer) == ("implicitDeny",
-                                                                  "resource_policy")
+    no_resource = decide(
+        resource=FOREIGN_KEY,
+        identity=[ALLOW_KMS],
+        resource_policy=policy(stmt(Principal={"AWS": OTHER_ACCOUNT})),
+    )
+    assert (no_resource.decision, no_resource.deciding_layer) == ("implicitDeny", "resource_policy")
 
 
 def test_cross_account_without_resource_policy_is_denied_by_that_layer() -> None:
     foreign_vault = VAULT.replace(ACCOUNT, OTHER_ACCOUNT)
-    result = decide(action="backup:CreateBackupVault", resource=foreign_vault,
-                    identity=[ALLOW_ALL])
+    result = decide(action="backup:CreateBackupVault", resource=foreign_vault, identity=[ALLOW_ALL])
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "resource_policy")
     assert "another account" in (result.layer("resource_policy").note or "")
 
@@ -272,9 +332,13 @@ def test_cross_account_resource_policy_naming_the_role_still_needs_identity() ->
 
 
 def test_cross_account_boundary_applies_even_to_session_grants() -> None:
-    result = decide(principal=SESSION, resource=FOREIGN_KEY, identity=[ALLOW_KMS],
-                    boundary=policy(stmt(action="s3:*")),
-                    resource_policy=policy(stmt(Principal={"AWS": SESSION})))
+    result = decide(
+        principal=SESSION,
+        resource=FOREIGN_KEY,
+        identity=[ALLOW_KMS],
+        boundary=policy(stmt(action="s3:*")),
+        resource_policy=policy(stmt(Principal={"AWS": SESSION})),
+    )
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "permissions_boundary")
 
 
@@ -293,8 +357,9 @@ def test_without_root_statement_iam_allows_are_ineffective() -> None:
 
 
 def test_root_statement_must_cover_the_action() -> None:
-    describe_only = policy(stmt(action="kms:DescribeKey",
-                                Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"}))
+    describe_only = policy(
+        stmt(action="kms:DescribeKey", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
+    )
     result = decide(identity=[ALLOW_KMS], resource_policy=describe_only)
     assert (result.decision, result.deciding_layer) == ("implicitDeny", "resource_policy")
 
@@ -302,6 +367,23 @@ def test_root_statement_must_cover_the_action() -> None:
 def test_account_id_principal_also_enables_iam_policies() -> None:
     by_id = policy(stmt(action="kms:*", Principal={"AWS": ACCOUNT}))
     assert decide(identity=[ALLOW_KMS], resource_policy=by_id).decision == "allowed"
+
+
+def test_key_policy_statement_without_resource_has_no_effect() -> None:
+    # AWS KMS, Key policy elements: a statement missing the required Resource element
+    # has no effect, so this root statement does not enable IAM policies.
+    no_resource = policy(
+        {"Effect": "Allow", "Action": "kms:*", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}
+    )
+    result = decide(identity=[ALLOW_KMS], resource_policy=no_resource)
+    assert (result.decision, result.deciding_layer) == ("implicitDeny", "resource_policy")
+
+
+def test_unique_id_principal_matches_no_current_role() -> None:
+    # Principal docs: a deleted-and-recreated role shows up as its old unique id.
+    stale = policy(stmt(action="kms:*", Principal={"AWS": "AROADBQP57FF2AEXAMPLE"}))
+    result = decide(identity=[ALLOW_KMS], resource_policy=stale)
+    assert (result.decision, result.deciding_layer) == ("implicitDeny", "resource_policy")
 
 
 def test_key_policy_naming_the_role_grants_without_iam_policy() -> None:
@@ -320,14 +402,25 @@ def test_iam_deny_still_denies_when_key_policy_grants() -> None:
 def test_key_policy_deny_wins() -> None:
     key_policy = policy(
         ROOT_TRUST["Statement"][0],
-        stmt("Deny", "kms:CreateGrant", Principal="*", Sid="NoGrants",
-             Condition={"Bool": {"kms:GrantIsForAWSResource": "false"}}),
+        stmt(
+            "Deny",
+            "kms:CreateGrant",
+            Principal="*",
+            Sid="NoGrants",
+            Condition={"Bool": {"kms:GrantIsForAWSResource": "false"}},
+        ),
     )
-    result = decide(identity=[ALLOW_KMS], resource_policy=key_policy,
-                    context={"kms:GrantIsForAWSResource": False})
+    result = decide(
+        identity=[ALLOW_KMS],
+        resource_policy=key_policy,
+        context={"kms:GrantIsForAWSResource": False},
+    )
     assert (result.decision, result.deciding_layer) == ("explicitDeny", "resource_policy")
-    allowed = decide(identity=[ALLOW_KMS], resource_policy=key_policy,
-                     context={"kms:GrantIsForAWSResource": True})
+    allowed = decide(
+        identity=[ALLOW_KMS],
+        resource_policy=key_policy,
+        context={"kms:GrantIsForAWSResource": True},
+    )
     assert allowed.decision == "allowed"
 
 
@@ -339,15 +432,21 @@ def test_missing_key_policy_makes_iam_allows_ineffective() -> None:
 def test_retire_grant_is_not_governed_by_rcps() -> None:
     # grant-delete: "not effective in a key policy or resource control policy"
     deny = policy(stmt("Deny", "kms:*", Principal="*"))
-    result = decide(action="kms:RetireGrant", identity=[ALLOW_KMS], resource_policy=ROOT_TRUST,
-                    rcps=[[RCP_FULL, deny]])
+    result = decide(
+        action="kms:RetireGrant",
+        identity=[ALLOW_KMS],
+        resource_policy=ROOT_TRUST,
+        rcps=[[RCP_FULL, deny]],
+    )
     assert result.decision == "allowed"
     assert "resource control" in (result.layer("rcp").note or "")
 
 
 def test_retire_grant_is_not_governed_by_the_key_policy() -> None:
-    admins_only = policy(stmt(action="kms:*", Principal={"AWS": ADMIN}),
-                         stmt("Deny", "kms:RetireGrant", Principal="*"))
+    admins_only = policy(
+        stmt(action="kms:*", Principal={"AWS": ADMIN}),
+        stmt("Deny", "kms:RetireGrant", Principal="*"),
+    )
     result = decide(action="kms:RetireGrant", identity=[ALLOW_KMS], resource_policy=admins_only)
     assert result.decision == "allowed"
     assert "RetireGrant" in (result.layer("resource_policy").note or "")
@@ -359,62 +458,118 @@ def test_retire_grant_is_not_governed_by_the_key_policy() -> None:
 
 
 def test_variable_in_resource_is_substituted_only_with_version_2012() -> None:
-    own_vault = stmt(action="backup:*",
-                     resource="arn:aws:backup:us-west-2:*:backup-vault:${aws:PrincipalTag/team}")
+    own_vault = stmt(
+        action="backup:*",
+        resource="arn:aws:backup:us-west-2:*:backup-vault:${aws:PrincipalTag/team}",
+    )
     context = {"aws:PrincipalTag/team": "main"}
-    assert decide(action="backup:CreateBackupVault", resource=VAULT, context=context,
-                  identity=[policy(own_vault)]).decision == "allowed"
+    assert (
+        decide(
+            action="backup:CreateBackupVault",
+            resource=VAULT,
+            context=context,
+            identity=[policy(own_vault)],
+        ).decision
+        == "allowed"
+    )
     literal = policy(own_vault, version="2008-10-17")
-    assert decide(action="backup:CreateBackupVault", resource=VAULT, context=context,
-                  identity=[literal]).decision == "implicitDeny"
+    assert (
+        decide(
+            action="backup:CreateBackupVault", resource=VAULT, context=context, identity=[literal]
+        ).decision
+        == "implicitDeny"
+    )
     # no Version at all: also literal
-    assert decide(action="backup:CreateBackupVault", resource=VAULT, context=context,
-                  identity=[policy(own_vault, version=None)]).decision == "implicitDeny"
+    assert (
+        decide(
+            action="backup:CreateBackupVault",
+            resource=VAULT,
+            context=context,
+            identity=[policy(own_vault, version=None)],
+        ).decision
+        == "implicitDeny"
+    )
 
 
 def test_unresolvable_variable_does_not_match() -> None:
     # aws:username is not present for roles
     by_user = stmt(action="backup:*", resource="arn:aws:backup:*:*:backup-vault:${aws:username}")
-    result = decide(action="backup:CreateBackupVault", resource=VAULT,
-                    identity=[policy(by_user)], context={})
+    result = decide(
+        action="backup:CreateBackupVault", resource=VAULT, identity=[policy(by_user)], context={}
+    )
     assert result.decision == "implicitDeny"
-    with_default = stmt(action="backup:*",
-                        resource="arn:aws:backup:*:*:backup-vault:${aws:username, 'main'}")
-    assert decide(action="backup:CreateBackupVault", resource=VAULT,
-                  identity=[policy(with_default)]).decision == "allowed"
+    with_default = stmt(
+        action="backup:*", resource="arn:aws:backup:*:*:backup-vault:${aws:username, 'main'}"
+    )
+    assert (
+        decide(
+            action="backup:CreateBackupVault", resource=VAULT, identity=[policy(with_default)]
+        ).decision
+        == "allowed"
+    )
     # with a value present the default is not used
-    by_tag = stmt(action="backup:*",
-                  resource="arn:aws:backup:*:*:backup-vault:${aws:PrincipalTag/team, 'main'}")
-    assert decide(action="backup:CreateBackupVault", resource=VAULT, identity=[policy(by_tag)],
-                  context={"aws:PrincipalTag/team": "ops"}).decision == "implicitDeny"
-    assert decide(action="backup:CreateBackupVault", resource=VAULT, identity=[policy(by_tag)],
-                  context={"aws:PrincipalTag/team": "main"}).decision == "allowed"
+    by_tag = stmt(
+        action="backup:*",
+        resource="arn:aws:backup:*:*:backup-vault:${aws:PrincipalTag/team, 'main'}",
+    )
+    assert (
+        decide(
+            action="backup:CreateBackupVault",
+            resource=VAULT,
+            identity=[policy(by_tag)],
+            context={"aws:PrincipalTag/team": "ops"},
+        ).decision
+        == "implicitDeny"
+    )
+    assert (
+        decide(
+            action="backup:CreateBackupVault",
+            resource=VAULT,
+            identity=[policy(by_tag)],
+            context={"aws:PrincipalTag/team": "main"},
+        ).decision
+        == "allowed"
+    )
 
 
 def test_principal_arn_of_a_session_is_the_role_arn() -> None:
     only_role = policy(stmt(action="kms:*", Condition={"ArnEquals": {"aws:PrincipalArn": ROLE}}))
-    assert decide(principal=SESSION, identity=[only_role],
-                  resource_policy=ROOT_TRUST).decision == "allowed"
+    assert (
+        decide(principal=SESSION, identity=[only_role], resource_policy=ROOT_TRUST).decision
+        == "allowed"
+    )
 
 
 def test_requested_region_comes_from_the_resource_unless_given() -> None:
-    west_only = policy(stmt(action="kms:*",
-                            Condition={"StringEquals": {"aws:RequestedRegion": "us-west-2"}}))
+    west_only = policy(
+        stmt(action="kms:*", Condition={"StringEquals": {"aws:RequestedRegion": "us-west-2"}})
+    )
     assert decide(identity=[west_only], resource_policy=ROOT_TRUST).decision == "allowed"
-    overridden = decide(identity=[west_only], resource_policy=ROOT_TRUST,
-                        context={"aws:RequestedRegion": "eu-west-1"})
+    overridden = decide(
+        identity=[west_only],
+        resource_policy=ROOT_TRUST,
+        context={"aws:RequestedRegion": "eu-west-1"},
+    )
     assert overridden.decision == "implicitDeny"
 
 
 def test_principal_account_condition() -> None:
-    same_account = policy(stmt(action="kms:*", Principal="*",
-                               Condition={"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}))
+    same_account = policy(
+        stmt(
+            action="kms:*",
+            Principal="*",
+            Condition={"StringEquals": {"aws:PrincipalAccount": ACCOUNT}},
+        )
+    )
     assert decide(resource_policy=same_account).decision == "allowed"
 
 
 def test_policy_names_are_used_in_explanations() -> None:
-    data = scenario_dict(identity=[policy(stmt("Deny", "kms:*", Sid="Freeze"))],
-                         scps=[[ALLOW_ALL]], resource_policy=ROOT_TRUST)
+    data = scenario_dict(
+        identity=[policy(stmt("Deny", "kms:*", Sid="Freeze"))],
+        scps=[[ALLOW_ALL]],
+        resource_policy=ROOT_TRUST,
+    )
     data["policy_names"] = {"identity": ["inline:Freeze"], "scps": [["p-full (FullAWSAccess)"]]}
     result = evaluate(Scenario.from_dict(data))
     assert result.layer("identity").statements[0].policy == "inline:Freeze"

@@ -17,15 +17,18 @@ def write(path: Path, data: object) -> Path:
 
 
 def allowed_case(name: str = "ok") -> dict:
-    data = scenario_dict(identity=[ALLOW_ALL], resource_policy=ROOT_TRUST,
-                         scps=[[policy(stmt(Sid="FullAWSAccess"))]])
+    data = scenario_dict(
+        identity=[ALLOW_ALL], resource_policy=ROOT_TRUST, scps=[[policy(stmt(Sid="FullAWSAccess"))]]
+    )
     data.update(name=name, expected="allowed", deciding_layer=None)
     return data
 
 
 def denied_case(name: str = "denied") -> dict:
-    data = scenario_dict(identity=[policy(stmt("Deny", "kms:CreateGrant", Sid="NoGrants"))],
-                         resource_policy=ROOT_TRUST)
+    data = scenario_dict(
+        identity=[policy(stmt("Deny", "kms:CreateGrant", Sid="NoGrants"))],
+        resource_policy=ROOT_TRUST,
+    )
     data.update(name=name, expected="explicitDeny", deciding_layer="identity")
     return data
 
@@ -46,9 +49,11 @@ def test_all_agree_exits_0_with_spec_shape(tmp_path: Path, capsys) -> None:
     assert first["decision"] == "allowed" and first["deciding_layer"] is None
     assert first["expected"] == "allowed" and first["agrees"] is True
     assert first["layers"][0] == {
-        "layer": "scp", "decision": "allowed",
-        "statements": [{"policy": "level 0 #0", "sid": "FullAWSAccess", "index": 0,
-                        "effect": "Allow"}],
+        "layer": "scp",
+        "decision": "allowed",
+        "statements": [
+            {"policy": "level 0 #0", "sid": "FullAWSAccess", "index": 0, "effect": "Allow"}
+        ],
     }
     second = answers[1]
     assert (second["decision"], second["deciding_layer"]) == ("explicitDeny", "identity")
@@ -83,8 +88,9 @@ def test_wrong_deciding_layer_disagrees(tmp_path: Path, capsys) -> None:
     assert code == 1
 
 
-def test_malformed_scenario_names_file_and_field_and_batch_continues(tmp_path: Path,
-                                                                     capsys) -> None:
+def test_malformed_scenario_names_file_and_field_and_batch_continues(
+    tmp_path: Path, capsys
+) -> None:
     broken = allowed_case("broken")
     broken["policies"]["identity"] = [{"Statement": [{"Action": "*", "Resource": "*"}]}]
     bad = write(tmp_path / "bad.json", broken)
@@ -112,4 +118,4 @@ def test_human_output_puts_the_decision_first_then_layers(tmp_path: Path, capsys
     assert lines[1].strip() == "decision: explicitDeny by identity"
     assert any("Identity policies [identity]: explicitDeny" in line for line in lines)
     assert any('Deny  #0, statement #0 Sid "NoGrants"' in line for line in lines)
-    assert any("Resource policy [resource_policy]" in line for line in lines)
+    assert any("Key policy [resource_policy]: allowed" in line for line in lines)

@@ -18,16 +18,19 @@ def principal(arn: str, session: str | None = None) -> RequestPrincipal:
 
 def test_statement_may_be_an_object_or_a_list() -> None:
     single = compile_policy({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}})
-    listed = compile_policy({"Statement": [{"Effect": "Deny", "Action": ["s3:*", "kms:*"],
-                                            "Resource": ["*"]}]})
+    listed = compile_policy(
+        {"Statement": [{"Effect": "Deny", "Action": ["s3:*", "kms:*"], "Resource": ["*"]}]}
+    )
     assert [s.effect for s in single.statements] == ["Allow"]
     assert listed.statements[0].matches_action("kms:decrypt")
     assert not listed.statements[0].matches_action("backup:createbackupvault")
 
 
 def test_compiled_policies_are_cached_by_identity_and_content() -> None:
-    document = {"Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}],
+    }
     assert compile_policy(document) is compile_policy(document)
     assert compile_policy(document) is compile_policy(dict(document))
 
@@ -35,19 +38,58 @@ def test_compiled_policies_are_cached_by_identity_and_content() -> None:
 @pytest.mark.parametrize(
     ("document", "path"),
     [
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "NotAction": "s3:*",
-                         "Resource": "*"}]}, "Statement[0].NotAction"),
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
-                         "Principal": "*", "NotPrincipal": {"AWS": "*"}}]},
-         "Statement[0].NotPrincipal"),
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Efect": "x"}]},
-         "Statement[0].Efect"),
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
-                         "Condition": {"StringEquals": "x"}}]},
-         "Statement[0].Condition.StringEquals"),
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
-                         "Condition": {"StringEquals": {"k:x": {"a": 1}}}}]},
-         "Statement[0].Condition.StringEquals.k:x"),
+        (
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": "*", "NotAction": "s3:*", "Resource": "*"}
+                ]
+            },
+            "Statement[0].NotAction",
+        ),
+        (
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "*",
+                        "Resource": "*",
+                        "Principal": "*",
+                        "NotPrincipal": {"AWS": "*"},
+                    }
+                ]
+            },
+            "Statement[0].NotPrincipal",
+        ),
+        (
+            {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Efect": "x"}]},
+            "Statement[0].Efect",
+        ),
+        (
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "*",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": "x"},
+                    }
+                ]
+            },
+            "Statement[0].Condition.StringEquals",
+        ),
+        (
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "*",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"k:x": {"a": 1}}},
+                    }
+                ]
+            },
+            "Statement[0].Condition.StringEquals.k:x",
+        ),
         ({"Statement": "x"}, "Statement"),
         ({"Version": "2012-10-17"}, "Statement"),
         ({"Statement": [], "Extra": 1}, "Extra"),
@@ -68,18 +110,33 @@ def test_grammar_errors_point_into_the_document(document: dict, path: str) -> No
         ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, principal(ROLE), "account"),
         ({"AWS": ROLE}, principal(ROLE), "role"),
         ({"AWS": ROLE}, principal(ROLE, SESSION), "role"),
-        ({"AWS": f"arn:aws:iam::{ACCOUNT}:role/team/BackupOperator"}, principal(ROLE, SESSION),
-         "role"),
+        (
+            {"AWS": f"arn:aws:iam::{ACCOUNT}:role/team/BackupOperator"},
+            principal(ROLE, SESSION),
+            "role",
+        ),
         ({"AWS": SESSION}, principal(ROLE, SESSION), "session"),
         ({"AWS": SESSION}, principal(ROLE), None),
         ({"AWS": ["444455556666", ROLE]}, principal(ROLE), "role"),
         ({"AWS": "444455556666"}, principal(ROLE), None),
         ({"Service": "backup.amazonaws.com"}, principal(ROLE), None),
         ({"Federated": "cognito-identity.amazonaws.com"}, principal(ROLE), None),
+        # an IAM user is matched by its exact ARN only, never as a role of the same name
+        (
+            {"AWS": f"arn:aws:iam::{ACCOUNT}:user/bob"},
+            principal(f"arn:aws:iam::{ACCOUNT}:user/bob"),
+            "session",
+        ),
+        (
+            {"AWS": f"arn:aws:iam::{ACCOUNT}:role/bob"},
+            principal(f"arn:aws:iam::{ACCOUNT}:user/bob"),
+            None,
+        ),
     ],
 )
-def test_principal_forms(element: object, request_principal: RequestPrincipal,
-                         kind: str | None) -> None:
+def test_principal_forms(
+    element: object, request_principal: RequestPrincipal, kind: str | None
+) -> None:
     assert match_principal(parse_principal(element), request_principal) == kind
 
 

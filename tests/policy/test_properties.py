@@ -12,31 +12,58 @@ from policy_builders import ACCOUNT, KEY, OTHER_ACCOUNT, ROLE, SESSION, VAULT
 
 from scanner.policy import Scenario, evaluate
 
-ACTIONS = ["kms:CreateGrant", "kms:DescribeKey", "kms:RetireGrant", "kms:Decrypt",
-           "kms:GenerateDataKey", "backup:CreateBackupVault", "backup-storage:MountCapsule"]
+ACTIONS = [
+    "kms:CreateGrant",
+    "kms:DescribeKey",
+    "kms:RetireGrant",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "backup:CreateBackupVault",
+    "backup-storage:MountCapsule",
+]
 FOREIGN_KEY = KEY.replace(ACCOUNT, OTHER_ACCOUNT)
 RESOURCES = [KEY, FOREIGN_KEY, VAULT, "*"]
 
-action_patterns = st.sampled_from(["*", "kms:*", "kms:Create*", "kms:Decrypt", "backup:*",
-                                   "backup-storage:MountCapsule", "s3:*", "kms:?etireGrant"])
-resource_patterns = st.sampled_from(["*", KEY, "arn:aws:kms:*:*:key/*", VAULT,
-                                     "arn:aws:backup:*", FOREIGN_KEY])
-principals = st.sampled_from([
-    "*", {"AWS": "*"}, {"AWS": ROLE}, {"AWS": SESSION}, {"AWS": ACCOUNT},
-    {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"},
-    {"Service": "backup.amazonaws.com"},
-])
-conditions = st.sampled_from([
-    None,
-    None,
-    None,
-    {"StringEquals": {"aws:PrincipalTag/team": "backup"}},
-    {"StringNotEquals": {"aws:PrincipalTag/team": "backup"}},
-    {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-    {"ForAnyValue:StringLike": {"aws:TagKeys": ["env*"]}},
-    {"ForAllValues:StringEquals": {"aws:TagKeys": ["env"]}},
-    {"Null": {"aws:PrincipalTag/team": "true"}},
-])
+action_patterns = st.sampled_from(
+    [
+        "*",
+        "kms:*",
+        "kms:Create*",
+        "kms:Decrypt",
+        "backup:*",
+        "backup-storage:MountCapsule",
+        "s3:*",
+        "kms:?etireGrant",
+    ]
+)
+resource_patterns = st.sampled_from(
+    ["*", KEY, "arn:aws:kms:*:*:key/*", VAULT, "arn:aws:backup:*", FOREIGN_KEY]
+)
+principals = st.sampled_from(
+    [
+        "*",
+        {"AWS": "*"},
+        {"AWS": ROLE},
+        {"AWS": SESSION},
+        {"AWS": ACCOUNT},
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"},
+        {"Service": "backup.amazonaws.com"},
+    ]
+)
+conditions = st.sampled_from(
+    [
+        None,
+        None,
+        None,
+        {"StringEquals": {"aws:PrincipalTag/team": "backup"}},
+        {"StringNotEquals": {"aws:PrincipalTag/team": "backup"}},
+        {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        {"ForAnyValue:StringLike": {"aws:TagKeys": ["env*"]}},
+        {"ForAllValues:StringEquals": {"aws:TagKeys": ["env"]}},
+        {"Null": {"aws:PrincipalTag/team": "true"}},
+    ]
+)
 
 
 @st.composite
@@ -70,8 +97,9 @@ def documents(draw: Any, resource_based: bool = False) -> dict:
 
 
 def org_path(resource_based: bool) -> Any:
-    return st.lists(st.lists(documents(resource_based), min_size=1, max_size=2),
-                    min_size=0, max_size=3)
+    return st.lists(
+        st.lists(documents(resource_based), min_size=1, max_size=2), min_size=0, max_size=3
+    )
 
 
 @st.composite
@@ -81,10 +109,16 @@ def scenarios(draw: Any) -> dict:
             "principal_arn": draw(st.sampled_from([ROLE, SESSION])),
             "action": draw(st.sampled_from(ACTIONS)),
             "resource": draw(st.sampled_from(RESOURCES)),
-            "context": draw(st.sampled_from([
-                {}, {"aws:PrincipalTag/team": "backup"}, {"aws:TagKeys": ["env", "owner"]},
-                {"kms:GrantIsForAWSResource": True},
-            ])),
+            "context": draw(
+                st.sampled_from(
+                    [
+                        {},
+                        {"aws:PrincipalTag/team": "backup"},
+                        {"aws:TagKeys": ["env", "owner"]},
+                        {"kms:GrantIsForAWSResource": True},
+                    ]
+                )
+            ),
         },
         "policies": {
             "scps": draw(org_path(False)),
@@ -120,8 +154,7 @@ def test_adding_a_deny_never_loosens(data: dict, draw: st.DataObject) -> None:
         where, resource_based = draw.draw(st.sampled_from(places))
         where.append(draw.draw(statements(resource_based, effect="Deny")))
     else:
-        deny = {"Version": "2012-10-17",
-                "Statement": [draw.draw(statements(False, effect="Deny"))]}
+        deny = {"Version": "2012-10-17", "Statement": [draw.draw(statements(False, effect="Deny"))]}
         changed["policies"]["identity"].append(deny)
     after = evaluate(Scenario.from_dict(changed)).decision
     if before != "allowed":

@@ -36,33 +36,58 @@ def error_of(data: object) -> ScenarioError:
         (lambda d: d["policies"].update(scps=[{"Statement": []}]), "policies.scps[0]"),
         (lambda d: d["policies"].update(identity={}), "policies.identity"),
         (lambda d: d["policies"].update(identity=["x"]), "policies.identity[0]"),
-        (lambda d: d["policies"].update(identity=[{"Statement": [{}]}]),
-         "policies.identity[0].Statement[0]"),
-        (lambda d: d["policies"].update(identity=[{"Statement": [{"Action": "*",
-                                                                   "Resource": "*"}]}]),
-         "policies.identity[0].Statement[0].Effect"),
-        (lambda d: d["policies"].update(
-            identity=[policy(stmt(Condition={"StringEqualz": {"a:b": "c"}}))]),
-         "policies.identity[0].Statement[0].Condition.StringEqualz"),
-        (lambda d: d["policies"].update(identity=[policy({"Effect": "Allow", "Action": "*"})]),
-         "policies.identity[0].Statement[0].Resource"),
-        (lambda d: d["policies"].update(identity=[policy(stmt(action=[]))]),
-         "policies.identity[0].Statement[0].Action"),
-        (lambda d: d["policies"].update(identity=[policy(stmt(action="Decrypt"))]),
-         "policies.identity[0].Statement[0].Action[0]"),
-        (lambda d: d["policies"].update(identity=[policy(stmt(Principal="*"))]),
-         "policies.identity[0].Statement[0].Principal"),
-        (lambda d: d["policies"].update(identity=[{"Version": "2021-01-01", "Statement": []}]),
-         "policies.identity[0].Version"),
-        (lambda d: d["policies"].update(resource_policy=policy(stmt(Principal={"IAM": ROLE}))),
-         "policies.resource_policy.Statement[0].Principal"),
-        (lambda d: d["policies"].update(resource_policy=policy(stmt(NotPrincipal={"AWS": ROLE}))),
-         "policies.resource_policy.Statement[0].NotPrincipal"),
-        (lambda d: d["policies"].update(permissions_boundary=policy(
-            stmt(Condition={"NumericLessThan": {"k:n": "ten"}}))),
-         "policies.permissions_boundary.Statement[0].Condition.NumericLessThan.k:n"),
-        (lambda d: d["policies"].update(rcps=[[policy(stmt(Effect="allow"))]]),
-         "policies.rcps[0][0].Statement[0].Effect"),
+        (
+            lambda d: d["policies"].update(identity=[{"Statement": [{}]}]),
+            "policies.identity[0].Statement[0]",
+        ),
+        (
+            lambda d: d["policies"].update(
+                identity=[{"Statement": [{"Action": "*", "Resource": "*"}]}]
+            ),
+            "policies.identity[0].Statement[0].Effect",
+        ),
+        (
+            lambda d: d["policies"].update(
+                identity=[policy(stmt(Condition={"StringEqualz": {"a:b": "c"}}))]
+            ),
+            "policies.identity[0].Statement[0].Condition.StringEqualz",
+        ),
+        (
+            lambda d: d["policies"].update(identity=[policy(stmt(action=[]))]),
+            "policies.identity[0].Statement[0].Action",
+        ),
+        (
+            lambda d: d["policies"].update(identity=[policy(stmt(action="Decrypt"))]),
+            "policies.identity[0].Statement[0].Action[0]",
+        ),
+        (
+            lambda d: d["policies"].update(identity=[policy(stmt(Principal="*"))]),
+            "policies.identity[0].Statement[0].Principal",
+        ),
+        (
+            lambda d: d["policies"].update(identity=[{"Version": "2021-01-01", "Statement": []}]),
+            "policies.identity[0].Version",
+        ),
+        (
+            lambda d: d["policies"].update(resource_policy=policy(stmt(Principal={"IAM": ROLE}))),
+            "policies.resource_policy.Statement[0].Principal",
+        ),
+        (
+            lambda d: d["policies"].update(
+                resource_policy=policy(stmt(NotPrincipal={"AWS": ROLE}))
+            ),
+            "policies.resource_policy.Statement[0].NotPrincipal",
+        ),
+        (
+            lambda d: d["policies"].update(
+                permissions_boundary=policy(stmt(Condition={"NumericLessThan": {"k:n": "ten"}}))
+            ),
+            "policies.permissions_boundary.Statement[0].Condition.NumericLessThan.k:n",
+        ),
+        (
+            lambda d: d["policies"].update(rcps=[[policy(stmt(Effect="allow"))]]),
+            "policies.rcps[0][0].Statement[0].Effect",
+        ),
     ],
 )
 def test_malformed_scenarios_name_the_field(mutate, field: str) -> None:
@@ -81,14 +106,19 @@ def test_accounts_are_derived_from_arns() -> None:
     scenario = Scenario.from_dict(scenario_dict(principal=SESSION))
     assert scenario.principal_account == "111122223333"
     assert scenario.resource_account == "111122223333"
-    star = Scenario.from_dict(scenario_dict(resource="*", principal_account="444455556666",
-                                            principal=ROLE))
+    star = Scenario.from_dict(
+        scenario_dict(resource="*", principal_account="444455556666", principal=ROLE)
+    )
     assert star.resource_account == "444455556666"
 
 
 def test_round_trip_keeps_the_input_format() -> None:
-    data = scenario_dict(scps=[[ALLOW_ALL], [ALLOW_ALL]], identity=[ALLOW_ALL],
-                         resource_policy=ROOT_TRUST, context={"aws:PrincipalTag/team": "b"})
+    data = scenario_dict(
+        scps=[[ALLOW_ALL], [ALLOW_ALL]],
+        identity=[ALLOW_ALL],
+        resource_policy=ROOT_TRUST,
+        context={"aws:PrincipalTag/team": "b"},
+    )
     data.update(name="n", source="doc", expected="allowed", deciding_layer=None)
     scenario = Scenario.from_dict(data)
     out = scenario.to_dict()
@@ -99,8 +129,9 @@ def test_round_trip_keeps_the_input_format() -> None:
 
 def test_compiled_policies_are_shared_between_scenarios() -> None:
     first = Scenario.from_dict(scenario_dict(identity=[ALLOW_ALL]))
-    second = Scenario.from_dict(scenario_dict(identity=[json.loads(json.dumps(ALLOW_ALL))],
-                                              action="kms:Decrypt"))
+    second = Scenario.from_dict(
+        scenario_dict(identity=[json.loads(json.dumps(ALLOW_ALL))], action="kms:Decrypt")
+    )
     assert first.policy_set().identity[0].policy is second.policy_set().identity[0].policy
 
 

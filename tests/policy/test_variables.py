@@ -7,8 +7,14 @@ from scanner.policy.wildcard import LITERAL_QUESTION, LITERAL_STAR
 def test_parse_variables_defaults_and_specials() -> None:
     parts = parse_template("home/${aws:PrincipalTag/Team}/${aws:username, 'anon'}/${*}${?}${$}")
     assert parts == (
-        "home/", Variable("aws:principaltag/team", None), "/",
-        Variable("aws:username", "anon"), "/", LITERAL_STAR, LITERAL_QUESTION, "$",
+        "home/",
+        Variable("aws:principaltag/team", None),
+        "/",
+        Variable("aws:username", "anon"),
+        "/",
+        LITERAL_STAR,
+        LITERAL_QUESTION,
+        "$",
     )
 
 

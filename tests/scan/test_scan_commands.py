@@ -124,3 +124,14 @@ def test_unusable_database_url_exits_2(sandbox_config, capsys):
     argv = ["scan", "--config", str(sandbox_config), "--database-url", "mysql://x@localhost/db"]
     assert cli.main(argv) == 2
     assert "vaultscan needs PostgreSQL" in capsys.readouterr().err
+
+
+def test_example_configuration_is_valid():
+    from pathlib import Path
+
+    from scanner.config import load_settings
+
+    example = Path(__file__).resolve().parents[2] / "vaultscan.example.yaml"
+    settings = load_settings(example)
+    assert settings.roles.names == [BACKUP_ROLE_NAME] and settings.roles.path == BACKUP_ROLE_PATH
+    assert settings.keys.default == VAULT_KEY_ALIAS

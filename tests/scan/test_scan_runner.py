@@ -143,7 +143,8 @@ def test_stop_event_records_what_finished_and_marks_the_run_interrupted(seeded, 
         settings, engine=db_engine, sessions=seeded.sessions(settings),
         progress=stop_after_first, stop_event=stop,
     )
-    assert report.interrupted and report.totals is None
+    assert report.interrupted and report.totals.status == "interrupted"
+    assert report.totals.accounts_scanned == 1
     assert len(report.summary.outcomes) == 1
     run = latest_run(db_engine)
     assert run.status == "interrupted" and "stopped after 1 of 12" in run.error
