@@ -215,6 +215,8 @@ class DatabaseCollector(Collector):
             families = []
             log.warning("metrics: database unreadable", extra={"error": type(exc).__name__})
             log.debug("metrics: database error detail", exc_info=True)
+        # measured before yielding: the caller formats the families between our yields
+        query_seconds = time.perf_counter() - started
         yield from families
         yield _gauge("vaultscan_database_up", "1 when the last scrape could read the database.",
                      up)
@@ -230,7 +232,7 @@ class DatabaseCollector(Collector):
         yield _gauge(
             "vaultscan_metrics_query_duration_seconds",
             "Time this scrape spent reading the database.",
-            time.perf_counter() - started,
+            query_seconds,
         )
 
     def _from_database(self, conn: Connection) -> Iterator[Metric]:

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
-from unittest import mock
 
 from scanner.commands.scan import EXIT_ERROR, EXIT_OK, CommandError, open_database
 
@@ -69,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 @contextmanager
 def sandbox_aws_environment() -> Iterator[None]:
     """Fake credentials, no endpoint override or profile: every call stays in-process."""
+    from unittest import mock
+
     from moto import mock_aws
 
     cleaned = {k: v for k, v in os.environ.items() if not k.startswith(AWS_ENVIRONMENT_PREFIXES)}

@@ -250,3 +250,28 @@ def test_vault_keys_get_their_own_check_names():
     checks = [r.check for r in results]
     assert len(checks) == len(set(r.key for r in results))  # every check key unique
     assert "kms:CreateGrant" in checks and "kms:CreateGrant (9999abcd)" in checks
+
+
+def test_engine_simulator_answers_like_the_iam_simulator():
+    from scanner.engine_simulator import EngineSimulator
+
+    organization = _organization()
+    organization.scps["ou-ab12-11111111"] = [FULL_ACCESS, NamedPolicy(
+        "p-deny (NoVaults)", {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Action": "backup:CreateBackupVault", "Resource": "*"}]})]
+    role = _role(*ALLOW_ALL_NEEDED)
+    role.permissions_boundary = NamedPolicy("arn:aws:iam::111122223333:policy/B", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "backup:*", "Resource": "*"}]})
+    vault = f"arn:aws:backup:{REGION}:{ACCOUNT.id}:backup-vault:*"
+    answers = EngineSimulator(organization).simulate(None, role, ACCOUNT, REGION, [
+        ("backup:CreateBackupVault", vault, {}),
+        ("kms:CreateGrant", KEY_ARN, {"kms:GrantIsForAWSResource": True}),
+    ])
+    vault_answer, grant_answer = answers
+    assert (vault_answer.decision, vault_answer.allowed_by_organizations) == (
+        "explicitDeny", False)
+    assert vault_answer.source == "sandbox-engine"
+    # the simulator never sees the key policy: only the boundary stops CreateGrant here
+    assert (grant_answer.decision, grant_answer.allowed_by_boundary,
+            grant_answer.allowed_by_organizations) == ("implicitDeny", False, True)

@@ -167,6 +167,8 @@ def test_mark_interrupted_closes_run_once(engine: Engine) -> None:
     run = repo.latest_run(engine, finished_only=True)
     assert (run.id, run.status, run.error) == (run_id, "interrupted", "replica stopped")
     assert repo.find_running_runs(engine) == []
+    with pytest.raises(repo.RunStateError, match="does not exist"):
+        repo.mark_interrupted(engine, run_id + 100, "no such run")
 
 
 def test_json_evidence_with_dates_and_sets(engine: Engine) -> None:
