@@ -7,6 +7,10 @@ loopback port exactly as `vaultscan serve` does and times real HTTP scrapes.
 
     .venv/bin/python benchmarks/metrics_bench.py [--accounts 10000] [--scrapes 20]
         [--admin-url postgresql://postgres@127.0.0.1:5432/test] [--keep]
+
+Measured on the 2-core development machine under load (load average ~5), 10,000 accounts,
+640,000 check_state rows, 8,978 series (1.7 MiB): cold scrape median 789 ms (p95 807 ms),
+warm scrape median 201 ms (p95 309 ms, of which 31 ms reading the database).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import logging
 import sys
 
 # Order is the order `vaultscan --help` lists them in.
-COMMAND_MODULES = ("demo", "scan", "results", "explain", "serve", "db", "iam_policy")
+COMMAND_MODULES = ("demo", "scan", "results", "explain", "report", "serve", "db", "iam_policy")
 
 DESCRIPTION = """\
 Checks, across every account of an AWS Organization, that the designated backup roles
