@@ -2,7 +2,7 @@
 
 `storage.migrate.upgrade` passes an open connection (already holding the migration lock)
 in `config.attributes["connection"]`; the `alembic` command line instead connects to the
-URL given with `-x url=...` or in VAULTSCAN_DATABASE_URL.
+URL given with `-x url=...` or in VAULTSCAN_DATABASE__URL.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get(
-        "VAULTSCAN_DATABASE_URL"
+        "VAULTSCAN_DATABASE__URL"
     )
     if not url:
         raise SystemExit(
             "no database URL: pass -x url=postgresql://USER@HOST/DB or set "
-            "VAULTSCAN_DATABASE_URL (or run `vaultscan db upgrade`)"
+            "VAULTSCAN_DATABASE__URL (or run `vaultscan db upgrade`)"
         )
     return normalise_url(url)
 

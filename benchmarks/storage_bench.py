@@ -19,11 +19,12 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -92,7 +93,7 @@ def outcomes(total_checks: int, *, failing_every: int) -> list[AccountOutcome]:
     return result
 
 
-def timed(label: str, count: int, fn) -> float:
+def timed(label: str, count: int, fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     elapsed = time.perf_counter() - started
@@ -100,14 +101,14 @@ def timed(label: str, count: int, fn) -> float:
     return elapsed
 
 
-def new_run(engine, accounts: int) -> int:
+def new_run(engine: Engine, accounts: int) -> int:
     return repo.start_run(
         engine, trigger="bench", host="bench", config_fingerprint="", simulator_source="aws",
         accounts_total=accounts,
     )
 
 
-def copy_insert(engine, run_id: int, data: list[AccountOutcome]) -> None:
+def copy_insert(engine: Engine, run_id: int, data: list[AccountOutcome]) -> None:
     """The COPY alternative, for comparison only (no upsert, so not what storage uses)."""
     columns = ("scan_run_id", "check_key", "account_id", "region", "role_arn", "check",
                "resource", "status", "decision", "deciding_layer", "policy", "message",
@@ -131,7 +132,7 @@ def copy_insert(engine, run_id: int, data: list[AccountOutcome]) -> None:
         raw.close()
 
 
-def executemany_insert(engine, run_id: int, data: list[AccountOutcome]) -> None:
+def executemany_insert(engine: Engine, run_id: int, data: list[AccountOutcome]) -> None:
     """SQLAlchemy insert() with a list of dicts and the same upsert, for comparison only
     (psycopg sends it as one pipelined INSERT per row)."""
     from sqlalchemy.dialects.postgresql import insert

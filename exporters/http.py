@@ -57,8 +57,9 @@ def build_app(registry: CollectorRegistry, readiness: ReadinessCheck) -> Callabl
 
 def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
     data = body.encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(data)))])
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 

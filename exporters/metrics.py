@@ -95,9 +95,7 @@ _FAILING_ROLES_TOTAL = text(
 
 # check_state (and so every check aggregate) moves only when a run finishes, in the same
 # transaction that sets its finished_at: this token changes exactly when they may change.
-_STATE_TOKEN = text(
-    "SELECT count(finished_at), max(finished_at), max(id) FROM scan_runs"
-)
+_STATE_TOKEN = text("SELECT count(finished_at), max(finished_at), max(id) FROM scan_runs")
 
 _DRIFT = text("SELECT kind, count(*) FROM drift_events GROUP BY kind")
 
@@ -200,9 +198,9 @@ class DatabaseCollector(Collector):
         up = 1.0
         families: list[Metric] = []
         try:
-            with self._engine.connect() as conn:
-                # One snapshot for all queries: the numbers of one scrape agree.
-                conn.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            # One read-only snapshot for all queries: the numbers of one scrape agree.
+            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            with self._engine.connect().execution_options(**options) as conn:
                 conn.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
                 # short aggregate queries: JIT compilation costs more than it saves, and
                 # a little more memory keeps the grouping off disk
@@ -213,17 +211,16 @@ class DatabaseCollector(Collector):
         except Exception as exc:  # any database failure must not break /metrics
             up = 0.0
             families = []
-            log.warning("metrics: database unreadable", extra={"error": type(exc).__name__})
+            log.warning("metrics: database unreadable error=%s", type(exc).__name__)
             log.debug("metrics: database error detail", exc_info=True)
         # measured before yielding: the caller formats the families between our yields
         query_seconds = time.perf_counter() - started
         yield from families
-        yield _gauge("vaultscan_database_up", "1 when the last scrape could read the database.",
-                     up)
+        yield _gauge("vaultscan_database_up", "1 when the last scrape could read the database.", up)
         if self._interval_seconds is not None:
             yield _gauge(
                 "vaultscan_scan_interval_seconds",
-                "Configured time between scheduled scans (for cron: between its next two runs).",
+                "Configured time between scheduled scans (for a cron: its longest gap).",
                 self._interval_seconds,
             )
         info = InfoMetricFamily("vaultscan_build", "The running vaultscan version.")
@@ -255,8 +252,10 @@ class DatabaseCollector(Collector):
     def _check_metrics(self, conn: Connection) -> Iterator[Metric]:
         agg = _aggregate(conn.execute(_CHECK_GROUPS), conn.execute(_OU_GROUPS))
         checks = GaugeMetricFamily(
-            "vaultscan_checks", "Checks by latest status (one per account, region, role "
-            "and action).", labels=["status"])
+            "vaultscan_checks",
+            "Checks by latest status (one per account, region, role and action).",
+            labels=["status"],
+        )
         for status in CHECK_STATUSES:
             checks.add_metric([status], agg.by_status[status])
         yield checks
@@ -264,13 +263,17 @@ class DatabaseCollector(Collector):
         total = sum(agg.by_status[s] for s in CHECK_STATUSES)
         if total:
             # No checks yet means no ratio, not 0% or 100%.
-            yield _gauge("vaultscan_compliance_ratio",
-                         "Share of checks that pass (0..1), errors counted as not passing.",
-                         agg.by_status["pass"] / total)
+            yield _gauge(
+                "vaultscan_compliance_ratio",
+                "Share of checks that pass (0..1), errors counted as not passing.",
+                agg.by_status["pass"] / total,
+            )
 
         by_check = GaugeMetricFamily(
-            "vaultscan_checks_by_action", "Checks by action (or key check) and latest status.",
-            labels=["check", "status"])
+            "vaultscan_checks_by_action",
+            "Checks by action (or key check) and latest status.",
+            labels=["check", "status"],
+        )
         for (check, status), n in sorted(agg.by_check.items()):
             by_check.add_metric([check, status], n)
         yield by_check
@@ -278,50 +281,69 @@ class DatabaseCollector(Collector):
         by_ou = GaugeMetricFamily(
             "vaultscan_checks_by_ou",
             "Checks by the account's parent OU (ou: names path from the root) and status.",
-            labels=["ou_id", "ou", "status"])
+            labels=["ou_id", "ou", "status"],
+        )
         for (ou_id, ou, status), n in sorted(agg.by_ou.items()):
             by_ou.add_metric([ou_id, ou, status], n)
         yield by_ou
 
         by_layer = GaugeMetricFamily(
             "vaultscan_failing_checks_by_layer",
-            "Failing checks by the policy layer that denied them.", labels=["layer"])
+            "Failing checks by the policy layer that denied them.",
+            labels=["layer"],
+        )
         for layer, n in sorted(agg.failing_by_layer.items()):
             by_layer.add_metric([layer], n)
         yield by_layer
 
-        yield _gauge("vaultscan_simulator_disagreements",
-                     "Checks where the AWS policy simulator and the engine disagree.",
-                     agg.disagreements)
+        yield _gauge(
+            "vaultscan_simulator_disagreements",
+            "Checks where the AWS policy simulator and the engine disagree.",
+            agg.disagreements,
+        )
 
     def _failing_role_metrics(self, conn: Connection) -> Iterator[Metric]:
         labels = ["account_id", "account_name", "ou", "region", "role", "layer"]
         since = GaugeMetricFamily(
             "vaultscan_role_failing_since_timestamp_seconds",
             "When a currently failing (account, region, role) started failing; one series "
-            "per failing role only.", labels=labels)
+            "per failing role only.",
+            labels=labels,
+        )
         failing = GaugeMetricFamily(
             "vaultscan_role_failing_checks",
             "Number of failing checks of a currently failing (account, region, role).",
-            labels=labels)
+            labels=labels,
+        )
         for row in conn.execute(
             _FAILING_ROLES, {"limit": self._max_detail, "key_state": KEY_STATE_CHECK}
         ):
-            values = [row.account_id, row.account_name, _ou_label(row.ou_names), row.region,
-                      role_name(row.role_arn), row.layers]
+            values = [
+                row.account_id,
+                row.account_name,
+                _ou_label(row.ou_names),
+                row.region,
+                role_name(row.role_arn),
+                row.layers,
+            ]
             since.add_metric(values, float(row.since))
             failing.add_metric(values, row.failing)
         yield since
         yield failing
-        yield _gauge("vaultscan_failing_roles",
-                     "Currently failing (account, region, role) combinations, uncapped.",
-                     conn.execute(_FAILING_ROLES_TOTAL).scalar_one())
+        yield _gauge(
+            "vaultscan_failing_roles",
+            "Currently failing (account, region, role) combinations, uncapped.",
+            conn.execute(_FAILING_ROLES_TOTAL).scalar_one(),
+        )
 
     def _drift_metrics(self, conn: Connection) -> Iterator[Metric]:
         counts = defaultdict(int, {kind: n for kind, n in conn.execute(_DRIFT)})
         drift = CounterMetricFamily(
-            "vaultscan_drift_events", "Drift events recorded, by kind (regressed: a passing "
-            "check now fails; fixed: a failing check now passes).", labels=["kind"])
+            "vaultscan_drift_events",
+            "Drift events recorded, by kind (regressed: a passing "
+            "check now fails; fixed: a failing check now passes).",
+            labels=["kind"],
+        )
         # Every known kind from 0, so increase() sees the very first event.
         for kind in sorted(set(DRIFT_KINDS) | set(counts)):
             drift.add_metric([kind], counts[kind])
@@ -329,53 +351,74 @@ class DatabaseCollector(Collector):
 
     def _scan_metrics(self, conn: Connection) -> Iterator[Metric]:
         runs = defaultdict(int, {status: n for status, n in conn.execute(_RUNS)})
-        yield _gauge("vaultscan_scan_running",
-                     "Scans recorded as running right now (any replica).", runs["running"])
+        yield _gauge(
+            "vaultscan_scan_running",
+            "Scans recorded as running right now (any replica).",
+            runs["running"],
+        )
         finished = CounterMetricFamily(
-            "vaultscan_scans", "Scans recorded in the database, by final status.",
-            labels=["status"])
+            "vaultscan_scans", "Scans recorded in the database, by final status.", labels=["status"]
+        )
         for status in sorted(set(RUN_STATUSES) | (set(runs) - {"running"})):
             finished.add_metric([status], runs[status])
         yield finished
 
         completed = conn.execute(
-            text("SELECT extract(epoch FROM max(finished_at)) FROM scan_runs"
-                 " WHERE status = ANY(:statuses)"),
+            text(
+                "SELECT extract(epoch FROM max(finished_at)) FROM scan_runs"
+                " WHERE status = ANY(:statuses)"
+            ),
             {"statuses": list(COMPLETED_STATUSES)},
         ).scalar_one()
         if completed is not None:
-            yield _gauge("vaultscan_last_successful_scan_timestamp_seconds",
-                         "When the last scan that recorded results (succeeded or partial) "
-                         "finished.", float(completed))
+            yield _gauge(
+                "vaultscan_last_successful_scan_timestamp_seconds",
+                "When the last scan that recorded results (succeeded or partial) finished.",
+                float(completed),
+            )
 
         last = conn.execute(_LAST_FINISHED).mappings().first()
         if last is None:
             return
-        yield _gauge("vaultscan_last_scan_timestamp_seconds",
-                     "When the last finished scan (any status) finished.", float(last["finished"]))
-        yield _gauge("vaultscan_last_scan_duration_seconds",
-                     "Wall-clock duration of the last finished scan.",
-                     float(last["finished"]) - float(last["started"]))
+        yield _gauge(
+            "vaultscan_last_scan_timestamp_seconds",
+            "When the last finished scan (any status) finished.",
+            float(last["finished"]),
+        )
+        yield _gauge(
+            "vaultscan_last_scan_duration_seconds",
+            "Wall-clock duration of the last finished scan.",
+            float(last["finished"]) - float(last["started"]),
+        )
         status = GaugeMetricFamily(
-            "vaultscan_last_scan_status", "1 for the status of the last finished scan, 0 for "
-            "the others.", labels=["status"])
+            "vaultscan_last_scan_status",
+            "1 for the status of the last finished scan, 0 for the others.",
+            labels=["status"],
+        )
         for value in sorted(set(RUN_STATUSES) | {last["status"]}):
             status.add_metric([value], 1.0 if value == last["status"] else 0.0)
         yield status
         accounts = GaugeMetricFamily(
-            "vaultscan_last_scan_accounts", "Accounts in the last finished scan: total, "
-            "scanned (read) and errored (could not be read).", labels=["state"])
+            "vaultscan_last_scan_accounts",
+            "Accounts in the last finished scan: total, "
+            "scanned (read) and errored (could not be read).",
+            labels=["state"],
+        )
         accounts.add_metric(["total"], last["accounts_total"])
         accounts.add_metric(["scanned"], last["accounts_scanned"])
         accounts.add_metric(["errored"], last["accounts_errored"])
         yield accounts
-        yield _gauge("vaultscan_last_scan_disagreements",
-                     "Simulator disagreements found by the last finished scan.",
-                     last["disagreements"])
+        yield _gauge(
+            "vaultscan_last_scan_disagreements",
+            "Simulator disagreements found by the last finished scan.",
+            last["disagreements"],
+        )
         unreachable = GaugeMetricFamily(
-            "vaultscan_account_unreachable", "1 for each account the last finished scan could "
+            "vaultscan_account_unreachable",
+            "1 for each account the last finished scan could "
             "not read; one series per unreachable account only.",
-            labels=["account_id", "account_name", "ou"])
+            labels=["account_id", "account_name", "ou"],
+        )
         for row in conn.execute(_UNREACHABLE, {"run_id": last["id"], "limit": self._max_detail}):
             unreachable.add_metric([row.account_id, row.account_name, _ou_label(row.ou_names)], 1)
         yield unreachable

@@ -144,8 +144,7 @@ class ScanService:
                 return ScanAttempt("stopped")
             with scan_lock(self._engine) as acquired:
                 if not acquired:
-                    log.info("scan skipped: another replica holds the scan lock host=%s",
-                             host_id())
+                    log.info("scan skipped: another replica holds the scan lock host=%s", host_id())
                     return self._count(ScanAttempt("skipped_lock_held"))
                 self._holds_lock = True
                 try:
@@ -172,14 +171,27 @@ class ScanService:
                 self._settings, engine=self._engine, trigger=trigger, stop_event=self._scan_stop
             )
         except Exception as exc:
-            log.exception("scan failed error=%s", type(exc).__name__)
+            # the runner has recorded the run as failed with this message
+            log.error("scan failed error=%s: %s", type(exc).__name__, exc)
+            log.debug("scan failure traceback", exc_info=True)
             return ScanAttempt("failed")
         run_id = getattr(report, "run_id", None)
         totals = getattr(report, "totals", None)
-        status = "interrupted" if getattr(report, "interrupted", False) else getattr(
-            totals, "status", None
+        status = (
+            "interrupted"
+            if getattr(report, "interrupted", False)
+            else getattr(totals, "status", None)
         )
-        log.info("scan finished run_id=%s status=%s", run_id, status)
+        log.info(
+            "scan finished run_id=%s status=%s accounts=%s errored=%s checks_failed=%s "
+            "seconds=%.1f",
+            run_id,
+            status,
+            getattr(totals, "accounts_scanned", None),
+            getattr(totals, "accounts_errored", None),
+            getattr(totals, "checks_failed", None),
+            getattr(report, "seconds", 0.0),
+        )
         return ScanAttempt("failed" if status == "failed" else "scanned", run_id, status)
 
     def _count(self, attempt: ScanAttempt) -> ScanAttempt:
@@ -222,10 +234,10 @@ class ScanService:
         log.error("scan did not stop within %.0fs; abandoning it", self._interrupt_wait)
         if self._holds_lock:
             # we hold the scan lock, so every running run is ours
-            from storage.repository import find_running_runs, mark_interrupted
-
-            for run in find_running_runs(self._engine):
-                mark_interrupted(self._engine, run.id, "interrupted: the service stopped")
+            try:
+                recover_abandoned_runs(self._engine, lock_held=True)
+            except Exception as exc:  # the next start-up or scan closes it instead
+                log.error("could not close the abandoned run error=%s", type(exc).__name__)
         self._abandoned.set()
         return False
 
@@ -256,7 +268,10 @@ def build_scheduler(service: ScanService, schedule: Any) -> Any:
     if schedule.run_at_startup:
         options["next_run_time"] = datetime.now(UTC)
     scheduler.add_job(
-        service.scheduled_job, build_trigger(schedule), id="scan", name="vaultscan scan",
+        service.scheduled_job,
+        build_trigger(schedule),
+        id="scan",
+        name="vaultscan scan",
         **options,
     )
     return scheduler
@@ -281,16 +296,19 @@ def wait_for(event: threading.Event, *, poll_seconds: float = 1.0) -> None:
 
 def database_readiness(engine: Engine) -> Callable[[], tuple[bool, str]]:
     """The /readyz check: the database answers and its schema is at the newest migration."""
-    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import text
 
     from storage.migrate import head_revision
 
     head = head_revision()
+    # read alembic's table directly: its MigrationContext logs on every probe
+    exists = text("SELECT to_regclass('alembic_version') IS NOT NULL")
+    version = text("SELECT max(version_num) FROM alembic_version")
 
     def check() -> tuple[bool, str]:
         try:
             with engine.connect() as conn:
-                current = MigrationContext.configure(conn).get_current_revision()
+                current = conn.execute(version).scalar() if conn.execute(exists).scalar() else None
         except Exception as exc:
             return False, f"database unreachable ({type(exc).__name__})"
         if current != head:

@@ -103,7 +103,28 @@ _GONE_EVENTS = text(
     """
 )
 
-_UPSERT_STATE = text(
+# Keys already known: one set-based UPDATE (much cheaper than ON CONFLICT row by row).
+# The key's account, region, role and check are part of the key, so they never change.
+_UPDATE_STATE = text(
+    """
+    UPDATE check_state AS cs
+    SET status = cr.status,
+        deciding_layer = cr.deciding_layer,
+        policy = cr.policy,
+        statement = cr.statement,
+        disagreement = cr.disagreement,
+        last_result_id = cr.id,
+        last_scan_run_id = :run_id,
+        failing_since = cr.failing_since,
+        last_changed_at = CASE WHEN cs.status = cr.status THEN cs.last_changed_at
+                               ELSE now() END
+    FROM check_results AS cr
+    WHERE cr.scan_run_id = :run_id AND cr.check_key = cs.check_key
+      AND cs.last_scan_run_id < :run_id
+    """
+)
+
+_INSERT_STATE = text(
     """
     INSERT INTO check_state (check_key, account_id, region, role_arn, "check", status,
                              deciding_layer, policy, statement, disagreement, last_result_id,
@@ -113,23 +134,7 @@ _UPSERT_STATE = text(
            :run_id, cr.failing_since, now()
     FROM check_results AS cr
     WHERE cr.scan_run_id = :run_id
-    ON CONFLICT (check_key) DO UPDATE SET
-        account_id = EXCLUDED.account_id,
-        region = EXCLUDED.region,
-        role_arn = EXCLUDED.role_arn,
-        "check" = EXCLUDED."check",
-        status = EXCLUDED.status,
-        deciding_layer = EXCLUDED.deciding_layer,
-        policy = EXCLUDED.policy,
-        statement = EXCLUDED.statement,
-        disagreement = EXCLUDED.disagreement,
-        last_result_id = EXCLUDED.last_result_id,
-        last_scan_run_id = EXCLUDED.last_scan_run_id,
-        failing_since = EXCLUDED.failing_since,
-        last_changed_at = CASE WHEN check_state.status = EXCLUDED.status
-                               THEN check_state.last_changed_at
-                               ELSE EXCLUDED.last_changed_at END
-    WHERE check_state.last_scan_run_id < EXCLUDED.last_scan_run_id
+      AND NOT EXISTS (SELECT 1 FROM check_state AS cs WHERE cs.check_key = cr.check_key)
     """
 )
 
@@ -173,7 +178,8 @@ def apply_run(
     conn.execute(_ERROR_EVENTS, params)
     if complete:
         conn.execute(_GONE_EVENTS, params)
-    conn.execute(_UPSERT_STATE, params)
+    conn.execute(_UPDATE_STATE, params)
+    conn.execute(_INSERT_STATE, params)
     conn.execute(_ERROR_STATE, params)
     if complete:
         conn.execute(_GONE_STATE, params)

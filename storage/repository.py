@@ -13,7 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, null, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    delete,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -239,7 +251,7 @@ def _sorted(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[key] for key in sorted(rows)]
 
 
-def _require_running(conn: Any, run_id: int, *, exclusive: bool = True) -> Any:
+def _require_running(conn: Connection, run_id: int, *, exclusive: bool = True) -> Row[Any]:
     # Writers share the row lock (they run in parallel); finish_run takes it exclusively,
     # so it waits for writes in flight and no write lands after the run is closed.
     query = select(ScanRun.status, ScanRun.started_at).where(ScanRun.id == run_id)

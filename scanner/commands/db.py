@@ -52,6 +52,8 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
     from scanner.config import ConfigError
     from storage.db import DatabaseConfigError, mask_url
     from storage.embedded import EmbeddedPostgresError
@@ -65,14 +67,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"vaultscan db: {exc.message}", file=sys.stderr)
     except (DatabaseConfigError, EmbeddedPostgresError, MigrationsNotFoundError) as exc:
         print(f"vaultscan db: {exc}", file=sys.stderr)
-    except Exception as exc:  # connection refused, authentication, ... : say where
-        from sqlalchemy.exc import OperationalError
-
-        if not isinstance(exc, OperationalError):
-            raise
+    except DBAPIError as exc:  # refused, authentication, missing rights: say where and why
         target = mask_url(url) if url else "the database"
         detail = str(exc.orig).strip() if exc.orig is not None else str(exc)
-        print(f"vaultscan db: cannot reach {target}: {detail}", file=sys.stderr)
+        what = "cannot reach" if isinstance(exc, OperationalError) else "database error at"
+        print(f"vaultscan db: {what} {target}: {detail}", file=sys.stderr)
     return 2
 
 

@@ -1,10 +1,98 @@
-"""Placeholder: replaced by the module that implements `vaultscan report`."""
+"""`vaultscan report`: the weekly report (Markdown, standalone HTML or JSON) from the
+database: compliance now and at the start of the period, regressions and fixes, what fails
+by cause with its fix, unreachable accounts, simulator disagreements and scan health."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from scanner.commands.scan import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CommandError,
+    add_config_arguments,
+    load_config,
+    open_database,
+)
+
+FORMATS = ("markdown", "html", "json")
+MAX_DAYS = 3660
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="(not implemented yet)")
-    parser.set_defaults(handler=lambda args: parser.error("not implemented yet"))
+    parser = subparsers.add_parser(
+        "report",
+        help="write the weekly compliance report",
+        description=(
+            "Reports on the N days ending at the latest finished scan: compliance now and "
+            "at the start of the period, regressions and fixes, the checks failing now "
+            "grouped by cause with their fix, accounts that could not be read, simulator "
+            "disagreements and scan health. Prints Markdown unless --format says otherwise. "
+            "Exit status: 0 written, 2 no finished scan yet or a configuration, database "
+            "or file error."
+        ),
+    )
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--days", type=_positive_days, default=7, metavar="N",
+        help="length of the period in days (default: 7)",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="markdown",
+        help="markdown (default), html (a standalone page) or json",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, metavar="FILE",
+        help="write the report to FILE instead of standard output",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _positive_days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"the period must be 1 to {MAX_DAYS} days, not {days}")
+    return days
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _report(args)
+    except CommandError as exc:
+        print(f"vaultscan report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from exporters.report import RENDERERS, NoFinishedScan, build_report
+
+    settings = load_config(args)
+    _url, engine = open_database(settings, args.database_url)
+    try:
+        report = build_report(engine, days=args.days)
+    except NoFinishedScan:
+        raise CommandError(
+            "no finished scan in the database yet, so there is nothing to report: run "
+            "`vaultscan scan` (or `vaultscan demo`) first, or check --database-url"
+        ) from None
+    except SQLAlchemyError as exc:
+        raise CommandError(
+            f"database error while reading the report: {str(exc).strip().splitlines()[0]}"
+        ) from None
+    document = RENDERERS[args.format](report)
+    if args.output is None:
+        sys.stdout.write(document)
+        return EXIT_OK
+    try:
+        args.output.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"wrote the {args.format} report to {args.output}", file=sys.stderr)
+    return EXIT_OK

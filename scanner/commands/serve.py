@@ -68,6 +68,10 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", 0):
+        # a service's log is its record: scans, skips and stops are INFO (-vv for debug)
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
     from scanner.config import ConfigError, load_settings
     from storage.db import (
         DatabaseConfigError,
@@ -105,11 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_once(settings: Any, engine: Any) -> int:
-    from scanner.service import ScanService, install_signal_handlers, recover_abandoned_runs
+    from scanner.service import ScanService, install_signal_handlers
 
     service = ScanService(settings, engine)
     install_signal_handlers(service.request_stop)
-    recover_abandoned_runs(engine)
     thread = service.scan_in_background(trigger="schedule")
     while thread.is_alive() and not service.stopping.is_set():
         thread.join(0.5)
@@ -138,15 +141,17 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
         recover_abandoned_runs,
         wait_for,
     )
+    from storage.migrate import MigrationsNotFoundError
 
     registry = build_registry(engine, interval_seconds=interval_seconds(settings.schedule))
     stopping = threading.Event()
     install_signal_handlers(stopping.set)
     try:
+        readiness = database_readiness(engine)
         server = start_http_server(
-            settings.metrics.host, settings.metrics.port, registry, database_readiness(engine)
+            settings.metrics.host, settings.metrics.port, registry, readiness
         )
-    except OSError as exc:
+    except (OSError, MigrationsNotFoundError) as exc:
         return _fail(str(exc))
     print(f"serving metrics on http://{settings.metrics.host}:{server.port}/metrics", flush=True)
     try:
@@ -154,7 +159,12 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
             wait_for(stopping)
             return EXIT_OK
         service = ScanService(settings, engine, metrics=SchedulerMetrics(registry))
-        recover_abandoned_runs(engine)
+        if not settings.schedule.run_at_startup:
+            # otherwise the start-up scan does it, under the scan lock
+            try:
+                recover_abandoned_runs(engine)
+            except Exception as exc:  # the next scan tries again
+                log.error("start-up recovery failed error=%s: %s", type(exc).__name__, exc)
         scheduler = build_scheduler(service, settings.schedule)
         scheduler.start()
         log.info("scheduler started job=%s", scheduler.get_job("scan"))

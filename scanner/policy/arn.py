@@ -69,6 +69,18 @@ def is_role_arn(value: str) -> bool:
     return bool(parts and parts[2] == "iam" and parts[5].startswith("role/"))
 
 
+def is_service_linked_role(role_arn: str) -> bool:
+    """A service-linked role: its ARN has the path `/aws-service-role/` (IAM: Using
+    service-linked roles). A session ARN carries no path, so give the role ARN."""
+    parts = split_arn(role_arn)
+    return bool(parts and parts[2] == "iam" and parts[5].startswith("role/aws-service-role/"))
+
+
+def is_user_arn(value: str) -> bool:
+    parts = split_arn(value)
+    return bool(parts and parts[2] == "iam" and parts[5].startswith("user/"))
+
+
 def role_name(role_arn: str) -> str:
     """The role's name (last path segment) of a role ARN."""
     return role_arn.rsplit("/", 1)[-1]

@@ -9,9 +9,10 @@ Rules implemented, as documented:
 - a key absent from the request context makes the condition false, except for the
   negated operators (StringNotEquals, ArnNotLike, NotIpAddress, ...) which are then
   true, `...IfExists` which is then true, and `Null`;
-- `ForAllValues:` is true when the key is absent or empty and otherwise requires every
-  request value to match; `ForAnyValue:` is false when the key is absent and otherwise
-  requires one request value to match;
+- `ForAllValues:` is true when the key is absent or its value is a null data set (an
+  empty list or an empty string) and otherwise requires every request value to match;
+  `ForAnyValue:` is false in those cases and otherwise requires one request value to
+  match; `Null` treats an empty value like an absent key;
 - a single-valued operator given a multivalued key does not match (a set qualifier is
   needed for those);
 - policy variables are substituted only for String* and Arn* operators; a variable
@@ -260,6 +261,7 @@ def _prepare_resolved(base: Operator, values: tuple[str, ...]) -> Prepared:
 
 
 _MEMO_LIMIT = 256
+_NULL_VALUES = ("", ())  # request values that form a null data set
 
 
 def condition_matches(condition: CompiledCondition, context: Context) -> bool:
@@ -277,13 +279,20 @@ def condition_matches(condition: CompiledCondition, context: Context) -> bool:
 
 
 def _evaluate(condition: CompiledCondition, context: Context) -> bool:
-    present = condition.key in context
-    if condition.base is None:  # Null: "true" means the key must be absent
-        want = "false" if present else "true"
-        return any(value.lower() == want for value in condition.values)
-    base = condition.base
     value = context.get(condition.key)
-    if value is None or (condition.qualifier and value == ()):
+    if condition.base is None:  # Null: "true" means the key must be absent
+        # A key whose value is empty counts as null too: "You can prevent missing context
+        # keys or context keys with empty values from evaluating to true by including a
+        # Null condition operator ... with a value of false" (IAM: Multivalued context
+        # key examples).
+        want = "true" if value is None or value in _NULL_VALUES else "false"
+        return any(policy_value.lower() == want for policy_value in condition.values)
+    base = condition.base
+    # ForAllValues "also returns true if there are no keys in the request, or if the key
+    # values resolve to a null data set, such as an empty string"; ForAnyValue: "for no
+    # matching key or a null dataset, the condition returns false" (IAM: Single-valued
+    # vs. multivalued context keys).
+    if value is None or (condition.qualifier and value in _NULL_VALUES):
         if condition.qualifier == "forallvalues":
             return True
         if condition.qualifier == "foranyvalue":

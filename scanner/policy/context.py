@@ -5,7 +5,8 @@ AWS global condition context keys).
 Derived unless the scenario gives them: aws:PrincipalArn (the role ARN, also for a
 session), aws:PrincipalAccount, aws:PrincipalType (AssumedRole), aws:PrincipalIsAWSService
 (false), aws:RequestedRegion (from the resource ARN's region), aws:ResourceAccount, and
-for KMS actions kms:CallerAccount. aws:username is never present for a role.
+for KMS actions kms:CallerAccount. aws:username is never present for a role; for an IAM
+user it is the user's name, and aws:PrincipalType is User.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scanner.policy.arn import arn_region, is_assumed_role_arn, session_to_role_arn
+from scanner.policy.arn import (
+    arn_region,
+    is_assumed_role_arn,
+    is_user_arn,
+    role_name,
+    session_to_role_arn,
+)
 from scanner.policy.principal import RequestPrincipal
 from scanner.policy.variables import Context
 
@@ -90,6 +97,11 @@ def _derived(
         "aws:principaltype": "AssumedRole",
         "aws:principalisawsservice": "false",
     }
+    if is_user_arn(principal_arn):
+        # aws:username "is always included in the request context for IAM users", and
+        # their aws:PrincipalType is User (IAM: AWS global condition context keys).
+        derived["aws:principaltype"] = "User"
+        derived["aws:username"] = role_name(principal_arn)
     region = arn_region(resource)
     if region:
         derived["aws:requestedregion"] = region

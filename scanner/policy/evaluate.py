@@ -4,8 +4,9 @@ Cross-account policy evaluation logic; SCP and RCP evaluation; Permissions bound
 Order of reasoning:
 1. An explicit Deny in any layer denies (deciding layer: the first of scp, rcp,
    permissions_boundary, identity, resource_policy that denies).
-2. Every level of the SCP path (root to account) must allow; likewise RCPs on the
-   resource's account for the services RCPs support.
+2. Every level of the RCP path (the resource's account, for the services RCPs
+   support) and of the SCP path (root to account) must allow; RCPs are checked first,
+   as in the documented flow. SCPs do not affect service-linked roles.
 3. Same account: an allow in the identity policies (within the boundary) or a
    resource-policy statement naming the principal grants. Within an account a
    boundary's implicit deny does not limit a resource policy that names the role
@@ -50,6 +51,7 @@ RCP_SERVICES = frozenset(
     {"s3", "sts", "kms", "sqs", "secretsmanager", "cognito-idp", "logs", "dynamodb", "ecr", "aoss"}
 )
 NO_ALLOW_NOTE = "no statement allows this request"
+SERVICE_LINKED_NOTE = "not applied: SCPs do not affect service-linked roles"
 NO_RESOURCE_POLICY_NOTE = (
     "no resource policy given: access from another account needs the resource's policy to allow it"
 )
@@ -261,7 +263,12 @@ def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
         return result
 
     if policies.scps:
-        add(_org_layer("scp", policies, request, resource_based=False))
+        if request.principal.service_linked:
+            # "SCPs do not affect any service-linked role" (AWS Organizations: Service
+            # control policies, "SCP effects on permissions").
+            add(LayerResult("scp", ALLOWED, [], SERVICE_LINKED_NOTE))
+        else:
+            add(_org_layer("scp", policies, request, resource_based=False))
     if policies.rcps:
         if request.service not in RCP_SERVICES:
             add(LayerResult("rcp", ALLOWED, [], f"RCPs do not apply to {request.service} actions"))
@@ -312,7 +319,10 @@ def _decide(
         result = by_name.get(name)
         if result is not None and result.decision == EXPLICIT_DENY:
             return EXPLICIT_DENY, name
-    for name in ("scp", "rcp"):
+    # The enforcement code evaluates RCPs before SCPs and returns a final Deny at the
+    # first of them without an applicable Allow (IAM: How AWS enforcement code logic
+    # evaluates requests, "AWS Organizations RCPs", then "AWS Organizations SCPs").
+    for name in ("rcp", "scp"):
         result = by_name.get(name)
         if result is not None and result.decision == IMPLICIT_DENY:
             return IMPLICIT_DENY, name

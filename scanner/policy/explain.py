@@ -97,5 +97,5 @@ def _render_layer(layer: LayerResult, key_request: bool) -> list[str]:
 
 
 def render_error(error: ScenarioError) -> str:
-    where = f" field {error.field}" if error.field else ""
-    return f"{error.origin}: cannot read scenario:{where}: {error.message}"
+    where = f": field {error.field}" if error.field else ""
+    return f"{error.origin}: cannot read scenario{where}: {error.message}"

@@ -9,7 +9,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from scanner.policy.arn import arn_account, is_account_id, is_role_arn, role_name, split_arn
+from scanner.policy.arn import (
+    arn_account,
+    is_account_id,
+    is_role_arn,
+    is_service_linked_role,
+    role_name,
+    split_arn,
+)
 
 # How a statement names the principal; it decides what the grant is worth:
 # "wildcard" ("*") and "session" (the exact session ARN) name the session itself,
@@ -27,6 +34,7 @@ class RequestPrincipal:
     session_arn: str | None  # set when the request comes from a named session
     has_boundary: bool
     role_key: tuple[str, str] = ("", "")  # (account, role name), see for_role
+    service_linked: bool = False  # a service-linked role (or one of its sessions)
 
     @classmethod
     def for_role(
@@ -35,7 +43,8 @@ class RequestPrincipal:
         # Only roles are matched by (account, name); any other principal (an IAM user)
         # only by its exact ARN.
         key = (account, role_name(role_arn)) if is_role_arn(role_arn) else ("", "")
-        return cls(arn, account, role_arn, session_arn, has_boundary, key)
+        linked = is_service_linked_role(role_arn)
+        return cls(arn, account, role_arn, session_arn, has_boundary, key, linked)
 
 
 @dataclass(frozen=True)

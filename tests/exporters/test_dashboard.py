@@ -81,25 +81,47 @@ def test_dashboard_covers_what_operators_need() -> None:
 def test_every_query_parses(tmp_path: Path) -> None:
     # promtool parses each expression as a recording rule: a syntax error fails here
     rules = [
-        {"record": f"dashboard:panel_{panel['id']}_{target['refId']}".lower(),
-         "expr": substitute(target["expr"])}
+        {
+            "record": f"dashboard:panel_{panel['id']}_{target['refId']}".lower(),
+            "expr": substitute(target["expr"]),
+        }
         for panel in _panels(_dashboard())
         for target in panel["targets"]
     ]
     assert not [r for r in rules if re.search(r"\$\w+", r["expr"])], "unsubstituted variable"
     path = tmp_path / "dashboard.rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run([require_tool("promtool"), "check", "rules", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [require_tool("promtool"), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
     path = tmp_path / "broken.rules.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [
-        {"record": "x:y", "expr": "max by (kind (vaultscan_drift_events_total)"}]}]}))
-    result = subprocess.run([require_tool("promtool"), "check", "rules", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "x",
+                        "rules": [
+                            {"record": "x:y", "expr": "max by (kind (vaultscan_drift_events_total)"}
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    result = subprocess.run(
+        [require_tool("promtool"), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
 
 

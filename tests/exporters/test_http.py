@@ -39,9 +39,7 @@ def server(engine: Engine) -> Iterator[MetricsServer]:
     server.close()
 
 
-def test_readyz_waits_for_the_migrated_schema(
-    database_url: str, server: MetricsServer
-) -> None:
+def test_readyz_waits_for_the_migrated_schema(database_url: str, server: MetricsServer) -> None:
     status, body = _get(server, "/readyz")
     assert status == 503
     assert "vaultscan db upgrade" in body

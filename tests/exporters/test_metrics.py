@@ -45,13 +45,18 @@ def test_aggregates_from_seeded_rows(engine: Engine) -> None:
     assert r.get_sample_value("vaultscan_checks", {"status": "pass"}) == 4
     assert r.get_sample_value("vaultscan_checks", {"status": "fail"}) == 2
     assert r.get_sample_value("vaultscan_compliance_ratio") == pytest.approx(4 / 6)
-    assert r.get_sample_value(
-        "vaultscan_checks_by_ou", {"ou_id": "ou-ab12-11111111", "ou": "Root/Prod", "status": "fail"}
-    ) == 2
+    assert (
+        r.get_sample_value(
+            "vaultscan_checks_by_ou",
+            {"ou_id": "ou-ab12-11111111", "ou": "Root/Prod", "status": "fail"},
+        )
+        == 2
+    )
     assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "scp"}) == 2
-    assert r.get_sample_value(
-        "vaultscan_checks_by_action", {"check": "kms:Decrypt", "status": "fail"}
-    ) == 1
+    assert (
+        r.get_sample_value("vaultscan_checks_by_action", {"check": "kms:Decrypt", "status": "fail"})
+        == 1
+    )
     assert r.get_sample_value("vaultscan_simulator_disagreements") == 1
     assert r.get_sample_value("vaultscan_drift_events_total", {"kind": "regressed"}) == 2
     assert r.get_sample_value("vaultscan_drift_events_total", {"kind": "new"}) == 1
@@ -61,11 +66,20 @@ def test_aggregates_from_seeded_rows(engine: Engine) -> None:
 def test_failing_role_is_one_series_with_age(engine: Engine) -> None:
     seed_small(engine)
     text = generate_latest(_registry(engine)).decode()
-    series = [line for line in text.splitlines()
-              if line.startswith("vaultscan_role_failing_since_timestamp_seconds{")]
+    series = [
+        line
+        for line in text.splitlines()
+        if line.startswith("vaultscan_role_failing_since_timestamp_seconds{")
+    ]
     assert len(series) == 1, series  # two failing checks, one role
-    labels = {"account_id": "222222222222", "account_name": "prod-b", "ou": "Root/Prod",
-              "region": "eu-west-1", "role": "BackupRole", "layer": "scp"}
+    labels = {
+        "account_id": "222222222222",
+        "account_name": "prod-b",
+        "ou": "Root/Prod",
+        "region": "eu-west-1",
+        "role": "BackupRole",
+        "layer": "scp",
+    }
     r = _registry(engine)
     since = r.get_sample_value("vaultscan_role_failing_since_timestamp_seconds", labels)
     assert since == (NOW.timestamp() - 7 * 3600)
@@ -82,10 +96,13 @@ def test_last_scan_and_unreachable_accounts(engine: Engine) -> None:
     assert r.get_sample_value("vaultscan_last_scan_status", {"status": "partial"}) == 1
     assert r.get_sample_value("vaultscan_last_scan_status", {"status": "succeeded"}) == 0
     assert r.get_sample_value("vaultscan_last_scan_accounts", {"state": "errored"}) == 1
-    assert r.get_sample_value(
-        "vaultscan_account_unreachable",
-        {"account_id": "333333333333", "account_name": "dev-a", "ou": "Root/Dev"},
-    ) == 1
+    assert (
+        r.get_sample_value(
+            "vaultscan_account_unreachable",
+            {"account_id": "333333333333", "account_name": "dev-a", "ou": "Root/Dev"},
+        )
+        == 1
+    )
     assert r.get_sample_value("vaultscan_scans_total", {"status": "partial"}) == 1
     assert r.get_sample_value("vaultscan_scan_running") == 0
 
@@ -122,14 +139,27 @@ def test_unusable_key_is_its_own_layer_for_all_roles(engine: Engine) -> None:
 
     run = seed_small(engine)["last"]
     with Session(engine) as session, session.begin():
-        session.add(CheckState(
-            check_key="111111111111|us-east-1||kms:KeyState", account_id="111111111111",
-            region="us-east-1", role_arn="", check="kms:KeyState", status="fail",
-            last_scan_run_id=run, failing_since=NOW,
-        ))
+        session.add(
+            CheckState(
+                check_key="111111111111|us-east-1||kms:KeyState",
+                account_id="111111111111",
+                region="us-east-1",
+                role_arn="",
+                check="kms:KeyState",
+                status="fail",
+                last_scan_run_id=run,
+                failing_since=NOW,
+            )
+        )
     r = _registry(engine)
-    labels = {"account_id": "111111111111", "account_name": "prod-a", "ou": "Root/Prod",
-              "region": "us-east-1", "role": "(all roles)", "layer": "key_state"}
+    labels = {
+        "account_id": "111111111111",
+        "account_name": "prod-a",
+        "ou": "Root/Prod",
+        "region": "us-east-1",
+        "role": "(all roles)",
+        "layer": "key_state",
+    }
     assert r.get_sample_value("vaultscan_role_failing_checks", labels) == 1
     assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "key_state"}) == 1
 
@@ -153,8 +183,12 @@ def test_same_collector_sees_the_next_finished_run(engine: Engine) -> None:
         session.execute(
             update(CheckState)
             .where(CheckState.account_id == "111111111111", CheckState.status != "gone")
-            .values(status="fail", deciding_layer="rcp", last_scan_run_id=run,
-                    failing_since=NOW + timedelta(minutes=1))
+            .values(
+                status="fail",
+                deciding_layer="rcp",
+                last_scan_run_id=run,
+                failing_since=NOW + timedelta(minutes=1),
+            )
         )
     assert r.get_sample_value("vaultscan_checks", {"status": "fail"}) == 5
     assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "rcp"}) == 3

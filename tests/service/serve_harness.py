@@ -98,13 +98,20 @@ class ServeProcess:
 
     @classmethod
     def start(
-        cls, config: Path, env: dict[str, str], log_path: Path, *extra: str,
+        cls,
+        config: Path,
+        env: dict[str, str],
+        log_path: Path,
+        *extra: str,
         metrics_port: int | None = None,
     ) -> ServeProcess:
         log = log_path.open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "scanner", "-v", "serve", "--config", str(config), *extra],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         return cls(process, log_path, metrics_port)
@@ -159,15 +166,17 @@ class PrometheusProcess:
 
     @classmethod
     def start(
-        cls, binary: str, workdir: Path, targets: list[str], rule_files: list[Path] = (),
+        cls,
+        binary: str,
+        workdir: Path,
+        targets: list[str],
+        rule_files: list[Path] = (),
     ) -> PrometheusProcess:
         port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in rule_files],
-            "scrape_configs": [
-                {"job_name": "vaultscan", "static_configs": [{"targets": targets}]}
-            ],
+            "scrape_configs": [{"job_name": "vaultscan", "static_configs": [{"targets": targets}]}],
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
@@ -181,13 +190,15 @@ class PrometheusProcess:
                     f"--web.listen-address=127.0.0.1:{port}",
                     "--web.enable-lifecycle",
                 ],
-                stdout=log, stderr=subprocess.STDOUT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         prometheus = cls(process, port, log_path)
         try:
             wait_until(
                 lambda: http_get(f"{prometheus.base}/-/ready", timeout=2)[0] == 200,
-                timeout=30, what="prometheus /-/ready",
+                timeout=30,
+                what="prometheus /-/ready",
             )
         except AssertionError:
             prometheus.stop()

@@ -29,8 +29,15 @@ def _runs(url: str) -> list[tuple[int, str, datetime, datetime | None]]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(
-                "SELECT id, status, started_at, finished_at FROM scan_runs ORDER BY started_at"))]
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    text(
+                        "SELECT id, status, started_at, finished_at FROM scan_runs"
+                        " ORDER BY started_at"
+                    )
+                )
+            ]
     finally:
         engine.dispose()
 
@@ -51,8 +58,12 @@ def test_replicas_never_scan_concurrently(
         for name in ("a", "b"):
             port = free_port()
             config = write_config(
-                tmp_path / f"{name}.yaml", moto_sandbox.settings(), database_url=database_url,
-                metrics_port=port, interval_minutes=60, run_at_startup=True,
+                tmp_path / f"{name}.yaml",
+                moto_sandbox.settings(),
+                database_url=database_url,
+                metrics_port=port,
+                interval_minutes=60,
+                run_at_startup=True,
             )
             replicas.append(
                 ServeProcess.start(config, env, tmp_path / f"{name}.log", metrics_port=port)
@@ -66,20 +77,32 @@ def test_replicas_never_scan_concurrently(
 
         outcomes = wait_until(both_attempted, timeout=60, what="both start-up attempts")
         assert sorted((o["scanned"], o["skipped_lock_held"]) for o in outcomes) == [
-            (0, 1), (1, 0)
+            (0, 1),
+            (1, 0),
         ], [serve.log() for serve in replicas]
 
         # two one-shot replicas at once, while the scheduled ones are idle
         once = [
             subprocess.Popen(
-                [sys.executable, "-m", "scanner", "serve", "--config", str(tmp_path / "a.yaml"),
-                 "--once"],
-                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "scanner",
+                    "serve",
+                    "--config",
+                    str(tmp_path / "a.yaml"),
+                    "--once",
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
             for _ in range(2)
         ]
-        codes = sorted(process.wait(timeout=90) for process in once)
-        assert codes == [0, 75], [process.stdout.read() for process in once]
+        outputs = [process.communicate(timeout=90)[0] for process in once]
+        codes = sorted(process.returncode for process in once)
+        assert codes == [0, 75], outputs
     finally:
         for serve in replicas:
             serve.stop()
@@ -95,15 +118,23 @@ def test_sigterm_during_a_scan_records_it_interrupted(
 ) -> None:
     port = free_port()
     config = write_config(
-        tmp_path / "vaultscan.yaml", moto_sandbox.settings(), database_url=database_url,
-        metrics_port=port, interval_minutes=60, run_at_startup=True, stop_grace_seconds=0,
+        tmp_path / "vaultscan.yaml",
+        moto_sandbox.settings(),
+        database_url=database_url,
+        metrics_port=port,
+        interval_minutes=60,
+        run_at_startup=True,
+        stop_grace_seconds=0,
     )
     serve = ServeProcess.start(
         config, aws_environment(moto_sandbox.endpoint), tmp_path / "serve.log", metrics_port=port
     )
     try:
-        wait_until(lambda: [r for r in _runs(database_url) if r[1] == "running"],
-                   timeout=60, what="a running scan")
+        wait_until(
+            lambda: [r for r in _runs(database_url) if r[1] == "running"],
+            timeout=60,
+            what="a running scan",
+        )
         serve.process.send_signal(signal.SIGTERM)
         code = serve.wait(timeout=40)
     finally:

@@ -41,7 +41,11 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 def _start(engine: Engine, trigger: str) -> int:
     return repository.start_run(
-        engine, trigger=trigger, host="test", config_fingerprint="", simulator_source="engine",
+        engine,
+        trigger=trigger,
+        host="test",
+        config_fingerprint="",
+        simulator_source="engine",
         accounts_total=0,
     )
 
@@ -75,8 +79,12 @@ def test_second_replica_skips_while_first_scans(database_url: str, engine: Engin
     release, started = threading.Event(), threading.Event()
     registry = build_registry(None)
     first = ScanService(SETTINGS, engine, scan=scan_that_waits(release, started))
-    second = ScanService(SETTINGS, other_engine, metrics=SchedulerMetrics(registry),
-                         scan=scan_that_waits(threading.Event()))
+    second = ScanService(
+        SETTINGS,
+        other_engine,
+        metrics=SchedulerMetrics(registry),
+        scan=scan_that_waits(threading.Event()),
+    )
     thread = first.scan_in_background()
     assert started.wait(10)
     attempt = second.scan_once()
@@ -85,9 +93,12 @@ def test_second_replica_skips_while_first_scans(database_url: str, engine: Engin
     other_engine.dispose()
     assert attempt.outcome == "skipped_lock_held"
     assert first.last_attempt is not None and first.last_attempt.outcome == "scanned"
-    assert registry.get_sample_value(
-        "vaultscan_scheduler_scans_total", {"outcome": "skipped_lock_held"}
-    ) == 1
+    assert (
+        registry.get_sample_value(
+            "vaultscan_scheduler_scans_total", {"outcome": "skipped_lock_held"}
+        )
+        == 1
+    )
     assert [run.status for run in _runs(engine)] == ["succeeded"]
 
 
