@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.engine import URL
 
 from storage.db import DRIVER
 
@@ -76,8 +77,15 @@ def start_embedded(data_dir: Path, *, keep_running: bool = False) -> str:
 
 
 def embedded_url(socket_dir: str, port: int, database: str) -> str:
-    """SQLAlchemy URL for a unix-socket server; libpq reads host= as the socket directory."""
-    return f"{DRIVER}://postgres@/{database}?host={socket_dir}&port={port}"
+    """SQLAlchemy URL for a unix-socket server; libpq reads host= as the socket directory.
+    Built with URL.create so that unusual characters in the path are escaped."""
+    url = URL.create(
+        DRIVER,
+        username="postgres",
+        database=database,
+        query={"host": socket_dir, "port": str(port)},
+    )
+    return url.render_as_string(hide_password=False)
 
 
 def _forget_dead_handles(pgdata: Path) -> None:

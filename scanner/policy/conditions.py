@@ -15,7 +15,7 @@ Rules implemented, as documented:
   match; `Null` treats an empty value like an absent key;
 - a single-valued operator given a multivalued key does not match (a set qualifier is
   needed for those);
-- policy variables are substituted only for String* and Arn* operators; a variable
+- policy variables are substituted only for String*, Arn* and Bool operators; a variable
   with no value is effectively null, which no value equals or is like, so negated
   operators such as StringNotEquals match it (Variables and tags, "Policy variables
   with no value").
@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from scanner.policy.wildcard import compile_glob, plain_text
 
 Prepared = Any
 Test = Callable[[Prepared, str], bool]
+_YEAR_MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
 class ConditionValueError(ValueError):
@@ -69,6 +71,10 @@ def _date(text: str) -> float:
         return float(text)
     except ValueError:
         pass
+    if _YEAR_MONTH.match(text):
+        # W3C's ISO 8601 profile, which the Date operators use, includes YYYY-MM
+        # (IAM JSON policy elements: Condition operators, "Date condition operators").
+        text += "-01"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as error:
@@ -167,7 +173,14 @@ def _build_table() -> dict[str, Operator]:
         Operator("DateLessThanEquals", _dates, _compare(_date, lambda h, w: h <= w)),
         Operator("DateGreaterThan", _dates, _compare(_date, lambda h, w: h > w)),
         Operator("DateGreaterThanEquals", _dates, _compare(_date, lambda h, w: h >= w)),
-        Operator("Bool", lambda vs: frozenset(_bool(v) for v in vs), lambda s, v: v.lower() in s),
+        # "You can use a policy variable with the Boolean condition operator" (IAM JSON
+        # policy elements: Condition operators, "Boolean condition operators").
+        Operator(
+            "Bool",
+            lambda vs: frozenset(_bool(v) for v in vs),
+            lambda s, v: v.lower() in s,
+            variables=True,
+        ),
         Operator("BinaryEquals", lambda vs: frozenset(_binary(v) for v in vs), _binary_in),
         Operator("IpAddress", lambda vs: tuple(_network(v) for v in vs), _in_networks),
         Operator("ArnEquals", lambda vs: tuple(vs), _arn_any, variables=True),
@@ -257,7 +270,20 @@ def compile_condition(
 
 @lru_cache(maxsize=16384)
 def _prepare_resolved(base: Operator, values: tuple[str, ...]) -> Prepared:
-    return base.prepare(values)
+    try:
+        return base.prepare(values)
+    except ConditionValueError:
+        # A substituted value the operator cannot read (a Bool variable that resolves to
+        # neither true nor false) matches nothing; keep the readable ones.
+        return base.prepare(tuple(value for value in values if _readable(base, value)))
+
+
+def _readable(base: Operator, value: str) -> bool:
+    try:
+        base.prepare((value,))
+    except ConditionValueError:
+        return False
+    return True
 
 
 _MEMO_LIMIT = 256

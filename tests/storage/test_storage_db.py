@@ -63,3 +63,15 @@ def test_engine_is_shared_per_url_and_connects(database_url: str) -> None:
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_embedded_url_escapes_the_socket_path() -> None:
+    from sqlalchemy.engine import make_url
+
+    from storage.embedded import embedded_url
+
+    url = make_url(embedded_url("/srv/a b+c/pgdata", 5432, "vaultscan"))
+    assert url.query == {"host": "/srv/a b+c/pgdata", "port": "5432"}
+    assert (url.drivername, url.username, url.database) == (
+        "postgresql+psycopg", "postgres", "vaultscan",
+    )
