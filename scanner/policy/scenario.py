@@ -182,12 +182,13 @@ def _parse(data: Any, origin: str) -> Scenario:
     unknown = sorted(set(policies) - set(POLICY_KEYS))
     if unknown:
         raise fail(f"policies.{unknown[0]}", f"unknown field; expected {list(POLICY_KEYS)}")
-    scps = _levels(policies.get("scps", []), "policies.scps", fail)
-    rcps = _levels(policies.get("rcps", []), "policies.rcps", fail)
+    # null stands for an absent layer, like an empty list
+    scps = _levels(_list_or_empty(policies.get("scps")), "policies.scps", fail)
+    rcps = _levels(_list_or_empty(policies.get("rcps")), "policies.rcps", fail)
     boundary = _optional_document(
         policies.get("permissions_boundary"), "policies.permissions_boundary", fail
     )
-    identity_raw = policies.get("identity", [])
+    identity_raw = _list_or_empty(policies.get("identity"))
     if not isinstance(identity_raw, list):
         raise fail("policies.identity", "must be a list of policy documents")
     identity = _documents(identity_raw, "policies.identity", fail)
@@ -230,6 +231,10 @@ def _parse(data: Any, origin: str) -> Scenario:
     )
     scenario.policy_set()  # compile now: grammar errors belong to reading the scenario
     return scenario
+
+
+def _list_or_empty(value: Any) -> Any:
+    return [] if value is None else value
 
 
 def _required_string(request: dict[str, Any], key: str, fail: Any) -> str:
