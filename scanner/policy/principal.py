@@ -34,7 +34,7 @@ class RequestPrincipal:
     session_arn: str | None  # set when the request comes from a named session
     has_boundary: bool
     role_key: tuple[str, str] = ("", "")  # (account, role name), see for_role
-    service_linked: bool = False  # a service-linked role (or one of its sessions)
+    service_linked: bool = False  # a service-linked role (path /aws-service-role/)
 
     @classmethod
     def for_role(

@@ -461,7 +461,7 @@ def load_scenarios(paths: list[str | Path]) -> list[Scenario | ScenarioError]:
 def _load_file(path: Path) -> list[Scenario | ScenarioError]:
     origin = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
     except OSError as error:
         return [ScenarioError(origin, "", f"cannot read: {error.strerror or error}")]
     try:
