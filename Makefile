@@ -29,8 +29,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## bench: every performance harness; each prints its numbers (see benchmarks/README.md)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_bench.py
+	$(BIN)/python benchmarks/collect_bench.py
+	$(BIN)/python benchmarks/storage_bench.py --embedded
+	$(BIN)/python benchmarks/metrics_bench.py
 
 clean:
 	rm -rf $(VENV) .tools .vaultscan

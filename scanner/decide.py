@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanner.model import (
+    LAYER_WORDS,
     Account,
     AccountCollection,
     CheckResult,
@@ -34,13 +35,6 @@ ALLOWED = "allowed"
 ALLOW_ALL: PolicyDocument = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
-LAYER_WORDS = {
-    "scp": "SCP",
-    "rcp": "RCP",
-    "permissions_boundary": "permissions boundary",
-    "identity": "identity policy",
-    "resource_policy": "key policy",
 }
 
 

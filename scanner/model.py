@@ -16,6 +16,14 @@ PolicyDocument = dict[str, Any]
 Decision = Literal["allowed", "explicitDeny", "implicitDeny"]
 Layer = Literal["scp", "rcp", "permissions_boundary", "identity", "resource_policy"]
 CheckStatus = Literal["pass", "fail", "error"]
+# how a sentence names each layer
+LAYER_WORDS = {
+    "scp": "SCP",
+    "rcp": "RCP",
+    "permissions_boundary": "permissions boundary",
+    "identity": "identity policy",
+    "resource_policy": "key policy",
+}
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,26 @@ class CheckResult:
     @property
     def key(self) -> str:
         return check_key(self.account_id, self.region, self.role_arn, self.check)
+
+    def verdict_fields(self) -> dict[str, Any]:
+        """The verdict as stored in check_results and shown in result rows (region to
+        remediation, in column order); the account, key and evidence are the caller's."""
+        return {
+            "region": self.region,
+            "role_arn": self.role_arn,
+            "check": self.check,
+            "resource": self.resource,
+            "status": self.status,
+            "decision": self.decision,
+            "deciding_layer": self.deciding_layer,
+            "policy": self.policy,
+            "statement": self.statement,
+            "simulator_decision": self.simulator_decision,
+            "simulator_source": self.simulator_source,
+            "disagreement": self.disagreement,
+            "message": self.message,
+            "remediation": self.remediation,
+        }
 
 
 def check_key(account_id: str, region: str, role_arn: str, check: str) -> str:

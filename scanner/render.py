@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from scanner.model import LAYER_WORDS
 from scanner.remediation import merge_fixes
 
 if TYPE_CHECKING:
@@ -25,13 +26,6 @@ Row = dict[str, Any]
 # fixes that add permissions: one policy document per role / boundary covers them all
 MERGED_KINDS = ("add-identity-statement", "add-boundary-statement")
 VERDICT_STYLE = {"PASS": "green", "FAIL": "bold red", "ERROR": "yellow"}
-LAYER_WORDS = {
-    "scp": "SCP",
-    "rcp": "RCP",
-    "permissions_boundary": "permissions boundary",
-    "identity": "identity policy",
-    "resource_policy": "key policy",
-}
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -81,24 +75,7 @@ def report_rows(report: ScanReport) -> list[Row]:
                 **base, "region": "", "role_arn": "", "check": "(account)", "status": "error",
                 "message": f"account could not be read: {outcome.error}",
             })
-        for result in outcome.results:
-            rows.append({
-                **base,
-                "region": result.region,
-                "role_arn": result.role_arn,
-                "check": result.check,
-                "resource": result.resource,
-                "status": result.status,
-                "decision": result.decision,
-                "deciding_layer": result.deciding_layer,
-                "policy": result.policy,
-                "statement": result.statement,
-                "simulator_decision": result.simulator_decision,
-                "simulator_source": result.simulator_source,
-                "disagreement": result.disagreement,
-                "message": result.message,
-                "remediation": result.remediation,
-            })
+        rows += [{**base, **result.verdict_fields()} for result in outcome.results]
     return rows
 
 

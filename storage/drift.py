@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 
 def failing_since_sql(result: str, state: str) -> str:
@@ -50,10 +50,13 @@ _FAILING_SINCE = text(
     """
 )
 
-_PRESENT_EVENTS = text(
-    """
+_INSERT_EVENTS = """
     INSERT INTO drift_events (scan_run_id, check_key, account_id, region, role_arn, "check",
                               kind, previous_status, current_status, occurred_at)
+"""
+
+_PRESENT_EVENTS = text(
+    f"""{_INSERT_EVENTS}
     SELECT :run_id, cr.check_key, cr.account_id, cr.region, cr.role_arn, cr."check",
            d.kind, cs.status, cr.status, now()
     FROM check_results AS cr
@@ -83,25 +86,20 @@ _ACCOUNT_ERRORED = """
             AND a.account_id = cs.account_id AND a.status = 'error')
 """
 
-_ERROR_EVENTS = text(
-    f"""
-    INSERT INTO drift_events (scan_run_id, check_key, account_id, region, role_arn, "check",
-                              kind, previous_status, current_status, occurred_at)
-    SELECT :run_id, cs.check_key, cs.account_id, cs.region, cs.role_arn, cs."check",
-           'error', cs.status, 'error', now()
-    {_MISSING} AND cs.status <> 'error' AND {_ACCOUNT_ERRORED}
-    """
-)
 
-_GONE_EVENTS = text(
-    f"""
-    INSERT INTO drift_events (scan_run_id, check_key, account_id, region, role_arn, "check",
-                              kind, previous_status, current_status, occurred_at)
+def _missing_events(kind: str, condition: str) -> TextClause:
+    """One `kind` event per missing key that also meets `condition`."""
+    return text(
+        f"""{_INSERT_EVENTS}
     SELECT :run_id, cs.check_key, cs.account_id, cs.region, cs.role_arn, cs."check",
-           'gone', cs.status, 'gone', now()
-    {_MISSING} AND NOT {_ACCOUNT_ERRORED}
+           '{kind}', cs.status, '{kind}', now()
+    {_MISSING} AND {condition}
     """
-)
+    )
+
+
+_ERROR_EVENTS = _missing_events("error", f"cs.status <> 'error' AND {_ACCOUNT_ERRORED}")
+_GONE_EVENTS = _missing_events("gone", f"NOT {_ACCOUNT_ERRORED}")
 
 # Keys already known: one set-based UPDATE (much cheaper than ON CONFLICT row by row).
 # The key's account, region, role and check are part of the key, so they never change.

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
     delete,
     func,
@@ -119,20 +120,7 @@ def _result_row(result: CheckVerdict) -> dict[str, Any]:
     return {
         "check_key": result.key,
         "account_id": result.account_id,
-        "region": result.region,
-        "role_arn": result.role_arn,
-        "check": result.check,
-        "resource": result.resource,
-        "status": result.status,
-        "decision": result.decision,
-        "deciding_layer": result.deciding_layer,
-        "policy": result.policy,
-        "statement": result.statement,
-        "simulator_decision": result.simulator_decision,
-        "simulator_source": result.simulator_source,
-        "disagreement": result.disagreement,
-        "message": result.message,
-        "remediation": result.remediation,
+        **result.verdict_fields(),
         "evidence": {"scenario": result.scenario, "explanation": result.explanation},
     }
 
@@ -358,6 +346,35 @@ def latest_run(engine: Engine, *, finished_only: bool = False) -> ScanRun | None
         return session.scalars(stmt).first()
 
 
+def select_current(*columns: Any) -> Select[Any]:
+    """`columns` of check_state, each key joined to the result it comes from and to its
+    account (both outer joins: either may be missing)."""
+    return (
+        select(*columns)
+        .select_from(CheckState)
+        .outerjoin(CheckResult, CheckResult.id == CheckState.last_result_id)
+        .outerjoin(Account, Account.account_id == CheckState.account_id)
+    )
+
+
+# Which check a row of latest_results or failing_checks is about, in their column order.
+_CHECK_COLUMNS = (
+    CheckState.check_key,
+    CheckState.account_id,
+    Account.name.label("account_name"),
+    Account.ou_path,
+    Account.ou_path_names,
+    CheckState.region,
+    CheckState.role_arn,
+    CheckState.check,
+)
+
+
+def _dicts(engine: Engine, stmt: Select[Any]) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
 def _role_filter(role: str) -> Any:
     # Accept the ARN or the bare role name a person would type.
     return or_(CheckState.role_arn == role, CheckState.role_arn.like(f"%/{_escape_like(role)}"))
@@ -385,15 +402,8 @@ def latest_results(
     that of the last result (`result_scan_run_id`, `result_status`). Leave out the evidence
     (`include_evidence=False`) when listing many keys without showing it."""
     stmt = (
-        select(
-            CheckState.check_key,
-            CheckState.account_id,
-            Account.name.label("account_name"),
-            Account.ou_path,
-            Account.ou_path_names,
-            CheckState.region,
-            CheckState.role_arn,
-            CheckState.check,
+        select_current(
+            *_CHECK_COLUMNS,
             CheckResult.resource,
             CheckState.status,
             CheckResult.status.label("result_status"),
@@ -413,9 +423,6 @@ def latest_results(
             CheckResult.scan_run_id.label("result_scan_run_id"),
             AccountScan.error.label("account_error"),
         )
-        .select_from(CheckState)
-        .outerjoin(CheckResult, CheckResult.id == CheckState.last_result_id)
-        .outerjoin(Account, Account.account_id == CheckState.account_id)
         .outerjoin(
             AccountScan,
             and_(
@@ -436,8 +443,7 @@ def latest_results(
         stmt = stmt.where(_role_filter(role))
     if check is not None:
         stmt = stmt.where(CheckState.check == check)
-    with engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(stmt)]
+    rows = _dicts(engine, stmt)
     for row in rows:
         # The account could not be read in the latest run: say so rather than repeat the
         # message of the older result the evidence comes from.
@@ -479,22 +485,14 @@ def drift_events(
         stmt = stmt.where(DriftEvent.occurred_at >= since)
     if kinds is not None:
         stmt = stmt.where(DriftEvent.kind.in_(list(kinds)))
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(stmt)]
+    return _dicts(engine, stmt)
 
 
 def failing_checks(engine: Engine) -> list[dict[str, Any]]:
     """Check keys failing now, longest-failing first."""
     stmt = (
         select(
-            CheckState.check_key,
-            CheckState.account_id,
-            Account.name.label("account_name"),
-            Account.ou_path,
-            Account.ou_path_names,
-            CheckState.region,
-            CheckState.role_arn,
-            CheckState.check,
+            *_CHECK_COLUMNS,
             CheckState.failing_since,
             CheckState.deciding_layer,
             CheckState.policy,
@@ -506,5 +504,4 @@ def failing_checks(engine: Engine) -> list[dict[str, Any]]:
         .where(CheckState.status == "fail")
         .order_by(CheckState.failing_since, CheckState.check_key)
     )
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(stmt)]
+    return _dicts(engine, stmt)

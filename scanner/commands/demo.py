@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from scanner.commands.scan import EXIT_ERROR, EXIT_OK, CommandError, open_database
+from scanner.commands.scan import EXIT_OK, CommandError, open_database, run_command
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,11 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _demo(args)
-    except CommandError as exc:
-        print(f"vaultscan demo: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return run_command("demo", _demo, args)
 
 
 @contextmanager

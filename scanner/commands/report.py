@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 from scanner.commands.scan import (
-    EXIT_ERROR,
     EXIT_OK,
     CommandError,
     add_config_arguments,
-    load_config,
-    open_database,
+    open_configured_database,
+    run_command,
 )
 
 FORMATS = ("markdown", "html", "json")
@@ -61,11 +60,7 @@ def _positive_days(value: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _report(args)
-    except CommandError as exc:
-        print(f"vaultscan report: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return run_command("report", _report, args)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -73,8 +68,7 @@ def _report(args: argparse.Namespace) -> int:
 
     from exporters.report import RENDERERS, NoFinishedScan, build_report
 
-    settings = load_config(args)
-    _url, engine = open_database(settings, args.database_url)
+    _settings, _url, engine = open_configured_database(args)
     try:
         report = build_report(engine, days=args.days)
     except NoFinishedScan:

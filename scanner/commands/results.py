@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from scanner.commands.scan import (
-    EXIT_ERROR,
     EXIT_OK,
-    CommandError,
-    add_config_arguments,
-    load_config,
-    open_database,
+        add_config_arguments,
+    open_configured_database,
+    run_command,
 )
 
 UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -48,19 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _results(args)
-    except CommandError as exc:
-        print(f"vaultscan results: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return run_command("results", _results, args)
 
 
 def _results(args: argparse.Namespace) -> int:
     from scanner.render import make_console, render_fixes, render_totals, results_table
     from storage.repository import latest_results, latest_run
 
-    settings = load_config(args)
-    _url, engine = open_database(settings, args.database_url)
+    _settings, _url, engine = open_configured_database(args)
     rows = latest_results(
         engine, account_id=args.account, region=args.region, status=args.status, role=args.role
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,25 @@ def open_database(settings: Settings, database_url: str | None) -> tuple[str, En
     return url, make_engine(url)
 
 
+def open_configured_database(args: argparse.Namespace) -> tuple[Settings, str, Engine]:
+    """The configuration (--config) and the database to use (--database-url, else the
+    configured one), opened as open_database does."""
+    settings = load_config(args)
+    url, engine = open_database(settings, args.database_url)
+    return settings, url, engine
+
+
+def run_command(
+    name: str, command: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """Run `command`; a CommandError is printed as `vaultscan NAME: ...`, exit status 2."""
+    try:
+        return command(args)
+    except CommandError as exc:
+        print(f"vaultscan {name}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
 def database_hint(url: str) -> str:
     from storage.db import mask_url
 
@@ -96,11 +116,7 @@ def database_hint(url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _scan(args)
-    except CommandError as exc:
-        print(f"vaultscan scan: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return run_command("scan", _scan, args)
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -120,8 +136,7 @@ def _scan(args: argparse.Namespace) -> int:
     from scanner.runner import run_scan
     from storage.locks import scan_lock
 
-    settings = load_config(args)
-    url, engine = open_database(settings, args.database_url)
+    settings, url, engine = open_configured_database(args)
     console = make_console(stderr=args.json)
     with scan_lock(engine) as acquired:
         if not acquired:

@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 import threading
-from pathlib import Path
 from typing import Any
+
+from scanner.commands.scan import add_config_arguments
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="configuration file (default: $VAULTSCAN_CONFIG, else ./vaultscan.yaml)",
-    )
-    parser.add_argument(
-        "--database-url",
-        default=None,
-        metavar="URL",
-        help="PostgreSQL URL; overrides database.url from the configuration",
-    )
+    add_config_arguments(parser)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--metrics-only",

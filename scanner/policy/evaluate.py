@@ -13,7 +13,8 @@ Order of reasoning:
    *session* (or everyone); it does limit one that names the role ARN.
 4. Cross-account: both the identity policies (within the boundary) and the resource
    policy must allow.
-5. KMS keys: see scanner.policy.kms.
+5. KMS keys: see scanner.policy.kms. Role trust policies follow the same rule: see
+   scanner.policy.trust.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from scanner.policy.kms import (
     rcps_consulted,
 )
 from scanner.policy.principal import MatchKind, match_principal, not_principal_applies
+from scanner.policy.trust import NO_ACCOUNT_TRUST_NOTE as NO_ROLE_TRUST_NOTE
+from scanner.policy.trust import NO_TRUST_POLICY_NOTE, is_trust_request
 
 if TYPE_CHECKING:
     from scanner.policy.scenario import Scenario
@@ -51,6 +54,11 @@ RCP_SERVICES = frozenset(
     {"s3", "sts", "kms", "sqs", "secretsmanager", "cognito-idp", "logs", "dynamodb", "ecr", "aoss"}
 )
 NO_ALLOW_NOTE = "no statement allows this request"
+# "No permissions are required to perform this operation. If an administrator attaches a
+# policy to your identity that explicitly denies access to the sts:GetCallerIdentity
+# action, you can still perform this operation." (AWS STS API Reference: GetCallerIdentity)
+NO_PERMISSION_ACTIONS = frozenset({"sts:getcalleridentity"})
+NO_PERMISSION_NOTE = "not consulted: this action needs no permission and cannot be denied"
 SERVICE_LINKED_NOTE = "not applied: SCPs do not affect service-linked roles"
 NO_RESOURCE_POLICY_NOTE = (
     "no resource policy given: access from another account needs the resource's policy to allow it"
@@ -254,6 +262,8 @@ def evaluate(scenario: Scenario) -> Evaluation:
 
 
 def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
+    if request.action in NO_PERMISSION_ACTIONS:
+        return Evaluation(ALLOWED, None, [LayerResult("identity", ALLOWED, [], NO_PERMISSION_NOTE)])
     layers: list[LayerResult] = []
     by_name: dict[str, LayerResult] = {}
 
@@ -284,6 +294,7 @@ def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
     identity = add(_simple_layer("identity", pairs, request)[0])
 
     key_request = is_key_request(request.action, request.resource)
+    trust_request = not key_request and is_trust_request(request.action, request.resource)
     resource_matches: list[Match] = []
     resource = None
     if policies.resource_policy is not None:
@@ -297,11 +308,13 @@ def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
             resource = add(result)
     elif key_request and key_policy_consulted(request.action):
         resource = add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_KEY_POLICY_NOTE))
+    elif trust_request:
+        resource = add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_TRUST_POLICY_NOTE))
     elif request.cross_account and not key_request:
         add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_RESOURCE_POLICY_NOTE))
 
     decision, deciding = _decide(
-        request, by_name, identity, boundary, resource, resource_matches, key_request
+        request, by_name, identity, boundary, resource, resource_matches, key_request, trust_request
     )
     return Evaluation(decision, deciding, layers)
 
@@ -314,6 +327,7 @@ def _decide(
     resource: LayerResult | None,
     resource_matches: list[Match],
     key_request: bool,
+    trust_request: bool = False,
 ) -> tuple[str, str | None]:
     for name in LAYER_ORDER:
         result = by_name.get(name)
@@ -328,19 +342,23 @@ def _decide(
             return IMPLICIT_DENY, name
 
     consulted = resource is not None and resource.note != RETIRE_GRANT_NOTE
-    if key_request and resource is not None and resource.note == NO_KEY_POLICY_NOTE:
+    if resource is not None and resource.note in (NO_KEY_POLICY_NOTE, NO_TRUST_POLICY_NOTE):
         consulted = True
     allow_kinds = {kind for _named, _statement, kind in resource_matches}
     boundary_ok = boundary is None or boundary.decision == ALLOWED
     identity_allows = identity.decision == ALLOWED
 
-    # KMS: IAM policies count only when the key policy trusts the principal's account.
+    # KMS key policies and role trust policies: IAM policies count only when the
+    # resource's policy allows the principal's account.
     identity_effective = identity_allows
-    if key_request and consulted and "account" not in allow_kinds:
+    if (key_request or trust_request) and consulted and "account" not in allow_kinds:
         identity_effective = False
         explain_trust = resource is not None and resource.note in (None, NO_ALLOW_NOTE)
         if identity_allows and explain_trust and not allow_kinds & DIRECT_KINDS:
-            resource.note = NO_ACCOUNT_TRUST_NOTE.format(account=request.resource_account)
+            if trust_request:
+                resource.note = NO_ROLE_TRUST_NOTE.format(account=request.principal.account)
+            else:
+                resource.note = NO_ACCOUNT_TRUST_NOTE.format(account=request.resource_account)
     if request.cross_account:
         if not identity_allows:
             return IMPLICIT_DENY, "identity"

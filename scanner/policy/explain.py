@@ -9,6 +9,7 @@ from typing import Any
 from scanner.policy.evaluate import Evaluation, LayerResult, evaluate
 from scanner.policy.kms import is_key_request
 from scanner.policy.scenario import Scenario, ScenarioError
+from scanner.policy.trust import is_trust_request
 
 LAYER_TITLES = {
     "scp": "Service control policies",
@@ -77,16 +78,21 @@ def render_answer(result: Answer) -> str:
             wanted += f" by {scenario.expected_deciding_layer}"
         verdict = "agrees" if agrees else "DISAGREES"
         lines.append(f"  expected: {wanted} ({verdict})")
-    key = is_key_request(scenario.action, scenario.resource)
+    if is_key_request(scenario.action, scenario.resource):
+        resource_title = "Key policy"
+    elif is_trust_request(scenario.action, scenario.resource):
+        resource_title = "Trust policy"
+    else:
+        resource_title = None
     for layer in evaluation.layers:
-        lines.extend(_render_layer(layer, key))
+        lines.extend(_render_layer(layer, resource_title))
     return "\n".join(lines)
 
 
-def _render_layer(layer: LayerResult, key_request: bool) -> list[str]:
+def _render_layer(layer: LayerResult, resource_title: str | None) -> list[str]:
     title = LAYER_TITLES.get(layer.layer, layer.layer)
-    if key_request and layer.layer == "resource_policy":
-        title = "Key policy"
+    if resource_title and layer.layer == "resource_policy":
+        title = resource_title
     lines = [f"  {title} [{layer.layer}]: {layer.decision}"]
     for ref in layer.statements:
         sid = f' Sid "{ref.sid}"' if ref.sid else ""

@@ -13,6 +13,7 @@ from scanner.policy.context import ContextValue, Request, build_request
 from scanner.policy.evaluate import LAYER_ORDER, NamedCompiled, PolicySet
 from scanner.policy.grammar import CompiledPolicy, CompiledStatement, PolicyError, compile_policy
 from scanner.policy.kms import is_key_request
+from scanner.policy.trust import is_trust_request, trust_policy_document
 
 DECISIONS = ("allowed", "explicitDeny", "implicitDeny")
 TOP_LEVEL_KEYS = {
@@ -319,6 +320,7 @@ def _cached_policy_set(scenario: Scenario) -> PolicySet:
         id(scenario.resource_policy),
         _frozen(names) if names else None,
         is_key_request(scenario.action, scenario.resource),
+        is_trust_request(scenario.action, scenario.resource),
     )
     known = _policy_sets.get(key)
     if known is not None:
@@ -397,8 +399,12 @@ def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:
     resource = None
     if scenario.resource_policy is not None:
         default = "key policy" if key_request else "resource policy"
+        document = scenario.resource_policy
+        if is_trust_request(scenario.action, scenario.resource):
+            default = "trust policy"
+            document = trust_policy_document(document)
         resource = compiled(
-            scenario.resource_policy,
+            document,
             "policies.resource_policy",
             _str(names.get("resource_policy")) or default,
             True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -272,13 +270,3 @@ def scratch_database(admin_conninfo: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def require_tool(name: str) -> str:
-    """promtool or prometheus: a missing tool skips locally but fails in CI."""
-    local = REPO_ROOT / ".tools" / "bin" / name
-    found = str(local) if local.is_file() else shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not found: run `bash scripts/install-test-tools.sh`"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)

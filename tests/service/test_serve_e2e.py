@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from promtools import require_tool
 from serve_harness import (
     REPO_ROOT,
     MotoSandbox,
@@ -23,7 +24,6 @@ from serve_harness import (
     aws_environment,
     free_port,
     http_get,
-    require_tool,
     scratch_database,
     wait_until,
     write_config,
