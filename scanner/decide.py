@@ -163,7 +163,10 @@ def _find_denier(evaluation: Any, layer: str, candidates: dict[str, PolicyDocume
 
 
 def _org_culprit(
-    evaluation: Any, scenario: dict[str, Any], kind: str, levels: list[list[NamedPolicy]],
+    evaluation: Any,
+    scenario: dict[str, Any],
+    kind: str,
+    levels: list[list[NamedPolicy]],
     labels: list[str],
 ) -> Culprit:
     """The level (and policy, statement) of an SCP/RCP denial."""
@@ -174,7 +177,10 @@ def _org_culprit(
         for number, level in enumerate(levels):
             if any(policy.name == found.policy for policy in level):
                 return Culprit(
-                    found.policy, found.policy_id, labels[number], found.statement_label,
+                    found.policy,
+                    found.policy_id,
+                    labels[number],
+                    found.statement_label,
                     found.statement_doc,
                 )
         return found
@@ -200,8 +206,11 @@ def _probe(scenario: dict[str, Any], key: str, level: list[NamedPolicy]) -> Any:
     probe = {
         "request": scenario["request"],
         "policies": {
-            "scps": [], "rcps": [], "permissions_boundary": None,
-            "identity": [ALLOW_ALL], "resource_policy": None,
+            "scps": [],
+            "rcps": [],
+            "permissions_boundary": None,
+            "identity": [ALLOW_ALL],
+            "resource_policy": None,
         },
     }
     probe["policies"][key] = [[policy.document for policy in level]]
@@ -218,8 +227,9 @@ def _key_policy_enables_iam(key: KmsKey | None, account_id: str, action: str) ->
         principal = statement.get("Principal")
         aws = principal.get("AWS") if isinstance(principal, dict) else principal
         names = [aws] if isinstance(aws, str) else list(aws or [])
-        if not any(name in (account_id, "*") or name.endswith(f":{account_id}:root")
-                   for name in names):
+        if not any(
+            name in (account_id, "*") or name.endswith(f":{account_id}:root") for name in names
+        ):
             continue
         actions = statement.get("Action", [])
         actions = [actions] if isinstance(actions, str) else actions
@@ -264,8 +274,13 @@ def _check_name(action: str, key: KmsKey | None) -> str:
 
 
 def _describe_failure(
-    action: str, role: Role, layer: str | None, decision: str, culprit: Culprit,
-    resource: str, enables_iam: bool,
+    action: str,
+    role: Role,
+    layer: str | None,
+    decision: str,
+    culprit: Culprit,
+    resource: str,
+    enables_iam: bool,
 ) -> str:
     # a key policy is named after its key: no need to repeat the key ARN
     target = "" if resource == "*" or layer == "resource_policy" else f" on {resource}"
@@ -318,8 +333,14 @@ def _decide_request(
     )
     check = _check_name(requirement.action, key)
     scenario = build_scenario(
-        role=role, account=account, action=requirement.action, resource=resource,
-        context=context, scps=ctx.scps, rcps=ctx.rcps, key=key,
+        role=role,
+        account=account,
+        action=requirement.action,
+        resource=resource,
+        context=context,
+        scps=ctx.scps,
+        rcps=ctx.rcps,
+        key=key,
         name=f"{account.id} {region} {role.name} {check}",
     )
     evaluation = evaluate_scenario(scenario)
@@ -349,9 +370,11 @@ def _decide_request(
         explanation=evaluation.to_dict(),
     )
     if decision == ALLOWED and not simulator_denies:
-        result.message = f"Role {role.name} may perform {requirement.action}" + (
-            "" if resource == "*" else f" on {resource}"
-        ) + "."
+        result.message = (
+            f"Role {role.name} may perform {requirement.action}"
+            + ("" if resource == "*" else f" on {resource}")
+            + "."
+        )
     else:
         result.status = "fail"
         culprit = _culprit(ctx, evaluation, scenario, layer, key, role)
@@ -369,13 +392,20 @@ def _decide_request(
         result.statement = culprit.statement_label
         result.remediation = fix_for(
             Finding(
-                account_id=account.id, region=region, role_arn=role.arn,
-                action=requirement.action, resource=resource,
+                account_id=account.id,
+                region=region,
+                role_arn=role.arn,
+                action=requirement.action,
+                resource=resource,
                 layer=layer if decision != ALLOWED else None,
                 decision=decision if decision != ALLOWED else simulated,
-                policy=culprit.policy, policy_id=culprit.policy_id, level=culprit.level,
-                statement_label=culprit.statement_label, statement_doc=culprit.statement_doc,
-                key_arn=key.arn if key else None, key_policy_enables_iam=enables_iam,
+                policy=culprit.policy,
+                policy_id=culprit.policy_id,
+                level=culprit.level,
+                statement_label=culprit.statement_label,
+                statement_doc=culprit.statement_doc,
+                key_arn=key.arn if key else None,
+                key_policy_enables_iam=enables_iam,
             )
         )
     if disagreement:
@@ -388,8 +418,12 @@ def _decide_request(
 
 
 def _culprit(
-    ctx: _AccountContext, evaluation: Any, scenario: dict[str, Any], layer: str | None,
-    key: KmsKey | None, role: Role,
+    ctx: _AccountContext,
+    evaluation: Any,
+    scenario: dict[str, Any],
+    layer: str | None,
+    key: KmsKey | None,
+    role: Role,
 ) -> Culprit:
     if layer == "scp":
         return _org_culprit(evaluation, scenario, "scp", ctx.scps, ctx.labels)
@@ -423,8 +457,12 @@ def key_state_result(account: Account, key: KmsKey, configured_alias: str | None
     check = _check_name(KEY_STATE_CHECK, key)
     label = f"{key.aliases[0]} ({key.arn})" if key.aliases else key.arn
     result = CheckResult(
-        account_id=account.id, region=key.region, role_arn="", check=check,
-        resource=key.arn, status="pass",
+        account_id=account.id,
+        region=key.region,
+        role_arn="",
+        check=check,
+        resource=key.arn,
+        status="pass",
     )
     state = key.key_state
     if state == "Unreadable":
@@ -448,7 +486,8 @@ def key_state_result(account: Account, key: KmsKey, configured_alias: str | None
         result.status = "fail"
         when = (
             f" on {key.deletion_date:%Y-%m-%d}"
-            if state == "PendingDeletion" and key.deletion_date else ""
+            if state == "PendingDeletion" and key.deletion_date
+            else ""
         )
         result.message = f"Key {label} is {_state_words(state)}{when}; it cannot encrypt a vault."
         result.remediation = key_state_fix(key.arn, key.region, state)
@@ -480,8 +519,12 @@ def _key_unusable_result(
     """A key action that cannot be decided because the key (policy) could not be read."""
     label = key.aliases[0] if key.aliases else key.arn
     return CheckResult(
-        account_id=account.id, region=region, role_arn=role.arn,
-        check=_check_name(action, key), resource=key.arn, status="error",
+        account_id=account.id,
+        region=region,
+        role_arn=role.arn,
+        check=_check_name(action, key),
+        resource=key.arn,
+        status="error",
         message=(
             f"Not decided: the policy of key {label} could not be read, so whether role "
             f"{role.name} may use {action} on it is unknown."
@@ -511,16 +554,24 @@ def decide_account(
         results.setdefault(result.key, result)
 
     if not collection.roles:
-        keep(CheckResult(
-            account_id=account.id, region=GLOBAL_REGION, role_arn="", check=ROLE_PRESENT_CHECK,
-            resource="", status="fail",
-            message="No designated backup role was found in this account (settings: roles).",
-            remediation={
-                "kind": "create-designated-role", "target": account.id,
-                "summary": "Create the backup role, or adjust roles.names / tag / path.",
-                "statement": None, "commands": [],
-            },
-        ))
+        keep(
+            CheckResult(
+                account_id=account.id,
+                region=GLOBAL_REGION,
+                role_arn="",
+                check=ROLE_PRESENT_CHECK,
+                resource="",
+                status="fail",
+                message="No designated backup role was found in this account (settings: roles).",
+                remediation={
+                    "kind": "create-designated-role",
+                    "target": account.id,
+                    "summary": "Create the backup role, or adjust roles.names / tag / path.",
+                    "statement": None,
+                    "commands": [],
+                },
+            )
+        )
     requirements = [req for profile in profiles for req in profile.requirements]
     for region in regions:
         keys = collection.keys.get(region, [])

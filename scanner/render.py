@@ -71,10 +71,16 @@ def report_rows(report: ScanReport) -> list[Row]:
             "ou_path_names": account.ou_path_names,
         }
         if outcome.status == "error":
-            rows.append({
-                **base, "region": "", "role_arn": "", "check": "(account)", "status": "error",
-                "message": f"account could not be read: {outcome.error}",
-            })
+            rows.append(
+                {
+                    **base,
+                    "region": "",
+                    "role_arn": "",
+                    "check": "(account)",
+                    "status": "error",
+                    "message": f"account could not be read: {outcome.error}",
+                }
+            )
         rows += [{**base, **result.verdict_fields()} for result in outcome.results]
     return rows
 
@@ -84,6 +90,11 @@ def _by_account(rows: list[Row]) -> dict[str, list[Row]]:
     for row in rows:
         grouped.setdefault(row["account_id"], []).append(row)
     return grouped
+
+
+def _by_account_name(rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """(account id, its rows) in the order of the accounts' names."""
+    return sorted(_by_account(rows).items(), key=lambda item: item[1][0].get("account_name") or "")
 
 
 def account_verdict(rows: list[Row]) -> str:
@@ -116,9 +127,7 @@ def verdict_table(rows: list[Row], title: str = "Verdict per account") -> Table:
     table.add_column("Failing checks (regions)")
     table.add_column("Layer")
     table.add_column("Policy / statement", overflow="fold")
-    for account_id, account_rows in sorted(
-        _by_account(rows).items(), key=lambda item: (item[1][0].get("account_name") or "")
-    ):
+    for account_id, account_rows in _by_account_name(rows):
         first = account_rows[0]
         verdict = account_verdict(account_rows)
         bad = [row for row in account_rows if row["status"] != "pass"]
@@ -191,14 +200,23 @@ def fix_groups(rows: list[Row]) -> list[dict[str, Any]]:
         else:
             statement = json.dumps(fix.get("statement"), sort_keys=True)
             key = (kind, statement, row.get("deciding_layer"), row.get("statement"), row["status"])
-        group = groups.setdefault(key, {
-            "kind": kind, "checks": [], "regions": [], "messages": [], "fix": fix,
-            "commands": [], "status": row["status"], "layer": row.get("deciding_layer"),
-        })
+        group = groups.setdefault(
+            key,
+            {
+                "kind": kind,
+                "checks": [],
+                "regions": [],
+                "messages": [],
+                "fix": fix,
+                "commands": [],
+                "status": row["status"],
+                "layer": row.get("deciding_layer"),
+            },
+        )
         for name, value in (("checks", row["check"]), ("regions", row.get("region"))):
             if value and value not in group[name]:
                 group[name].append(value)
-        if row.get("message") and len(group["messages"]) < 1:
+        if row.get("message") and not group["messages"]:
             group["messages"].append(row["message"])
         for command in fix.get("commands") or []:
             if command not in group["commands"]:
@@ -212,9 +230,7 @@ def fix_groups(rows: list[Row]) -> list[dict[str, Any]]:
 
 def render_fixes(console: Console, rows: list[Row]) -> None:
     """Per failing account: what fails, why (one sentence) and the fix to apply."""
-    for account_id, account_rows in sorted(
-        _by_account(rows).items(), key=lambda item: (item[1][0].get("account_name") or "")
-    ):
+    for account_id, account_rows in _by_account_name(rows):
         verdict = account_verdict(account_rows)
         if verdict == "PASS":
             continue

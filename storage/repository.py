@@ -3,7 +3,7 @@
 Each function takes an Engine and runs in a transaction of its own. Writes are bulk: the
 few account rows go as one executemany per table, check results as one JSON array per
 RESULT_BATCH rows expanded server-side; never a statement per result. Reads return plain
-dicts so callers need no ORM session.
+dicts (runs: ScanRun rows detached from their session) so callers need no ORM session.
 """
 
 from __future__ import annotations
@@ -146,6 +146,9 @@ _RESULT_COLUMNS = {
     "evidence": "jsonb",
 }
 _NAMES = ", ".join(f'"{name}"' for name in _RESULT_COLUMNS)
+_UPDATED = ", ".join(
+    f'"{name}" = EXCLUDED."{name}"' for name in _RESULT_COLUMNS if name != "check_key"
+)
 # The whole batch travels as one JSON array expanded server-side: one statement, one
 # round trip, and the upsert and the failing_since lookup happen in the same pass.
 _INSERT_RESULTS = text(
@@ -163,8 +166,7 @@ _INSERT_RESULTS = text(
         LIMIT 1
     ) AS cs ON true
     ON CONFLICT (scan_run_id, check_key) DO UPDATE SET
-        {", ".join(f'"{name}" = EXCLUDED."{name}"' for name in _RESULT_COLUMNS
-                   if name != "check_key")},
+        {_UPDATED},
         failing_since = EXCLUDED.failing_since
     """
 )
@@ -265,52 +267,31 @@ def finish_run(
         run = _require_running(conn, run_id)
         checks = conn.execute(
             select(
-                func.count(),
-                func.count().filter(CheckResult.status == "pass"),
-                func.count().filter(CheckResult.status == "fail"),
-                func.count().filter(CheckResult.status == "error"),
-                func.count().filter(CheckResult.disagreement),
+                func.count().label("checks_total"),
+                func.count().filter(CheckResult.status == "pass").label("checks_passed"),
+                func.count().filter(CheckResult.status == "fail").label("checks_failed"),
+                func.count().filter(CheckResult.status == "error").label("checks_errored"),
+                func.count().filter(CheckResult.disagreement).label("disagreements"),
             ).where(CheckResult.scan_run_id == run_id)
         ).one()
-        scanned, errored = conn.execute(
+        accounts = conn.execute(
             select(
-                func.count().filter(AccountScan.status == "ok"),
-                func.count().filter(AccountScan.status == "error"),
+                func.count().filter(AccountScan.status == "ok").label("accounts_scanned"),
+                func.count().filter(AccountScan.status == "error").label("accounts_errored"),
             ).where(AccountScan.scan_run_id == run_id)
         ).one()
-        final = status or ("partial" if errored else "succeeded")
-        drift = apply_run(
-            conn, run_id, run.started_at, complete=final in ("succeeded", "partial")
-        )
+        # the counts as stored in scan_runs and returned in RunTotals
+        counts = {**accounts._asdict(), **checks._asdict()}
+        final = status or ("partial" if accounts.accounts_errored else "succeeded")
+        drift = apply_run(conn, run_id, run.started_at, complete=final in ("succeeded", "partial"))
         accounts_total = conn.execute(
             update(ScanRun)
             .where(ScanRun.id == run_id)
-            .values(
-                finished_at=func.now(),
-                status=final,
-                error=error,
-                accounts_scanned=scanned,
-                accounts_errored=errored,
-                checks_total=checks[0],
-                checks_passed=checks[1],
-                checks_failed=checks[2],
-                checks_errored=checks[3],
-                disagreements=checks[4],
-            )
+            .values(finished_at=func.now(), status=final, error=error, **counts)
             .returning(ScanRun.accounts_total)
         ).scalar_one()
     return RunTotals(
-        run_id=run_id,
-        status=final,
-        accounts_total=accounts_total,
-        accounts_scanned=scanned,
-        accounts_errored=errored,
-        checks_total=checks[0],
-        checks_passed=checks[1],
-        checks_failed=checks[2],
-        checks_errored=checks[3],
-        disagreements=checks[4],
-        drift=drift,
+        run_id=run_id, status=final, accounts_total=accounts_total, **counts, drift=drift
     )
 
 

@@ -79,8 +79,8 @@ def render_html(report: Report) -> str:
     ]
     title = f"vaultscan weekly report, {format_time(report.period_end)}"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta http-equiv=\"Content-Security-Policy\" "
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" '
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         f"<title>{h(title)}</title><style>{_CSS}</style></head>\n<body>\n"
         + "\n".join(sections)

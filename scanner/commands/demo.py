@@ -96,7 +96,8 @@ def _demo(args: argparse.Namespace) -> int:
     with sandbox_aws_environment(), ThreadPoolExecutor(max_workers=1) as background:
         # the embedded server starts (first run: initdb) while the sandbox is seeded
         opening = background.submit(
-            open_database, SimpleNamespace(database=DatabaseSettings(**database)),
+            open_database,
+            SimpleNamespace(database=DatabaseSettings(**database)),
             args.database_url,
         )
         session = boto3.Session(region_name="us-east-1")
@@ -114,11 +115,18 @@ def _demo(args: argparse.Namespace) -> int:
                 )
             with scan_progress(console) as progress:
                 report = run_scan(
-                    settings, engine=engine, trigger="demo", sessions=sessions,
+                    settings,
+                    engine=engine,
+                    trigger="demo",
+                    sessions=sessions,
                     progress=progress,
                 )
     print_demo_report(
-        console, report, sandbox, url=url, args=args,
+        console,
+        report,
+        sandbox,
+        url=url,
+        args=args,
         total_seconds=time.perf_counter() - started,
     )
     return EXIT_OK

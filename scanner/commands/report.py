@@ -35,15 +35,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     parser.add_argument(
-        "--days", type=_positive_days, default=7, metavar="N",
+        "--days",
+        type=_positive_days,
+        default=7,
+        metavar="N",
         help="length of the period in days (default: 7)",
     )
     parser.add_argument(
-        "--format", choices=FORMATS, default="markdown",
+        "--format",
+        choices=FORMATS,
+        default="markdown",
         help="markdown (default), html (a standalone page) or json",
     )
     parser.add_argument(
-        "--output", type=Path, default=None, metavar="FILE",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
         help="write the report to FILE instead of standard output",
     )
     parser.set_defaults(handler=run)

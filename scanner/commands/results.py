@@ -10,7 +10,7 @@ from typing import Any
 
 from scanner.commands.scan import (
     EXIT_OK,
-        add_config_arguments,
+    add_config_arguments,
     open_configured_database,
     run_command,
 )
@@ -56,7 +56,7 @@ def _results(args: argparse.Namespace) -> int:
     rows = latest_results(
         engine, account_id=args.account, region=args.region, status=args.status, role=args.role
     )
-    run = latest_run(engine)
+    latest = latest_run(engine)
     console = make_console(stderr=args.json)
     if args.export_scenarios is not None:
         written = export_scenarios(rows, args.export_scenarios)
@@ -68,15 +68,17 @@ def _results(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return EXIT_OK
-    if run is None:
+    if latest is None:
         console.print("No scan results yet: run `vaultscan scan` (or `vaultscan demo`).")
         return EXIT_OK
     if args.export_scenarios is not None:
         return EXIT_OK
     if not rows:
-        if run.status == "failed":
-            console.print(f"No verdicts: the latest scan (run #{run.id}) failed: {run.error}",
-                          highlight=False)
+        if latest.status == "failed":
+            console.print(
+                f"No verdicts: the latest scan (run #{latest.id}) failed: {latest.error}",
+                highlight=False,
+            )
         else:
             console.print("No verdict matches these filters.")
         return EXIT_OK
@@ -85,7 +87,8 @@ def _results(args: argparse.Namespace) -> int:
     console.print()
     render_totals(console, rows)
     console.print(
-        f"latest scan: run #{run.id} ({run.status}), started {run.started_at:%Y-%m-%d %H:%M} UTC",
+        f"latest scan: run #{latest.id} ({latest.status}), "
+        f"started {latest.started_at:%Y-%m-%d %H:%M} UTC",
         highlight=False,
     )
     return EXIT_OK

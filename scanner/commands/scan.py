@@ -179,16 +179,20 @@ def report_json(report: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "status": totals.status if totals else "interrupted",
         "simulator": report.simulator_name,
         "seconds": round(report.seconds, 3),
-        "totals": None if totals is None else {
-            "accounts_total": totals.accounts_total,
-            "accounts_scanned": totals.accounts_scanned,
-            "accounts_errored": totals.accounts_errored,
-            "checks_total": totals.checks_total,
-            "checks_passed": totals.checks_passed,
-            "checks_failed": totals.checks_failed,
-            "checks_errored": totals.checks_errored,
-            "disagreements": totals.disagreements,
-            "drift": totals.drift,
-        },
+        "totals": None if totals is None else _totals_json(totals),
         "results": rows,
+    }
+
+
+def _totals_json(totals: Any) -> dict[str, Any]:
+    return {
+        "accounts_total": totals.accounts_total,
+        "accounts_scanned": totals.accounts_scanned,
+        "accounts_errored": totals.accounts_errored,
+        "checks_total": totals.checks_total,
+        "checks_passed": totals.checks_passed,
+        "checks_failed": totals.checks_failed,
+        "checks_errored": totals.checks_errored,
+        "disagreements": totals.disagreements,
+        "drift": totals.drift,
     }

@@ -268,5 +268,3 @@ def scratch_database(admin_conninfo: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_conninfo, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
