@@ -78,7 +78,8 @@ _FAILING_ROLES = text(
            extract(epoch FROM min(coalesce(cs.failing_since, cs.last_changed_at))) AS since,
            count(*) AS failing,
            string_agg(DISTINCT coalesce(cs.deciding_layer,
-               CASE WHEN cs."check" = :key_state THEN 'key_state' ELSE 'unknown' END), ','
+               CASE WHEN cs."check" = :key_state OR cs."check" LIKE :vault_key_state
+                    THEN 'key_state' ELSE 'unknown' END), ','
            ) AS layers
     FROM check_state cs LEFT JOIN accounts a ON a.account_id = cs.account_id
     WHERE cs.status = 'fail'
@@ -141,7 +142,12 @@ def role_name(role_arn: str) -> str:
 def _layer(layer: str | None, check: str) -> str:
     if layer:
         return layer
-    return KEY_STATE_LAYER if check == KEY_STATE_CHECK else "unknown"
+    return KEY_STATE_LAYER if is_key_state_check(check) else "unknown"
+
+
+def is_key_state_check(check: str) -> bool:
+    """`kms:KeyState` for the configured key, `kms:KeyState (alias/x)` for a vault's key."""
+    return check == KEY_STATE_CHECK or check.startswith(f"{KEY_STATE_CHECK} (")
 
 
 def _ou_label(ou_names: str) -> str:
@@ -316,7 +322,12 @@ class DatabaseCollector(Collector):
             labels=labels,
         )
         for row in conn.execute(
-            _FAILING_ROLES, {"limit": self._max_detail, "key_state": KEY_STATE_CHECK}
+            _FAILING_ROLES,
+            {
+                "limit": self._max_detail,
+                "key_state": KEY_STATE_CHECK,
+                "vault_key_state": f"{KEY_STATE_CHECK} (%",
+            },
         ):
             values = [
                 row.account_id,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Order is the order `vaultscan --help` lists them in.
@@ -20,6 +21,28 @@ policy and statement that deny, and the minimal change that fixes it."""
 EPILOG = """\
 Start with `vaultscan demo`: it scans a sandbox organization with no AWS account.
 Exit status: 0 success, 1 non-compliant or disagreeing answer, 2 bad input or error."""
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of the output went away
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# attributes every LogRecord has; anything else on a record came from `extra={...}`
+_RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class LogFormatter(logging.Formatter):
+    """LOG_FORMAT followed by the call's `extra` fields as key=value, so
+    `log.warning("account not collected", extra={"account": ...})` names the account."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging API)
+        text = super().formatMessage(record)
+        fields = [
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+        ]
+        return " ".join([text, *fields])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,12 +65,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, where it can still be handled
+        return status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `vaultscan results --json | head`: the reader has what it wanted; stop quietly
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

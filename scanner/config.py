@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from contextvars import ContextVar
@@ -25,6 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     SettingsError,
 )
+
+log = logging.getLogger(__name__)
 
 CONFIG_ENV_VAR = "VAULTSCAN_CONFIG"
 DEFAULT_CONFIG_FILE = Path("vaultscan.yaml")
@@ -274,6 +277,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save the configuration as UTF-8 YAML"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -306,8 +314,33 @@ def _describe(errors: list[dict[str, Any]], source: str) -> str:
     return "\n".join(lines)
 
 
+def _warn_about_single_underscores() -> None:
+    """`VAULTSCAN_DATABASE_URL` and the like: a nested setting written with one underscore,
+    which the environment source ignores. Only a warning: Kubernetes service links
+    (`<SERVICE>_PORT=tcp://...` for a Service named `vaultscan-metrics`) look the same."""
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if not upper.startswith("VAULTSCAN_") or "__" in upper:
+            continue
+        rest = upper.removeprefix("VAULTSCAN_").lower()
+        for section, field in Settings.model_fields.items():
+            model = field.annotation
+            if not (isinstance(model, type) and issubclass(model, _Section)):
+                continue
+            inner = rest.removeprefix(f"{section}_")
+            if inner != rest and inner in model.model_fields:
+                log.warning(
+                    "%s is ignored: a nested setting takes a double underscore, "
+                    "VAULTSCAN_%s__%s",
+                    name,
+                    section.upper(),
+                    inner.upper(),
+                )
+
+
 def load_settings(path: Path | None = None, *, overrides: dict | None = None) -> Settings:
     """Read and validate the settings; raises ConfigError listing every bad field."""
+    _warn_about_single_underscores()
     file = config_path(path)
     values = _read_yaml(file) if file is not None else {}
     if file is not None and isinstance(values.get("profile_files"), list):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 # fixes that add permissions: one policy document per role / boundary covers them all
 MERGED_KINDS = ("add-identity-statement", "add-boundary-statement")
+KEY_STATE = "kms:KeyState"
 VERDICT_STYLE = {"PASS": "green", "FAIL": "bold red", "ERROR": "yellow"}
 
 
@@ -138,9 +139,7 @@ def verdict_table(rows: list[Row], title: str = "Verdict per account") -> Table:
             f"{check} ({', '.join(r for r in regions if r)})" if any(regions) else check
             for check, regions in checks.items()
         )
-        layers = sorted(
-            {LAYER_WORDS.get(row.get("deciding_layer") or "", "") for row in bad} - {""}
-        )
+        layers = sorted({layer_words(row) for row in bad} - {""})
         places = sorted({_short_policy(_where(row)) for row in bad} - {""})
         table.add_row(
             f"{first.get('account_name') or ''}\n{account_id}",
@@ -151,6 +150,15 @@ def verdict_table(rows: list[Row], title: str = "Verdict per account") -> Table:
             "\n".join(places),
         )
     return table
+
+
+def layer_words(row: Row) -> str:
+    """The deciding layer in words; a key that cannot be used (`kms:KeyState`, for the
+    configured key or a vault's) is decided by no policy: its layer is the key's state."""
+    words = LAYER_WORDS.get(row.get("deciding_layer") or "", "")
+    if not words and row.get("status") == "fail" and row.get("check", "").startswith(KEY_STATE):
+        return "key state"
+    return words
 
 
 def _short_policy(text: str) -> str:
@@ -174,7 +182,7 @@ def results_table(rows: list[Row]) -> Table:
             _role_name(row.get("role_arn")),
             row["check"],
             Text(status, style=VERDICT_STYLE.get(status, "")),
-            LAYER_WORDS.get(row.get("deciding_layer") or "", ""),
+            layer_words(row),
             row.get("message") or "",
         )
     return table

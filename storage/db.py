@@ -57,6 +57,18 @@ def mask_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def describe_error(exc: BaseException) -> str:
+    """What the database (driver) said, without SQLAlchemy's wrapper, SQL text or
+    "Background on this error" link: `connection failed: ... Connection refused`."""
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    if not text:
+        return type(exc).__name__
+    if original is None:
+        return text.splitlines()[0]
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def resolve_database_url(settings: Any) -> str:
     """`settings.database.url` when set, else the embedded server in
     `settings.database.data_dir` (started if it is not running)."""

@@ -154,6 +154,20 @@ def test_bad_environment_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch
         load_settings()
 
 
+def test_a_nested_setting_with_one_underscore_is_named_in_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("VAULTSCAN_DATABASE_URL", "postgresql://db.example.internal/vaultscan")
+    monkeypatch.setenv("VAULTSCAN_SERVICE_PORT", "9108")  # a Kubernetes service link: no match
+    with caplog.at_level("WARNING", logger="scanner.config"):
+        settings = load_settings()
+    assert settings.database.url is None  # ignored, as the warning says
+    assert [r.getMessage() for r in caplog.records] == [
+        "VAULTSCAN_DATABASE_URL is ignored: a nested setting takes a double underscore, "
+        "VAULTSCAN_DATABASE__URL"
+    ]
+
+
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read configuration file"):
         load_settings(tmp_path / "missing.yaml")
@@ -161,6 +175,13 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "regions: [unclosed\n"))
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_settings(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("roles:\n  names: [Sauvegard\xe9]\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: not a UTF-8 text file \(byte 0xe9"):
+        load_settings(path)
 
 
 def test_fingerprint_follows_meaning_not_spelling(tmp_path: Path) -> None:

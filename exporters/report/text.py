@@ -146,13 +146,18 @@ def summary_lines(report: Report) -> list[str]:
     return lines
 
 
+LATEST_RUN_ENDINGS = {"failed": "failed", "interrupted": "was interrupted"}
+
+
 def latest_run_warning(report: Report) -> str | None:
     if report.latest_run_status in COMPLETE_STATUSES:
         return None
-    reason = f": {report.latest_run_error}" if report.latest_run_error else ""
+    error = (report.latest_run_error or "").strip().rstrip(".")
+    reason = f": {error}" if error else ""
+    ended = LATEST_RUN_ENDINGS.get(report.latest_run_status, f"ended {report.latest_run_status}")
     source = f"run #{report.now.run_id}" if report.now else "no complete scan"
     return (
-        f"The latest scan (run #{report.latest_run_id}) is {report.latest_run_status}{reason}. "
+        f"The latest scan (run #{report.latest_run_id}) {ended}{reason}. "
         f"Compliance figures come from {source}."
     )
 

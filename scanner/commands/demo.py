@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -175,12 +177,25 @@ def print_demo_report(
         prefix = f"VAULTSCAN_DATABASE__DATA_DIR={args.data_dir} "
     console.print()
     console.print("[bold]Next, try:[/]")
+    program = invoked_as()
     for command in (
-        f"vaultscan results --status fail{option}",
-        f"vaultscan results --status fail --export-scenarios scenarios/{option}",
-        "vaultscan explain scenarios/",
+        f"{program} results --status fail{option}",
+        f"{program} results --status fail --export-scenarios scenarios/{option}",
+        f"{program} explain scenarios/",
     ):
         console.print(f"  {prefix if 'results' in command else ''}{command}", highlight=False)
+
+
+def invoked_as(argv0: str | None = None) -> str:
+    """How to run vaultscan again: `vaultscan` when that name on PATH is this program, else
+    the path it was started by (`.venv/bin/vaultscan` after `make demo`)."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if os.sep not in argv0 or Path(argv0).name != "vaultscan":
+        return "vaultscan"
+    found = shutil.which("vaultscan")
+    if found and Path(found).resolve() == Path(argv0).resolve():
+        return "vaultscan"
+    return argv0
 
 
 def _database_settings(args: argparse.Namespace) -> dict[str, object]:

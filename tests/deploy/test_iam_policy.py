@@ -153,4 +153,6 @@ def test_iam_policy_command_reports_a_bad_config(
     config = tmp_path / "vaultscan.yaml"
     config.write_text("member: {read_role_nam: typo}\n")
     assert main(["iam-policy", "--role", "scanner", "--config", str(config)]) == 2
-    assert "read_role_nam" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("vaultscan iam-policy: invalid configuration")  # like every command
+    assert "read_role_nam" in err

@@ -132,7 +132,9 @@ def test_scheduler_counters_start_at_zero() -> None:
     assert registry.get_sample_value("vaultscan_scheduler_scans_total", labels) == 1
 
 
-def test_unusable_key_is_its_own_layer_for_all_roles(engine: Engine) -> None:
+@pytest.mark.parametrize("check", ["kms:KeyState", "kms:KeyState (alias/vault-key)"])
+def test_unusable_key_is_its_own_layer_for_all_roles(engine: Engine, check: str) -> None:
+    """The configured key's state check, and a vault key's (named after the key)."""
     from sqlalchemy.orm import Session
 
     from storage.models import CheckState
@@ -141,11 +143,11 @@ def test_unusable_key_is_its_own_layer_for_all_roles(engine: Engine) -> None:
     with Session(engine) as session, session.begin():
         session.add(
             CheckState(
-                check_key="111111111111|us-east-1||kms:KeyState",
+                check_key=f"111111111111|us-east-1||{check}",
                 account_id="111111111111",
                 region="us-east-1",
                 role_arn="",
-                check="kms:KeyState",
+                check=check,
                 status="fail",
                 last_scan_run_id=run,
                 failing_since=NOW,

@@ -380,3 +380,22 @@ def test_unreachable_accounts_disagreements_and_a_failed_latest_scan(engine):
     data = json.loads(render_json(report))
     assert data["unreachable"][0]["account_name"] == "dev-ops"
     assert data["health"]["runs"] == 2
+
+
+def test_latest_run_warning_reads_as_a_sentence() -> None:
+    from types import SimpleNamespace
+
+    failed = SimpleNamespace(
+        latest_run_id=5, latest_run_status="failed", now=SimpleNamespace(run_id=2),
+        latest_run_error="organizations:DescribeOrganization failed: see docs/read-role.md.",
+    )
+    assert latest_run_warning(failed) == (
+        "The latest scan (run #5) failed: organizations:DescribeOrganization failed: see "
+        "docs/read-role.md. Compliance figures come from run #2."
+    )
+    interrupted = SimpleNamespace(
+        latest_run_id=3, latest_run_status="interrupted", now=None, latest_run_error=None
+    )
+    assert latest_run_warning(interrupted) == (
+        "The latest scan (run #3) was interrupted. Compliance figures come from no complete scan."
+    )

@@ -74,7 +74,9 @@ def test_scan_command_stores_results_and_fails_on_noncompliance(
         if "kms:KeyState" in a.failing(r)
     )
     assert len(files) == _expected_failures(seeded.sandbox) - key_state_failures
-    capsys.readouterr()
+    said = capsys.readouterr().out
+    assert f"wrote {len(files)} scenario(s) to {export}/; replay them with" in said
+    assert f"({key_state_failures} verdict(s) without a scenario: key-state" in said
     assert cli.main(["explain", str(export)]) == 0
 
 
@@ -135,3 +137,72 @@ def test_example_configuration_is_valid():
     settings = load_settings(example)
     assert settings.roles.names == [BACKUP_ROLE_NAME] and settings.roles.path == BACKUP_ROLE_PATH
     assert settings.keys.default == VAULT_KEY_ALIAS
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`vaultscan ... | head`: when the reader goes away, no traceback, exit 141 (SIGPIPE)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULTSCAN_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "iam-policy", "--role", "scanner"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == cli.EXIT_BROKEN_PIPE
+    assert err == ""
+
+
+def test_unreachable_database_is_named_with_the_drivers_reason(sandbox_config, capsys):
+    url = "postgresql://vaultscan:secret@127.0.0.1:1/vaultscan"  # nothing listens on port 1
+    assert cli.main(["scan", "--config", str(sandbox_config), "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "vaultscan scan: cannot use postgresql+psycopg://vaultscan:***@127.0.0.1:1/vaultscan: "
+        "connection failed:"
+    )
+    assert "Connection refused" in err
+    assert "OperationalError" not in err and "sqlalche.me" not in err and "secret" not in err
+
+
+def test_exporting_scenarios_where_no_folder_can_be_made_exits_2(
+    sandbox_config, database_url, capsys, tmp_path
+):
+    (tmp_path / "a-file").write_text("")
+    argv = ["results", "--config", str(sandbox_config), "--database-url", database_url,
+            "--export-scenarios", str(tmp_path / "a-file" / "scenarios")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "vaultscan results: cannot write scenarios to" in err and "Not a directory" in err
+
+
+def test_log_lines_carry_their_extra_fields():
+    """`log.warning("account not collected", extra={...})` must name the account."""
+    import logging
+
+    record = logging.getLogger("scanner.aws.collect").makeRecord(
+        "scanner.aws.collect", logging.WARNING, __file__, 1, "account not collected", (), None,
+        extra={"account": "111122223333", "error": "AccessDenied"},
+    )
+    line = cli.LogFormatter(cli.LOG_FORMAT).format(record)
+    assert line.endswith(
+        "WARNING scanner.aws.collect account not collected account=111122223333 error=AccessDenied"
+    )
+
+
+def test_a_key_state_failure_names_its_layer_in_the_tables():
+    from rich.console import Console
+
+    from scanner.render import results_table, verdict_table
+
+    row = {"account_id": "111122223333", "account_name": "security-logs", "region": "eu-west-1",
+           "role_arn": "", "check": "kms:KeyState", "status": "fail", "deciding_layer": None,
+           "message": "Key alias/backup-vault-key is disabled; it cannot encrypt a vault."}
+    for table in (results_table([row]), verdict_table([row])):
+        console = Console(width=200, record=True)
+        console.print(table)
+        assert "│ key state " in console.export_text()

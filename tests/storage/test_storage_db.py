@@ -75,3 +75,17 @@ def test_embedded_url_escapes_the_socket_path() -> None:
     assert (url.drivername, url.username, url.database) == (
         "postgresql+psycopg", "postgres", "vaultscan",
     )
+
+
+def test_describe_error_keeps_only_what_the_driver_said() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from storage.db import describe_error
+
+    driver = Exception("connection failed: Connection refused\n\tIs the server running?\n")
+    wrapped = OperationalError("SELECT 1", {}, driver)
+    assert describe_error(wrapped) == (
+        "connection failed: Connection refused; Is the server running?"
+    )
+    assert describe_error(RuntimeError("first line\nsecond line")) == "first line"
+    assert describe_error(RuntimeError()) == "RuntimeError"
