@@ -39,7 +39,11 @@ def make_console(*, stderr: bool = False) -> Console:
 
 @contextmanager
 def scan_progress(console: Console) -> Iterator[Any]:
-    """A progress bar; yields the runner's progress callback (done, total, account)."""
+    """A progress bar; yields the runner's progress callback (done, total, account).
+    Only on a terminal: in a pipe or a CI log it would leave just an empty line."""
+    if not console.is_terminal:
+        yield lambda done, total, account: None
+        return
     columns = (
         TextColumn("[bold]scanning"),
         BarColumn(),

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
     else:
         blocks = [render_answer(r) for r in results if not isinstance(r, ScenarioError)]
-        print("\n\n".join(blocks))
+        if blocks:  # nothing answered: the errors on stderr say it all
+            print("\n\n".join(blocks))
     if unreadable:
         return EXIT_UNREADABLE
     return EXIT_DISAGREES if disagrees else EXIT_OK

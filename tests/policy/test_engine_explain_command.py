@@ -106,8 +106,9 @@ def test_malformed_scenario_names_file_and_field_and_batch_continues(
 def test_unreadable_json_exits_2(tmp_path: Path, capsys) -> None:
     path = tmp_path / "x.json"
     path.write_text("[{")
-    code, _, err = run(capsys, str(path))
+    code, out, err = run(capsys, str(path))
     assert code == 2 and "x.json" in err and "invalid JSON" in err
+    assert out == ""  # no answer, not even an empty line
 
 
 def test_human_output_puts_the_decision_first_then_layers(tmp_path: Path, capsys) -> None:

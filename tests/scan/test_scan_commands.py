@@ -206,3 +206,11 @@ def test_a_key_state_failure_names_its_layer_in_the_tables():
         console = Console(width=200, record=True)
         console.print(table)
         assert "│ key state " in console.export_text()
+
+
+def test_no_progress_bar_output_when_not_on_a_terminal(capsys):
+    from scanner.render import make_console, scan_progress
+
+    with scan_progress(make_console()) as progress:
+        progress(1, 2, None)
+    assert capsys.readouterr().out == ""
