@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 AWS_ENVIRONMENT_PREFIXES = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
+SANDBOX_SEED = 20261128
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -103,6 +106,11 @@ def _demo(args: argparse.Namespace) -> int:
             args.database_url,
         )
         session = boto3.Session(region_name="us-east-1")
+        # moto draws account, OU, policy and key ids from one seedable generator: the
+        # same ids every run, so a second demo shows no drift instead of 12 new accounts
+        from moto.moto_api._internal import mock_random
+
+        mock_random.seed(SANDBOX_SEED)
         with console.status("creating the sandbox organization (moto)…"):
             sandbox = seed_sandbox_organization(session)
         url, engine = opening.result()

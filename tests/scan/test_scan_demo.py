@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from scanner import cli
 from scanner.sandbox_data.layout import ACCOUNT_PLANS
-from storage.models import ScanRun
+from storage.models import Account, DriftEvent, ScanRun
 
 
 def test_demo_prints_every_accounts_verdict_and_stores_the_run(database_url, capsys):
@@ -38,8 +38,11 @@ def test_demo_prints_every_accounts_verdict_and_stores_the_run(database_url, cap
             run = conn.execute(select(ScanRun)).one()
     finally:
         engine.dispose()
-    assert (run.trigger, run.status, run.simulator_source) == ("demo", "succeeded",
-                                                                "sandbox-engine")
+    assert (run.trigger, run.status, run.simulator_source) == (
+        "demo",
+        "succeeded",
+        "sandbox-engine",
+    )
     assert run.accounts_scanned == 12
     assert f"scan run #{run.id} (succeeded)" in out
 
@@ -56,3 +59,25 @@ def test_next_steps_name_the_program_as_it_was_started(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{program.parent}:/usr/bin:/bin")
     assert invoked_as(str(program)) == "vaultscan"  # an activated virtualenv
     assert invoked_as("vaultscan") == "vaultscan"
+
+
+def test_a_second_demo_finds_the_same_organization_and_no_drift(database_url, capsys):
+    assert cli.main(["demo", "--database-url", database_url]) == 0
+    assert cli.main(["demo", "--database-url", database_url]) == 0
+    capsys.readouterr()
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(select(ScanRun.id, ScanRun.status).order_by(ScanRun.id)).all()
+            kinds = (
+                conn.execute(select(DriftEvent.kind).where(DriftEvent.scan_run_id == runs[1].id))
+                .scalars()
+                .all()
+            )
+            accounts = conn.execute(select(func.count()).select_from(Account)).scalar_one()
+    finally:
+        engine.dispose()
+    assert [run.status for run in runs] == ["succeeded", "succeeded"]
+    assert kinds == []  # same accounts, roles and keys: nothing new, gone or changed
+    assert accounts == 12
