@@ -141,9 +141,13 @@ def run_scan(
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
     recorder: CallRecorder | None = None,
+    keep_results: bool = True,
 ) -> ScanReport:
     """Scan every selected account and record the run. Raises (after marking the run
-    failed) when the organization cannot be read or the database fails."""
+    failed) when the organization cannot be read or the database fails.
+
+    With `keep_results=False` the verdicts are only written to the database, not kept in
+    the report: a long-running service scanning 10,000 accounts need not hold them all."""
     from scanner.aws.organizations import discover
     from scanner.aws.session import AwsSessions
     from scanner.profiles import load_profiles
@@ -189,7 +193,7 @@ def run_scan(
     try:
         stopped = _scan_accounts(
             accounts, settings, sessions, profiles, organization, simulator,
-            summary, batch, progress, stop_event,
+            summary, batch, progress, stop_event, keep_results,
         )
         batch.flush()
         summary.finished_at = datetime.now(UTC)
@@ -220,6 +224,7 @@ def _scan_accounts(
     batch: _Recorder,
     progress: Progress | None,
     stop_event: threading.Event | None,
+    keep_results: bool = True,
 ) -> bool:
     """Run the accounts through the pool, at most `concurrency` in flight; returns True
     when `stop_event` stopped the scan before every account was submitted."""
@@ -250,8 +255,8 @@ def _scan_accounts(
                 for future in done:
                     account = in_flight.pop(future)
                     outcome = future.result()
-                    summary.outcomes.append(outcome)
                     batch.add(outcome)
+                    summary.outcomes.append(outcome if keep_results else _without_results(outcome))
                     if progress:
                         progress(len(summary.outcomes), total, account)
         except BaseException:
@@ -259,6 +264,12 @@ def _scan_accounts(
                 future.cancel()
             raise
     return stopped and len(summary.outcomes) < total
+
+
+def _without_results(outcome: AccountOutcome) -> AccountOutcome:
+    return AccountOutcome(
+        outcome.account, outcome.status, error=outcome.error, api_calls=outcome.api_calls
+    )
 
 
 def _close_broken_run(engine: Engine, run_id: int, batch: _Recorder, exc: BaseException) -> None:

@@ -12,6 +12,7 @@ the run as interrupted. A scan that ignores even that is abandoned and its run c
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -245,7 +246,8 @@ class ScanService:
 def _default_scan() -> ScanFunction:
     from scanner.runner import run_scan
 
-    return run_scan
+    # the service reads verdicts back from the database; it need not keep them in memory
+    return functools.partial(run_scan, keep_results=False)
 
 
 # --- the long-running process ----------------------------------------------------------

@@ -59,6 +59,19 @@ def test_full_scan_is_stored_counted_and_replayable(seeded, db_engine, tmp_path,
     _assert_stored_scenarios_replay(failing, tmp_path, capsys)
 
 
+
+def test_a_service_scan_records_verdicts_without_keeping_them(seeded, db_engine):
+    report = run_scan(
+        seeded.settings, engine=db_engine, sessions=seeded.sessions(), keep_results=False
+    )
+    sandbox = seeded.sandbox
+    assert len(report.summary.outcomes) == len(sandbox.accounts)
+    assert report.summary.results == []  # nothing held in memory...
+    assert {o.status for o in report.summary.outcomes} == {"ok"}
+    # ...yet every verdict is in the database
+    assert len(latest_results(db_engine, status="fail")) == _expected_failures(sandbox)
+    assert report.totals.checks_total == 8 * len(sandbox.regions) * len(sandbox.accounts)
+
 def _assert_stored_scenarios_replay(rows, tmp_path, capsys) -> None:
     """Every stored failure's scenario, replayed by `vaultscan explain`, gets the stored
     decision and deciding layer."""
