@@ -50,6 +50,19 @@ def level_labels(account: Account) -> list[str]:
     return labels
 
 
+def org_policy_name(policy: NamedPolicy, level: str) -> str:
+    """An SCP or RCP as explanations name it. The same policy is usually attached at
+    several levels (FullAWSAccess at each), so the name says which one."""
+    return f"{policy.name} at {level}"
+
+
+def _org_policy_names(levels: list[list[NamedPolicy]], labels: list[str]) -> list[list[str]]:
+    return [
+        [org_policy_name(policy, label) for policy in level]
+        for level, label in zip(levels, labels, strict=False)
+    ]
+
+
 def key_policy_name(key_arn: str) -> str:
     return f"key policy of {key_arn}"
 
@@ -79,6 +92,7 @@ def build_scenario(
     boundary = role.permissions_boundary
     identity = role.identity_policies
     resource_policy = key.key_policy if key is not None else None
+    labels = level_labels(account)
     return {
         "name": name or f"{account.id} {role.name} {action} {resource}",
         "source": f"vaultscan scan of account {account.id}",
@@ -91,8 +105,8 @@ def build_scenario(
             "resource_policy": resource_policy,
         },
         "policy_names": {
-            "scps": [[policy.name for policy in level] for level in scps],
-            "rcps": [[policy.name for policy in level] for level in rcps],
+            "scps": _org_policy_names(scps, labels),
+            "rcps": _org_policy_names(rcps, labels),
             "permissions_boundary": boundary.name if boundary else None,
             "identity": [policy.name for policy in identity],
             "resource_policy": key_policy_name(key.arn) if resource_policy is not None else None,
@@ -172,14 +186,18 @@ def _org_culprit(
     """The level (and policy, statement) of an SCP/RCP denial."""
     key = "scps" if kind == "scp" else "rcps"
     if evaluation.decision == "explicitDeny":
-        by_name = {policy.name: policy.document for level in levels for policy in level}
-        found = _find_denier(evaluation, kind, by_name)
-        for number, level in enumerate(levels):
-            if any(policy.name == found.policy for policy in level):
+        attached = [
+            (org_policy_name(policy, labels[number]), policy, labels[number])
+            for number, level in enumerate(levels)
+            for policy in level
+        ]
+        found = _find_denier(evaluation, kind, {name: p.document for name, p, _ in attached})
+        for name, policy, label in attached:
+            if name == found.policy:
                 return Culprit(
-                    found.policy,
-                    found.policy_id,
-                    labels[number],
+                    policy.name,
+                    _policy_id(policy.name),
+                    label,
                     found.statement_label,
                     found.statement_doc,
                 )
