@@ -19,7 +19,6 @@ ENGINE_SIMULATOR_NOTE = "simulator: vaultscan engine (moto has no SimulatePrinci
 
 class EngineSimulator:
     name = "sandbox-engine"
-    description = ENGINE_SIMULATOR_NOTE
 
     def __init__(self, organization: Organization) -> None:
         self.organization = organization

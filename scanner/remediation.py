@@ -2,9 +2,9 @@
 
 Every fix is a plain dict: {"kind", "target", "summary", "statement", "commands"} plus,
 for edits of an existing deny, "offending_statement". `statement` is always something to
-add (or the corrected statement to put in place of the offending one). Identity fixes
-of one role are merged by `policy_per_role` into one policy document, shaped like AWS's
-documented example for creating a backup vault.
+add (or the corrected statement to put in place of the offending one). Fixes that add
+statements to one role or policy are merged by `merge_fixes` into one policy document,
+shaped like AWS's documented example for creating a backup vault.
 """
 
 from __future__ import annotations
@@ -365,18 +365,13 @@ def key_state_fix(key_arn: str, region: str, state: str, *, alias: str | None = 
 _SID_BY_PREFIX = {"kms": "UseVaultKey", "backup": "CreateBackupVaults"}
 
 
-def policy_per_role(fixes: list[Fix]) -> dict[str, Fix]:
-    """Merge every add-identity-statement fix of a role into one policy document.
+def merge_fixes(fixes: list[Fix], kind: str) -> dict[str, Fix]:
+    """Fixes of `kind` that add statements, merged per target into one policy document.
 
     One statement per service, as in AWS's example policy for creating a vault: the KMS
     actions on the key ARNs, backup:CreateBackupVault on the vault ARN pattern,
-    backup-storage:MountCapsule on "*". Returns role ARN -> policy document.
+    backup-storage:MountCapsule on "*". Returns target -> policy document.
     """
-    return merge_fixes(fixes, "add-identity-statement")
-
-
-def merge_fixes(fixes: list[Fix], kind: str) -> dict[str, Fix]:
-    """Fixes of `kind` that add statements, merged per target into one policy document."""
     # target -> service prefix -> (actions, resources)
     grouped: dict[str, dict[str, tuple[set[str], set[str]]]] = defaultdict(dict)
     for fix in fixes:

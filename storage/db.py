@@ -111,11 +111,3 @@ def make_engine(url: str) -> Engine:
             )
             _engines[key] = engine
         return engine
-
-
-def dispose_engines() -> None:
-    """Close every cached engine's connections (tests and shutdown)."""
-    with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()

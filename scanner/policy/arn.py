@@ -26,11 +26,6 @@ def split_arn(value: str) -> tuple[str, str, str, str, str, str] | None:
     return (parts[0], parts[1], parts[2], parts[3], parts[4], parts[5])
 
 
-def arn_service(value: str) -> str | None:
-    parts = split_arn(value)
-    return parts[2] if parts else None
-
-
 def arn_region(value: str) -> str | None:
     parts = split_arn(value)
     return parts[3] if parts else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scanner.remediation import Finding, fix_for, key_state_fix, merge_fixes, policy_per_role
+from scanner.remediation import Finding, fix_for, key_state_fix, merge_fixes
 
 ROLE = "arn:aws:iam::444455556666:role/BackupOperator"
 KEY = "arn:aws:kms:us-west-2:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -24,7 +24,7 @@ def test_identity_gaps_of_a_role_merge_into_awss_example_policy():
     fixes.append(fix_for(_identity_gap("backup-storage:MountCapsule", "*")))
     assert {fix["kind"] for fix in fixes} == {"add-identity-statement"}
     # The documented example (AWS Knowledge Center), with its own ARNs.
-    assert policy_per_role(fixes) == {ROLE: {
+    assert merge_fixes(fixes, "add-identity-statement") == {ROLE: {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "CreateBackupVaults", "Effect": "Allow",
