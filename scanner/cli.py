@@ -9,9 +9,21 @@ import importlib
 import logging
 import os
 import sys
+from pathlib import Path
+
+from scanner.commands.conventions import apply_conventions
 
 # Order is the order `vaultscan --help` lists them in.
-COMMAND_MODULES = ("demo", "scan", "results", "explain", "report", "serve", "db", "iam_policy")
+COMMAND_MODULES = (
+    "demo",
+    "scan",
+    "results",
+    "explain",
+    "report",
+    "serve",
+    "db",
+    "iam_policy",
+)
 
 DESCRIPTION = """\
 Checks, across every account of an AWS Organization, that the designated backup roles
@@ -55,10 +67,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="configuration file, for the commands that read one (also after the command)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL URL, for the commands that use one (also after the command)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"scanner.commands.{name}").register(subparsers)
+    apply_conventions(parser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vaultscan")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -330,8 +330,7 @@ def _warn_about_single_underscores() -> None:
             inner = rest.removeprefix(f"{section}_")
             if inner != rest and inner in model.model_fields:
                 log.warning(
-                    "%s is ignored: a nested setting takes a double underscore, "
-                    "VAULTSCAN_%s__%s",
+                    "%s is ignored: a nested setting takes a double underscore, VAULTSCAN_%s__%s",
                     name,
                     section.upper(),
                     inner.upper(),

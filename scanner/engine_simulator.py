@@ -35,8 +35,13 @@ class EngineSimulator:
         answers = []
         for action, resource, context in requests:
             scenario = build_scenario(
-                role=role, account=account, action=action, resource=resource,
-                context=context, scps=scps, rcps=[],
+                role=role,
+                account=account,
+                action=action,
+                resource=resource,
+                context=context,
+                scps=scps,
+                rcps=[],
             )
             evaluation = evaluate_scenario(scenario)
             layers = {layer.layer: layer for layer in evaluation.layers}
@@ -57,7 +62,8 @@ class EngineSimulator:
                     ),
                     allowed_by_boundary=(
                         layers["permissions_boundary"].decision == "allowed"
-                        if "permissions_boundary" in layers else None
+                        if "permissions_boundary" in layers
+                        else None
                     ),
                     source="sandbox-engine",
                 )

@@ -121,8 +121,11 @@ def scan_account(
                 account, "error", error=collection.error, api_calls=collection.api_calls
             )
         results = decide_account(
-            organization, collection, profiles,
-            partition=settings.organization.partition, regions=list(settings.regions),
+            organization,
+            collection,
+            profiles,
+            partition=settings.organization.partition,
+            regions=list(settings.regions),
         )
         return AccountOutcome(account, "ok", results=results, api_calls=collection.api_calls)
     except Exception as exc:  # a defect must cost one account, not the whole scan
@@ -157,8 +160,10 @@ def run_scan(
     started_at = datetime.now(UTC)
     sessions = sessions or AwsSessions(settings, recorder=recorder)
     fingerprint = settings.fingerprint()
-    source = simulator.name if simulator else {"engine": "sandbox-engine"}.get(
-        settings.simulator, settings.simulator
+    source = (
+        simulator.name
+        if simulator
+        else {"engine": "sandbox-engine"}.get(settings.simulator, settings.simulator)
     )
     try:
         profiles = load_profiles(settings)
@@ -166,34 +171,59 @@ def run_scan(
     except Exception as exc:
         # the run is recorded as failed so dashboards see the scan broke
         run_id = start_run(
-            engine, trigger=trigger, host=scan_host(), config_fingerprint=fingerprint,
-            simulator_source=source, accounts_total=0,
+            engine,
+            trigger=trigger,
+            host=scan_host(),
+            config_fingerprint=fingerprint,
+            simulator_source=source,
+            accounts_total=0,
         )
         finish_run(engine, run_id, status="failed", error=str(exc))
         raise
     simulator = simulator or choose_simulator(settings, organization)
     accounts = [
-        account for account in organization.accounts
+        account
+        for account in organization.accounts
         if account.id != organization.management_account_id
         or settings.member.scan_management_account
     ]
     run_id = start_run(
-        engine, trigger=trigger, host=scan_host(), config_fingerprint=fingerprint,
-        simulator_source=simulator.name, accounts_total=len(accounts),
+        engine,
+        trigger=trigger,
+        host=scan_host(),
+        config_fingerprint=fingerprint,
+        simulator_source=simulator.name,
+        accounts_total=len(accounts),
     )
     summary = ScanSummary(
-        started_at=started_at, finished_at=None, outcomes=[],
-        config_fingerprint=fingerprint, simulator_source=simulator.name,
+        started_at=started_at,
+        finished_at=None,
+        outcomes=[],
+        config_fingerprint=fingerprint,
+        simulator_source=simulator.name,
     )
     report = ScanReport(
-        run_id=run_id, summary=summary, totals=None, organization=organization,
-        simulator_name=simulator.name, simulator_note=simulator_note(simulator),
+        run_id=run_id,
+        summary=summary,
+        totals=None,
+        organization=organization,
+        simulator_name=simulator.name,
+        simulator_note=simulator_note(simulator),
     )
     batch = _Recorder(engine, run_id)
     try:
         stopped = _scan_accounts(
-            accounts, settings, sessions, profiles, organization, simulator,
-            summary, batch, progress, stop_event, keep_results,
+            accounts,
+            settings,
+            sessions,
+            profiles,
+            organization,
+            simulator,
+            summary,
+            batch,
+            progress,
+            stop_event,
+            keep_results,
         )
         batch.flush()
         summary.finished_at = datetime.now(UTC)
@@ -245,7 +275,12 @@ def _scan_accounts(
                     if account is None:
                         break
                     future = pool.submit(
-                        scan_account, sessions, settings, profiles, account, organization,
+                        scan_account,
+                        sessions,
+                        settings,
+                        profiles,
+                        account,
+                        organization,
                         simulator,
                     )
                     in_flight[future] = account

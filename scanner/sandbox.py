@@ -169,9 +169,9 @@ def _ou_names(ou: str) -> tuple[str, ...]:
 
 
 def _create_account(seeder: _Seeder, sandbox: SandboxOrg, plan: AccountPlan) -> SandboxAccount:
-    status = seeder.org.create_account(
-        AccountName=plan.name, Email=f"{plan.name}@example.com"
-    )["CreateAccountStatus"]
+    status = seeder.org.create_account(AccountName=plan.name, Email=f"{plan.name}@example.com")[
+        "CreateAccountStatus"
+    ]
     account_id = status["AccountId"]
     seeder.org.move_account(
         AccountId=account_id,

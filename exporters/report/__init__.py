@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from exporters.csv_export import render_csv
 from exporters.report.data import (
     ACCOUNTS_PER_CAUSE,
     COMPLETE_STATUSES,
@@ -58,6 +59,7 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
     "markdown": render_markdown,
     "html": render_html,
     "json": render_json,
+    "csv": render_csv,
 }
 
 __all__ = [

@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR", help="scenario files or folders")
-    parser.add_argument("--json", action="store_true", help="print a JSON array of answers")
+    from scanner.commands.output import add_format_arguments
+
+    # json: a JSON array of answers
+    add_format_arguments(parser, ("json", "table"), "table")
     parser.set_defaults(handler=run)
 
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     for result in results:
         if isinstance(result, ScenarioError):
             print(render_error(result), file=sys.stderr)
-    if args.json:
+    if args.format == "json":
         payload = [
             error_to_dict(result) if isinstance(result, ScenarioError) else result.to_dict()
             for result in results

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from scanner.commands.output import add_format_arguments
 from scanner.commands.scan import (
     EXIT_OK,
     CommandError,
@@ -16,7 +17,9 @@ from scanner.commands.scan import (
     run_command,
 )
 
-FORMATS = ("markdown", "html", "json")
+FORMATS = ("json", "csv", "md", "html")
+# --format names the renderers of exporters.report.RENDERERS
+RENDERER_NAMES = {"md": "markdown"}
 MAX_DAYS = 3660
 
 
@@ -28,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Reports on the N days ending at the latest finished scan: compliance now and "
             "at the start of the period, regressions and fixes, the checks failing now "
             "grouped by cause with their fix, accounts that could not be read, simulator "
-            "disagreements and scan health. Prints Markdown unless --format says otherwise. "
+            "disagreements and scan health. Prints Markdown unless --format says otherwise "
+            "(csv: one row per listed item, see docs/integrations.md). "
             "Exit status: 0 written, 2 no finished scan yet or a configuration, database "
             "or file error."
         ),
@@ -41,12 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="length of the period in days (default: 7)",
     )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="markdown",
-        help="markdown (default), html (a standalone page) or json",
-    )
+    add_format_arguments(parser, FORMATS, "md")
     parser.add_argument(
         "--output",
         type=Path,
@@ -88,7 +87,7 @@ def _report(args: argparse.Namespace) -> int:
         raise CommandError(
             f"database error while reading the report: {str(exc).strip().splitlines()[0]}"
         ) from None
-    document = RENDERERS[args.format](report)
+    document = RENDERERS[RENDERER_NAMES.get(args.format, args.format)](report)
     if args.output is None:
         sys.stdout.write(document)
         return EXIT_OK

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from scanner.commands.output import add_format_arguments
 from scanner.commands.scan import (
     EXIT_OK,
     CommandError,
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--region", metavar="REGION", help="only this region")
     parser.add_argument("--role", metavar="NAME", help="only this role (name or ARN)")
     parser.add_argument("--status", choices=("pass", "fail", "error"), help="only this status")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_format_arguments(parser, ("json", "csv", "table"), "table")
     parser.add_argument(
         "--export-scenarios",
         type=Path,
@@ -58,7 +60,8 @@ def _results(args: argparse.Namespace) -> int:
         engine, account_id=args.account, region=args.region, status=args.status, role=args.role
     )
     latest = latest_run(engine)
-    console = make_console(stderr=args.json)
+    machine = args.format in ("json", "csv")
+    console = make_console(stderr=machine)
     if args.export_scenarios is not None:
         try:
             written = export_scenarios(rows, args.export_scenarios)
@@ -80,8 +83,13 @@ def _results(args: argparse.Namespace) -> int:
             f"wrote {written} scenario(s) to {args.export_scenarios}/{replay}{note}",
             highlight=False,
         )
-    if args.json:
+    if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    if args.format == "csv":
+        from exporters.csv_export import results_csv
+
+        sys.stdout.write(results_csv(rows))
         return EXIT_OK
     if latest is None:
         console.print("No scan results yet: run `vaultscan scan` (or `vaultscan demo`).")

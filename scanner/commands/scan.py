@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="exit 1 when any check fails (for CI pipelines)",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    from scanner.commands.output import add_format_arguments
+
+    add_format_arguments(parser, ("json", "csv", "table"), "table")
     parser.set_defaults(handler=run)
 
 
@@ -141,7 +143,7 @@ def _scan(args: argparse.Namespace) -> int:
     from storage.locks import scan_lock
 
     settings, url, engine = open_configured_database(args)
-    console = make_console(stderr=args.json)
+    console = make_console(stderr=args.format in ("json", "csv"))
     with scan_lock(engine) as acquired:
         if not acquired:
             raise CommandError(
@@ -158,8 +160,12 @@ def _scan(args: argparse.Namespace) -> int:
                 f"database error during the scan: {str(exc).strip().splitlines()[0]}"
             ) from None
     rows = report_rows(report)
-    if args.json:
+    if args.format == "json":
         print(json.dumps(report_json(report, rows), indent=2, default=str))
+    elif args.format == "csv":
+        from exporters.csv_export import results_csv
+
+        sys.stdout.write(results_csv(rows))
     else:
         console.print(report.simulator_note, highlight=False)
         console.print(verdict_table(rows))
