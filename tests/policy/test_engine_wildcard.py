@@ -3,11 +3,12 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.policy.wildcard import LITERAL_STAR, glob_match
+from scanner.policy.wildcard import LITERAL_QUESTION, LITERAL_STAR, glob_match, plain_text
 
 
 def reference_match(pattern: str, value: str) -> bool:
-    """Straightforward recursive glob matcher used as the oracle."""
+    """Straightforward recursive glob matcher used as the oracle (literal stand-ins match
+    only the character they stand for)."""
     if not pattern:
         return not value
     head, rest = pattern[0], pattern[1:]
@@ -15,7 +16,7 @@ def reference_match(pattern: str, value: str) -> bool:
         return any(reference_match(rest, value[i:]) for i in range(len(value) + 1))
     if not value:
         return False
-    if head == "?" or head == value[0]:
+    if head == "?" or plain_text(head) == value[0]:
         return reference_match(rest, value[1:])
     return False
 
@@ -28,6 +29,26 @@ values = st.text(alphabet=st.sampled_from("ab:/.-*?"), max_size=10)
 @given(patterns, values)
 def test_glob_agrees_with_reference_matcher(pattern: str, value: str) -> None:
     assert glob_match(pattern, value) == reference_match(pattern, value)
+
+
+# Wildcard-heavy patterns with stand-ins against longer values: exercises the segment
+# search (leftmost placement, shift-and for segments with `?`, the anchored last segment).
+dense_patterns = st.text(
+    alphabet=st.sampled_from(f"ab*?*?{LITERAL_STAR}{LITERAL_QUESTION}"), max_size=14
+)
+dense_values = st.text(alphabet=st.sampled_from("aab*?"), max_size=24)
+
+
+@given(dense_patterns, dense_values)
+def test_wildcard_heavy_patterns_agree_with_reference(pattern: str, value: str) -> None:
+    assert glob_match(pattern, value) == reference_match(pattern, value)
+
+
+@given(st.text(alphabet=st.sampled_from("ab?"), min_size=1, max_size=70), dense_values)
+def test_long_question_segments_agree_with_reference(segment: str, value: str) -> None:
+    # segments longer than a machine word take the multi-word shift-and path
+    pattern = f"*{segment}*"
+    assert glob_match(pattern, value * 4) == reference_match(pattern, value * 4)
 
 
 @given(patterns, values)
@@ -57,3 +78,9 @@ def test_literal_star_marker_only_matches_a_star() -> None:
     pattern = f"a{LITERAL_STAR}b"
     assert glob_match(pattern, "a*b")
     assert not glob_match(pattern, "axb")
+
+
+def test_hostile_pattern_fails_fast_on_long_value() -> None:
+    # a backtracking matcher needs minutes for this; the segment matcher answers at once
+    assert not glob_match("?*" * 2000 + "Z", "a" * 20000)
+    assert glob_match("?*" * 2000 + "Z", "a" * 20000 + "Z")
