@@ -25,103 +25,34 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
+
+from scanner.policy.arn import role_name as arn_role_name
+from scanner.vocabulary import (
+    COMPLETE_RUN_STATUSES,
+    FINAL_RUN_STATUSES,
+    CheckStatus,
+    DriftKind,
+    RunStatus,
+)
+from storage import metrics_queries as queries
+from storage.metrics_queries import KEY_STATE_LAYER, UNKNOWN_LAYER
 
 log = logging.getLogger(__name__)
 
-CHECK_STATUSES = ("pass", "fail", "error")
-RUN_STATUSES = ("succeeded", "partial", "failed", "interrupted")
+CHECK_STATUSES = tuple(CheckStatus)
+RUN_STATUSES = FINAL_RUN_STATUSES
 # A completed scan: every account read, or some unreadable but the rest recorded.
-COMPLETED_STATUSES = ("succeeded", "partial")
-DRIFT_KINDS = ("regressed", "fixed", "new", "gone", "error")
+COMPLETED_STATUSES = COMPLETE_RUN_STATUSES
+DRIFT_KINDS = tuple(DriftKind)
 # Per-role and per-account series are capped so a broken organization cannot flood
 # Prometheus; the uncapped totals are exported alongside.
 DEFAULT_MAX_DETAIL_SERIES = 5_000
-# A scrape must never hang on a locked or overloaded database.
-STATEMENT_TIMEOUT_MS = 10_000
-WORK_MEM = "32MB"
 NO_OU = "(none)"
 # A key-state check fails because the key is disabled or pending deletion: no policy layer
 # denies, and it concerns every role of the account and region.
 KEY_STATE_CHECK = "kms:KeyState"
-KEY_STATE_LAYER = "key_state"
 ALL_ROLES = "(all roles)"
-
-
-# --- queries --------------------------------------------------------------------------
-# Two narrow aggregations over check_state: each groups by few, short columns so PostgreSQL
-# hashes in memory. The results are bounded by statuses x checks x layers, and by
-# accounts x statuses before being folded into OUs, however many checks there are.
-_CHECK_GROUPS = text(
-    """
-    SELECT status, "check", deciding_layer, disagreement, count(*) AS n
-    FROM check_state WHERE status <> 'gone'
-    GROUP BY 1, 2, 3, 4
-    """
-)
-
-_OU_GROUPS = text(
-    """
-    SELECT coalesce(a.ou_path, '') AS ou_path, coalesce(a.ou_path_names, '') AS ou_names,
-           s.status, sum(s.n) AS n
-    FROM (SELECT account_id, status, count(*) AS n FROM check_state
-          WHERE status <> 'gone' GROUP BY 1, 2) AS s
-    LEFT JOIN accounts a ON a.account_id = s.account_id
-    GROUP BY 1, 2, 3
-    """
-)
-
-_FAILING_ROLES = text(
-    """
-    SELECT cs.account_id, coalesce(a.name, '') AS account_name,
-           coalesce(a.ou_path_names, '') AS ou_names, cs.region, cs.role_arn,
-           extract(epoch FROM min(coalesce(cs.failing_since, cs.last_changed_at))) AS since,
-           count(*) AS failing,
-           string_agg(DISTINCT coalesce(cs.deciding_layer,
-               CASE WHEN cs."check" = :key_state OR cs."check" LIKE :vault_key_state
-                    THEN 'key_state' ELSE 'unknown' END), ','
-           ) AS layers
-    FROM check_state cs LEFT JOIN accounts a ON a.account_id = cs.account_id
-    WHERE cs.status = 'fail'
-    GROUP BY cs.account_id, a.name, a.ou_path_names, cs.region, cs.role_arn
-    ORDER BY since, cs.account_id, cs.region, cs.role_arn
-    LIMIT :limit
-    """
-)
-
-_FAILING_ROLES_TOTAL = text(
-    "SELECT count(*) FROM (SELECT DISTINCT account_id, region, role_arn FROM check_state"
-    " WHERE status = 'fail') AS roles"
-)
-
-# check_state (and so every check aggregate) moves only when a run finishes, in the same
-# transaction that sets its finished_at: this token changes exactly when they may change.
-_STATE_TOKEN = text("SELECT count(finished_at), max(finished_at), max(id) FROM scan_runs")
-
-_DRIFT = text("SELECT kind, count(*) FROM drift_events GROUP BY kind")
-
-_LAST_FINISHED = text(
-    """
-    SELECT id, status, extract(epoch FROM started_at) AS started,
-           extract(epoch FROM finished_at) AS finished,
-           accounts_total, accounts_scanned, accounts_errored, disagreements
-    FROM scan_runs WHERE status <> 'running' AND finished_at IS NOT NULL
-    ORDER BY finished_at DESC, id DESC LIMIT 1
-    """
-)
-
-_RUNS = text("SELECT status, count(*) FROM scan_runs GROUP BY status")
-
-_UNREACHABLE = text(
-    """
-    SELECT s.account_id, coalesce(a.name, '') AS account_name,
-           coalesce(a.ou_path_names, '') AS ou_names
-    FROM account_scans s LEFT JOIN accounts a ON a.account_id = s.account_id
-    WHERE s.scan_run_id = :run_id AND s.status = 'error'
-    ORDER BY s.account_id
-    LIMIT :limit
-    """
-)
 
 
 @dataclass
@@ -136,13 +67,13 @@ class _CheckAggregates:
 def role_name(role_arn: str) -> str:
     """The role's name: the last path segment of its ARN (the account is its own label).
     Checks about the key rather than a role have no ARN."""
-    return role_arn.rsplit("/", 1)[-1] if role_arn else ALL_ROLES
+    return arn_role_name(role_arn) if role_arn else ALL_ROLES
 
 
 def _layer(layer: str | None, check: str) -> str:
     if layer:
         return layer
-    return KEY_STATE_LAYER if is_key_state_check(check) else "unknown"
+    return KEY_STATE_LAYER if is_key_state_check(check) else UNKNOWN_LAYER
 
 
 def is_key_state_check(check: str) -> bool:
@@ -159,17 +90,19 @@ def _ou_id(ou_path: str) -> str:
     return ou_path.rsplit("/", 1)[-1] if ou_path else NO_OU
 
 
-def _aggregate(check_rows: Iterable[Any], ou_rows: Iterable[Any]) -> _CheckAggregates:
+def _aggregate(
+    check_rows: Iterable[queries.CheckGroup], ou_rows: Iterable[queries.OuGroup]
+) -> _CheckAggregates:
     agg = _CheckAggregates()
     for status, check, layer, disagreement, n in check_rows:
         agg.by_status[status] += n
         agg.by_check[(check, status)] += n
-        if status == "fail":
+        if status == CheckStatus.FAIL:
             agg.failing_by_layer[_layer(layer, check)] += n
         if disagreement:
             agg.disagreements += n
     for ou_path, ou_names, status, n in ou_rows:
-        agg.by_ou[(_ou_id(ou_path), _ou_label(ou_names), status)] += int(n)
+        agg.by_ou[(_ou_id(ou_path), _ou_label(ou_names), status)] += n
     return agg
 
 
@@ -205,15 +138,8 @@ class DatabaseCollector(Collector):
         families: list[Metric] = []
         try:
             # One read-only snapshot for all queries: the numbers of one scrape agree.
-            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-            with self._engine.connect().execution_options(**options) as conn:
-                conn.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
-                # short aggregate queries: JIT compilation costs more than it saves, and
-                # a little more memory keeps the grouping off disk
-                conn.execute(text("SET LOCAL jit = off"))
-                conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+            with queries.metrics_snapshot(self._engine) as conn:
                 families = list(self._from_database(conn))
-                conn.rollback()
         except Exception as exc:  # any database failure must not break /metrics
             up = 0.0
             families = []
@@ -246,7 +172,7 @@ class DatabaseCollector(Collector):
     def _state_metrics(self, conn: Connection) -> list[Metric]:
         """The check_state metrics: the costly part of a scrape (a pass over every check),
         recomputed only when a run has finished since the last scrape."""
-        token = tuple(conn.execute(_STATE_TOKEN).one())
+        token = queries.state_token(conn)
         with self._cache_lock:
             if self._cached is not None and self._cached[0] == token:
                 return self._cached[1]
@@ -256,7 +182,7 @@ class DatabaseCollector(Collector):
         return families
 
     def _check_metrics(self, conn: Connection) -> Iterator[Metric]:
-        agg = _aggregate(conn.execute(_CHECK_GROUPS), conn.execute(_OU_GROUPS))
+        agg = _aggregate(queries.check_groups(conn), queries.ou_groups(conn))
         checks = GaugeMetricFamily(
             "vaultscan_checks",
             "Checks by latest status (one per account, region, role and action).",
@@ -272,7 +198,7 @@ class DatabaseCollector(Collector):
             yield _gauge(
                 "vaultscan_compliance_ratio",
                 "Share of checks that pass (0..1), errors counted as not passing.",
-                agg.by_status["pass"] / total,
+                agg.by_status[CheckStatus.PASS] / total,
             )
 
         by_check = GaugeMetricFamily(
@@ -321,14 +247,8 @@ class DatabaseCollector(Collector):
             "Number of failing checks of a currently failing (account, region, role).",
             labels=labels,
         )
-        for row in conn.execute(
-            _FAILING_ROLES,
-            {
-                "limit": self._max_detail,
-                "key_state": KEY_STATE_CHECK,
-                "vault_key_state": f"{KEY_STATE_CHECK} (%",
-            },
-        ):
+        rows = queries.failing_roles(conn, key_state_check=KEY_STATE_CHECK, limit=self._max_detail)
+        for row in rows:
             values = [
                 row.account_id,
                 row.account_name,
@@ -337,18 +257,18 @@ class DatabaseCollector(Collector):
                 role_name(row.role_arn),
                 row.layers,
             ]
-            since.add_metric(values, float(row.since))
+            since.add_metric(values, row.since)
             failing.add_metric(values, row.failing)
         yield since
         yield failing
         yield _gauge(
             "vaultscan_failing_roles",
             "Currently failing (account, region, role) combinations, uncapped.",
-            conn.execute(_FAILING_ROLES_TOTAL).scalar_one(),
+            queries.failing_roles_total(conn),
         )
 
     def _drift_metrics(self, conn: Connection) -> Iterator[Metric]:
-        counts = defaultdict(int, {kind: n for kind, n in conn.execute(_DRIFT)})
+        counts = defaultdict(int, queries.drift_counts(conn))
         drift = CounterMetricFamily(
             "vaultscan_drift_events",
             "Drift events recorded, by kind (regressed: a passing "
@@ -361,53 +281,47 @@ class DatabaseCollector(Collector):
         yield drift
 
     def _scan_metrics(self, conn: Connection) -> Iterator[Metric]:
-        runs = defaultdict(int, {status: n for status, n in conn.execute(_RUNS)})
+        runs = defaultdict(int, queries.run_counts(conn))
         yield _gauge(
             "vaultscan_scan_running",
             "Scans recorded as running right now (any replica).",
-            runs["running"],
+            runs[RunStatus.RUNNING],
         )
         finished = CounterMetricFamily(
             "vaultscan_scans", "Scans recorded in the database, by final status.", labels=["status"]
         )
-        for status in sorted(set(RUN_STATUSES) | (set(runs) - {"running"})):
+        for status in sorted(set(RUN_STATUSES) | (set(runs) - {RunStatus.RUNNING})):
             finished.add_metric([status], runs[status])
         yield finished
 
-        completed = conn.execute(
-            text(
-                "SELECT extract(epoch FROM max(finished_at)) FROM scan_runs"
-                " WHERE status = ANY(:statuses)"
-            ),
-            {"statuses": list(COMPLETED_STATUSES)},
-        ).scalar_one()
+        completed = queries.last_completed_finish(conn, COMPLETED_STATUSES)
         if completed is not None:
             yield _gauge(
                 "vaultscan_last_successful_scan_timestamp_seconds",
                 "When the last scan that recorded results (succeeded or partial) finished.",
-                float(completed),
+                completed,
             )
 
-        last = conn.execute(_LAST_FINISHED).mappings().first()
+        last = queries.last_finished_run(conn)
         if last is None:
             return
         yield _gauge(
             "vaultscan_last_scan_timestamp_seconds",
             "When the last finished scan (any status) finished.",
-            float(last["finished"]),
+            last.finished,
         )
         yield _gauge(
             "vaultscan_last_scan_duration_seconds",
             "Wall-clock duration of the last finished scan.",
-            float(last["finished"]) - float(last["started"]),
+            last.finished - last.started,
         )
         status = GaugeMetricFamily(
             "vaultscan_last_scan_status",
             "1 for the status of the last finished scan, 0 for the others.",
             labels=["status"],
         )
-        for value in sorted(set(RUN_STATUSES) | {last["status"]}):
-            status.add_metric([value], 1.0 if value == last["status"] else 0.0)
+        for value in sorted(set(RUN_STATUSES) | {last.status}):
+            status.add_metric([value], 1.0 if value == last.status else 0.0)
         yield status
         accounts = GaugeMetricFamily(
             "vaultscan_last_scan_accounts",
@@ -415,14 +329,14 @@ class DatabaseCollector(Collector):
             "scanned (read) and errored (could not be read).",
             labels=["state"],
         )
-        accounts.add_metric(["total"], last["accounts_total"])
-        accounts.add_metric(["scanned"], last["accounts_scanned"])
-        accounts.add_metric(["errored"], last["accounts_errored"])
+        accounts.add_metric(["total"], last.accounts_total)
+        accounts.add_metric(["scanned"], last.accounts_scanned)
+        accounts.add_metric(["errored"], last.accounts_errored)
         yield accounts
         yield _gauge(
             "vaultscan_last_scan_disagreements",
             "Simulator disagreements found by the last finished scan.",
-            last["disagreements"],
+            last.disagreements,
         )
         unreachable = GaugeMetricFamily(
             "vaultscan_account_unreachable",
@@ -430,7 +344,7 @@ class DatabaseCollector(Collector):
             "not read; one series per unreachable account only.",
             labels=["account_id", "account_name", "ou"],
         )
-        for row in conn.execute(_UNREACHABLE, {"run_id": last["id"], "limit": self._max_detail}):
+        for row in queries.unreachable_accounts(conn, last.id, limit=self._max_detail):
             unreachable.add_metric([row.account_id, row.account_name, _ou_label(row.ou_names)], 1)
         yield unreachable
 

@@ -22,11 +22,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any, Literal
+from typing import Literal, Protocol
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from exporters.metrics import SchedulerMetrics
+from scanner.config import ScheduleSettings, Settings
+from scanner.runner import ScanReport, run_scan
+from scanner.vocabulary import RunStatus, Trigger
+from storage.locks import scan_lock
+from storage.migrate import head_revision, schema_revision
+from storage.repository import RunTotals, find_running_runs, mark_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +44,22 @@ log = logging.getLogger(__name__)
 INTERRUPT_WAIT_SECONDS = 15.0
 # How many upcoming cron runs are looked at to find the longest gap between two scans.
 CRON_GAPS_EXAMINED = 50
-SCHEDULED_TRIGGER = "schedule"
+SCHEDULED_TRIGGER = Trigger.SCHEDULE
 
 Outcome = Literal["scanned", "skipped_lock_held", "failed", "stopped"]
-ScanFunction = Callable[..., Any]
+
+
+class ScanFunction(Protocol):
+    """What the service calls to scan: scanner.runner.run_scan, or a stand-in in tests."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine,
+        trigger: str,
+        stop_event: threading.Event,
+    ) -> ScanReport: ...
 
 
 @dataclass(frozen=True)
@@ -52,17 +74,14 @@ def host_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build_trigger(schedule: Any) -> Any:
+def build_trigger(schedule: ScheduleSettings) -> BaseTrigger:
     """APScheduler trigger for `schedule.cron` (UTC) or every `schedule.interval_minutes`."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     if schedule.cron:
         return CronTrigger.from_crontab(schedule.cron, timezone=UTC)
     return IntervalTrigger(minutes=schedule.interval_minutes, timezone=UTC)
 
 
-def interval_seconds(schedule: Any, *, now: datetime | None = None) -> float:
+def interval_seconds(schedule: ScheduleSettings, *, now: datetime | None = None) -> float:
     """The longest time between two scheduled scans: the interval, or for a cron the
     largest gap among its next runs (so "stale" alerts never fire over a weekend gap)."""
     if not schedule.cron:
@@ -84,16 +103,12 @@ def recover_abandoned_runs(engine: Engine, *, lock_held: bool = False) -> list[i
 
     Safe only while nobody scans: with `lock_held` the caller holds the scan lock; without
     it the lock is taken here, and if another replica holds it nothing is touched."""
-    from storage.locks import scan_lock
-
     if not lock_held:
         with scan_lock(engine) as acquired:
             if not acquired:
                 log.info("startup recovery skipped: another replica is scanning")
                 return []
             return recover_abandoned_runs(engine, lock_held=True)
-    from storage.repository import find_running_runs, mark_interrupted
-
     recovered = []
     for run in find_running_runs(engine):
         mark_interrupted(
@@ -109,7 +124,7 @@ class ScanService:
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         engine: Engine,
         *,
         metrics: SchedulerMetrics | None = None,
@@ -135,8 +150,6 @@ class ScanService:
     def scan_once(self, trigger: str = SCHEDULED_TRIGGER) -> ScanAttempt:
         """Scan now if no replica is scanning; otherwise skip. Never raises for a scan
         failure: it is logged, counted and left in scan_runs by the runner."""
-        from storage.locks import scan_lock
-
         if not self._attempt_lock.acquire(blocking=False):
             return ScanAttempt("stopped")  # this process is already scanning
         self._idle.clear()
@@ -176,24 +189,18 @@ class ScanService:
             log.error("scan failed error=%s: %s", type(exc).__name__, exc)
             log.debug("scan failure traceback", exc_info=True)
             return ScanAttempt("failed")
-        run_id = getattr(report, "run_id", None)
-        totals = getattr(report, "totals", None)
-        status = (
-            "interrupted"
-            if getattr(report, "interrupted", False)
-            else getattr(totals, "status", None)
-        )
+        # totals is None only when the run could not be closed (the runner then raised)
+        status = RunStatus.INTERRUPTED if report.interrupted else _status(report.totals)
         log.info(
             "scan finished run_id=%s status=%s accounts=%s errored=%s checks_failed=%s "
             "seconds=%.1f",
-            run_id,
+            report.run_id,
             status,
-            getattr(totals, "accounts_scanned", None),
-            getattr(totals, "accounts_errored", None),
-            getattr(totals, "checks_failed", None),
-            getattr(report, "seconds", 0.0),
+            *_counts(report.totals),
+            report.seconds,
         )
-        return ScanAttempt("failed" if status == "failed" else "scanned", run_id, status)
+        outcome: Outcome = "failed" if status == RunStatus.FAILED else "scanned"
+        return ScanAttempt(outcome, report.run_id, status)
 
     def _count(self, attempt: ScanAttempt) -> ScanAttempt:
         self.last_attempt = attempt
@@ -243,9 +250,18 @@ class ScanService:
         return False
 
 
-def _default_scan() -> ScanFunction:
-    from scanner.runner import run_scan
+def _status(totals: RunTotals | None) -> str | None:
+    return totals.status if totals is not None else None
 
+
+def _counts(totals: RunTotals | None) -> tuple[int | None, int | None, int | None]:
+    """Accounts scanned and errored, checks failed: what the log line reports."""
+    if totals is None:
+        return None, None, None
+    return totals.accounts_scanned, totals.accounts_errored, totals.checks_failed
+
+
+def _default_scan() -> ScanFunction:
     # the service reads verdicts back from the database; it need not keep them in memory
     return functools.partial(run_scan, keep_results=False)
 
@@ -253,10 +269,8 @@ def _default_scan() -> ScanFunction:
 # --- the long-running process ----------------------------------------------------------
 
 
-def build_scheduler(service: ScanService, schedule: Any) -> Any:
+def build_scheduler(service: ScanService, schedule: ScheduleSettings) -> BackgroundScheduler:
     """A BackgroundScheduler with the one scan job (no overlap, missed runs coalesced)."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={
@@ -266,7 +280,7 @@ def build_scheduler(service: ScanService, schedule: Any) -> Any:
             "misfire_grace_time": schedule.misfire_grace_seconds or None,
         },
     )
-    options: dict[str, Any] = {}
+    options: dict[str, datetime] = {}
     if schedule.run_at_startup:
         options["next_run_time"] = datetime.now(UTC)
     scheduler.add_job(
@@ -298,19 +312,11 @@ def wait_for(event: threading.Event, *, poll_seconds: float = 1.0) -> None:
 
 def database_readiness(engine: Engine) -> Callable[[], tuple[bool, str]]:
     """The /readyz check: the database answers and its schema is at the newest migration."""
-    from sqlalchemy import text
-
-    from storage.migrate import head_revision
-
     head = head_revision()
-    # read alembic's table directly: its MigrationContext logs on every probe
-    exists = text("SELECT to_regclass('alembic_version') IS NOT NULL")
-    version = text("SELECT max(version_num) FROM alembic_version")
 
     def check() -> tuple[bool, str]:
         try:
-            with engine.connect() as conn:
-                current = conn.execute(version).scalar() if conn.execute(exists).scalar() else None
+            current = schema_revision(engine)
         except Exception as exc:
             return False, f"database unreachable ({type(exc).__name__})"
         if current != head:

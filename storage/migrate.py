@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import Engine, create_engine, pool, text
 
 from alembic import command
 from storage.db import normalise_url
@@ -70,3 +70,18 @@ def current(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+# Alembic's own table read directly: its MigrationContext logs on every call, too noisy
+# for a readiness probe polled every few seconds.
+_VERSION_TABLE_EXISTS = text("SELECT to_regclass('alembic_version') IS NOT NULL")
+_VERSION = text("SELECT max(version_num) FROM alembic_version")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: never migrated), through the shared pool.
+    Raises what the driver raises when the database cannot be reached."""
+    with engine.connect() as conn:
+        if not conn.execute(_VERSION_TABLE_EXISTS).scalar():
+            return None
+        return conn.execute(_VERSION).scalar()

@@ -20,6 +20,7 @@ from exporters.report.data import (
     Report,
     ScanHealth,
     UnreachableAccount,
+    layer_label,
 )
 
 Escape = Callable[[Any], str]
@@ -81,10 +82,12 @@ def account_label(name: str, account_id: str) -> str:
 
 def cause_title(cause: FailingCause) -> str:
     if cause.layer is None and cause.policy is None:
-        return f"{cause.layer_label}: {', '.join(cause.checks)} ({cause.fix_kind or 'no fix'})"
+        return (
+            f"{layer_label(cause.layer)}: {', '.join(cause.checks)} ({cause.fix_kind or 'no fix'})"
+        )
     policy = cause.policy or "no policy allows the action"
     statement = f", statement {cause.statement}" if cause.statement else ""
-    return f"{cause.layer_label}: {policy}{statement}"
+    return f"{layer_label(cause.layer)}: {policy}{statement}"
 
 
 def headline_rows(report: Report) -> list[tuple[str, str, str, str]]:

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from exporters.metrics import SchedulerMetrics, build_registry
 from scanner.config import ScheduleSettings
+from scanner.model import ScanSummary
+from scanner.runner import ScanReport
 from scanner.service import (
     ScanService,
     build_scheduler,
@@ -50,10 +52,17 @@ def _start(engine: Engine, trigger: str) -> int:
     )
 
 
+def _report(run_id: int, totals: repository.RunTotals | None, *, interrupted: bool) -> ScanReport:
+    summary = ScanSummary(started_at=datetime.now(UTC), finished_at=None, outcomes=[])
+    return ScanReport(run_id=run_id, summary=summary, totals=totals, interrupted=interrupted)
+
+
 def scan_that_waits(release: threading.Event, started: threading.Event | None = None) -> Any:
     """Records a run that lasts until `release` (or its stop event) is set."""
 
-    def scan(settings: Any, *, engine: Engine, trigger: str, stop_event: threading.Event) -> Any:
+    def scan(
+        settings: Any, *, engine: Engine, trigger: str, stop_event: threading.Event
+    ) -> ScanReport:
         run_id = _start(engine, trigger)
         if started is not None:
             started.set()
@@ -61,9 +70,8 @@ def scan_that_waits(release: threading.Event, started: threading.Event | None = 
             time.sleep(0.02)
         if stop_event.is_set():
             repository.mark_interrupted(engine, run_id, "stopped")
-            return SimpleNamespace(run_id=run_id, totals=SimpleNamespace(status="interrupted"))
-        totals = repository.finish_run(engine, run_id)
-        return SimpleNamespace(run_id=run_id, totals=totals)
+            return _report(run_id, None, interrupted=True)
+        return _report(run_id, repository.finish_run(engine, run_id), interrupted=False)
 
     return scan
 
