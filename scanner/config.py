@@ -120,26 +120,49 @@ class RoleSelector(_Section):
     path: str | None = Field(default=None, pattern=IAM_PATH_RE)
 
 
+KeyRefs = str | list[str]
+
+
 class KeySettings(_Section):
-    default: str = "alias/aws/backup"
-    per_region: dict[str, str] = Field(default_factory=dict)
+    """The key checked in each region: one reference, or an ordered list where the first
+    key that exists in the region wins (`[alias/vault-key, alias/aws/backup]`)."""
+
+    default: Annotated[KeyRefs, NoDecode] = "alias/aws/backup"
+    per_region: dict[str, KeyRefs] = Field(default_factory=dict)
     include_vault_keys: bool = True
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _split_default(cls, value: Any) -> Any:
+        # from the environment: a JSON list, or references separated by commas
+        if isinstance(value, str) and (value.strip().startswith("[") or "," in value):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("default")
     @classmethod
-    def _default_format(cls, value: str) -> str:
-        return _check_key_ref(value)
+    def _default_format(cls, value: KeyRefs) -> KeyRefs:
+        return _check_key_refs(value)
 
     @field_validator("per_region")
     @classmethod
-    def _per_region_format(cls, value: dict[str, str]) -> dict[str, str]:
-        for region, key in value.items():
+    def _per_region_format(cls, value: dict[str, KeyRefs]) -> dict[str, KeyRefs]:
+        for region, keys in value.items():
             _check_region(region)
-            _check_key_ref(key)
+            _check_key_refs(keys)
         return value
 
+    def candidates(self, region: str) -> list[str]:
+        """The keys to try in `region`, in order; the first that exists is checked."""
+        keys = self.per_region.get(region, self.default)
+        return [keys] if isinstance(keys, str) else list(keys)
+
     def for_region(self, region: str) -> str:
-        return self.per_region.get(region, self.default)
+        """The first candidate key of `region`."""
+        return self.candidates(region)[0]
 
 
 class DatabaseSettings(_Section):
@@ -251,6 +274,18 @@ class Settings(BaseSettings):
         """sha256 of the normalized settings: equal configurations give equal fingerprints."""
         normalized = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+def _check_key_refs(value: KeyRefs) -> KeyRefs:
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("expected a key reference or a non-empty list of them")
+        for item in value:
+            _check_key_ref(item)
+        if len(set(value)) != len(value):
+            raise ValueError(f"the same key is listed twice in {value!r}")
+        return value
+    return _check_key_ref(value)
 
 
 def _check_key_ref(value: str) -> str:

@@ -24,9 +24,11 @@ from scanner.model import (
     Role,
     SimulatorAnswer,
 )
+from scanner.context_gaps import engine_context, keys_the_verdict_rests_on
 from scanner.policy.wildcard import glob_match
 from scanner.profiles import Profile, Requirement
 from scanner.remediation import Finding, fix_for, key_state_fix
+from scanner.request_context import RequestContext, question_for
 
 KEY_STATE_CHECK = "kms:KeyState"
 ROLE_PRESENT_CHECK = "iam:DesignatedRole"
@@ -78,8 +80,11 @@ def build_scenario(
     rcps: list[list[NamedPolicy]],
     key: KmsKey | None = None,
     name: str = "",
+    rcp_labels: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The scenario (spec/authz-scenario.md) for one request, with every policy named."""
+    """The scenario (spec/authz-scenario.md) for one request, with every policy named.
+    `rcps` are those of the resource's owner (a key in another account: that account's),
+    named after `rcp_labels` (default: the role's account levels)."""
     request: dict[str, Any] = {
         "principal_arn": role.arn,
         "principal_account": account.id,
@@ -88,7 +93,8 @@ def build_scenario(
         "context": context,
     }
     if resource != "*":
-        request["resource_account"] = account.id
+        owner = key.owner_account if key is not None and resource == key.arn else None
+        request["resource_account"] = owner or account.id
     boundary = role.permissions_boundary
     identity = role.identity_policies
     resource_policy = key.key_policy if key is not None else None
@@ -106,7 +112,7 @@ def build_scenario(
         },
         "policy_names": {
             "scps": _org_policy_names(scps, labels),
-            "rcps": _org_policy_names(rcps, labels),
+            "rcps": _org_policy_names(rcps, rcp_labels or labels),
             "permissions_boundary": boundary.name if boundary else None,
             "identity": [policy.name for policy in identity],
             "resource_policy": key_policy_name(key.arn) if resource_policy is not None else None,
@@ -337,6 +343,44 @@ def _describe_failure(
     return f"No identity policy of role {role.name} allows {action}{target}."
 
 
+def resource_rcps(
+    ctx: _AccountContext, key: KmsKey | None
+) -> tuple[list[list[NamedPolicy]], list[str]]:
+    """The RCP path that governs the request's resource, with its level names: the key
+    owner's for a customer managed key in another account of the organization, none for
+    an AWS managed key (RCPs do not apply to AWS managed keys: AWS KMS Developer Guide,
+    "Resource control policies in AWS KMS"), the role's account's otherwise."""
+    if key is None:
+        return ctx.rcps, ctx.labels
+    if key.key_manager == "AWS":
+        return [], ctx.labels
+    owner = key.owner_account
+    if owner and owner != ctx.account.id:
+        owner_account = ctx.organization.member(owner)
+        if owner_account is None:
+            return [], ctx.labels
+        return ctx.organization.policy_path(owner_account, "rcp"), level_labels(owner_account)
+    return ctx.rcps, ctx.labels
+
+
+def _scenario_documents(scenario: dict[str, Any]) -> list[dict[str, Any] | None]:
+    policies = scenario["policies"]
+    return [
+        *(document for level in policies["scps"] for document in level),
+        *(document for level in policies["rcps"] for document in level),
+        policies["permissions_boundary"],
+        *policies["identity"],
+        policies["resource_policy"],
+    ]
+
+
+def _absent_keys_note(keys: tuple[str, ...]) -> str:
+    return (
+        f" This verdict assumes {', '.join(keys)} absent or as documented in docs/context.md:"
+        " vaultscan cannot know their value before the call."
+    )
+
+
 def _decide_request(
     ctx: _AccountContext,
     role: Role,
@@ -346,20 +390,29 @@ def _decide_request(
     answers: list[SimulatorAnswer],
 ) -> CheckResult:
     account = ctx.account
-    resource, context = requirement.render(
-        ctx.partition, region, account.id, key.arn if key else None
+    resource, request_context = question_for(
+        organization=ctx.organization,
+        account=account,
+        role=role,
+        region=region,
+        requirement=requirement,
+        key=key,
+        partition=ctx.partition,
+        scanned_at=ctx.collection.scanned_at,
     )
     check = _check_name(requirement.action, key)
+    rcps, rcp_labels = resource_rcps(ctx, key)
     scenario = build_scenario(
         role=role,
         account=account,
         action=requirement.action,
         resource=resource,
-        context=context,
+        context=request_context.values,
         scps=ctx.scps,
-        rcps=ctx.rcps,
+        rcps=rcps,
         key=key,
         name=f"{account.id} {region} {role.name} {check}",
+        rcp_labels=rcp_labels,
     )
     evaluation = evaluate_scenario(scenario)
     decision, layer = evaluation.decision, evaluation.deciding_layer
@@ -368,7 +421,9 @@ def _decide_request(
     iam_side = iam_side_decision(evaluation)
     answer = _answer_for(answers, requirement.action, resource)
     simulated = answer.decision if answer else None
-    disagreement = simulated is not None and simulated != iam_side
+    missing = answer.missing_context if answer else ()
+    # an answer that rests on keys vaultscan did not send is stored, never trusted alone
+    disagreement = simulated is not None and simulated != iam_side and not missing
     # a simulator deny counts unless the engine agrees on those layers and the key
     # policy then grants directly (the simulator never sees the key policy)
     simulator_denies = simulated is not None and simulated != ALLOWED and disagreement
@@ -386,6 +441,8 @@ def _decide_request(
         disagreement=disagreement,
         scenario=scenario,
         explanation=evaluation.to_dict(),
+        absent_keys=_rests_on(scenario, requirement.action, resource, request_context),
+        simulator_missing=tuple(missing),
     )
     if decision == ALLOWED and not simulator_denies:
         result.message = (
@@ -395,44 +452,95 @@ def _decide_request(
         )
     else:
         result.status = "fail"
-        culprit = _culprit(ctx, evaluation, scenario, layer, key, role)
-        enables_iam = _key_policy_enables_iam(key, account.id, requirement.action)
-        if decision != ALLOWED:
-            result.message = _describe_failure(
-                requirement.action, role, layer, decision, culprit, resource, enables_iam
-            )
-        else:
-            result.message = (
-                f"AWS's IAM policy simulator denies {requirement.action} to role "
-                f"{role.name} ({simulated}) although vaultscan's engine allows it."
-            )
-        result.policy = culprit.policy
-        result.statement = culprit.statement_label
-        result.remediation = fix_for(
-            Finding(
-                account_id=account.id,
-                region=region,
-                role_arn=role.arn,
-                action=requirement.action,
-                resource=resource,
-                layer=layer if decision != ALLOWED else None,
-                decision=decision if decision != ALLOWED else simulated,
-                policy=culprit.policy,
-                policy_id=culprit.policy_id,
-                level=culprit.level,
-                statement_label=culprit.statement_label,
-                statement_doc=culprit.statement_doc,
-                key_arn=key.arn if key else None,
-                key_policy_enables_iam=enables_iam,
-            )
-        )
+        _describe_fail(result, ctx, evaluation, scenario, key, role, requirement, rcps, rcp_labels)
+    if key is not None and key.choice:
+        result.message += f" Key: {key.choice}"
     if disagreement:
         result.message += (
             f" The simulator ({answer.source if answer else '?'}) says {simulated}; "
             f"vaultscan's engine says {iam_side} over the same layers (identity policies, "
             "permissions boundary, SCPs)."
         )
+    elif missing and simulated != iam_side:
+        result.message += (
+            f" AWS's simulator says {simulated}, resting on {', '.join(missing)}, which "
+            f"vaultscan did not send (it cannot know them); not counted against the role."
+        )
+    if result.absent_keys:
+        result.message += _absent_keys_note(result.absent_keys)
     return result
+
+
+def _rests_on(
+    scenario: dict[str, Any], action: str, resource: str, request_context: RequestContext
+) -> tuple[str, ...]:
+    keys = keys_the_verdict_rests_on(
+        _scenario_documents(scenario),
+        action,
+        resource,
+        engine_context(request_context.values),
+        representative=request_context.representative,
+        absent_by_rule=request_context.absent_by_rule,
+    )
+    return tuple(keys)
+
+
+def _describe_fail(
+    result: CheckResult,
+    ctx: _AccountContext,
+    evaluation: Any,
+    scenario: dict[str, Any],
+    key: KmsKey | None,
+    role: Role,
+    requirement: Requirement,
+    rcps: list[list[NamedPolicy]],
+    rcp_labels: list[str],
+) -> None:
+    decision, layer = evaluation.decision, evaluation.deciding_layer
+    simulated = result.simulator_decision
+    resource = result.resource
+    culprit = _culprit(ctx, evaluation, scenario, layer, key, role, rcps, rcp_labels)
+    cross_account = key is not None and key.owner_account not in ("", ctx.account.id)
+    # a key in another account must name the role (or its account) itself: the fix is a
+    # statement for the role, not the owner's default statement
+    enables_iam = cross_account or _key_policy_enables_iam(
+        key, ctx.account.id, requirement.action
+    )
+    if decision != ALLOWED:
+        result.message = _describe_failure(
+            requirement.action, role, layer, decision, culprit, resource, enables_iam
+        )
+        if cross_account and layer == "resource_policy" and decision != "explicitDeny":
+            result.message = (
+                f"The {culprit.policy} (account {key.owner_account}) does not allow role "
+                f"{role.name} of account {ctx.account.id} to use {requirement.action}: a key "
+                "in another account must allow the role or its account in its key policy."
+            )
+    else:
+        result.message = (
+            f"AWS's IAM policy simulator denies {requirement.action} to role "
+            f"{role.name} ({simulated}) although vaultscan's engine allows it."
+        )
+    result.policy = culprit.policy
+    result.statement = culprit.statement_label
+    result.remediation = fix_for(
+        Finding(
+            account_id=ctx.account.id,
+            region=result.region,
+            role_arn=role.arn,
+            action=requirement.action,
+            resource=resource,
+            layer=layer if decision != ALLOWED else None,
+            decision=decision if decision != ALLOWED else simulated,
+            policy=culprit.policy,
+            policy_id=culprit.policy_id,
+            level=culprit.level,
+            statement_label=culprit.statement_label,
+            statement_doc=culprit.statement_doc,
+            key_arn=key.arn if key else None,
+            key_policy_enables_iam=enables_iam,
+        )
+    )
 
 
 def _culprit(
@@ -442,11 +550,13 @@ def _culprit(
     layer: str | None,
     key: KmsKey | None,
     role: Role,
+    rcps: list[list[NamedPolicy]],
+    rcp_labels: list[str],
 ) -> Culprit:
     if layer == "scp":
         return _org_culprit(evaluation, scenario, "scp", ctx.scps, ctx.labels)
     if layer == "rcp":
-        return _org_culprit(evaluation, scenario, "rcp", ctx.rcps, ctx.labels)
+        return _org_culprit(evaluation, scenario, "rcp", rcps, rcp_labels)
     if layer == "permissions_boundary" and role.permissions_boundary is not None:
         boundary = role.permissions_boundary
         if evaluation.decision == "explicitDeny":
@@ -485,9 +595,12 @@ def key_state_result(account: Account, key: KmsKey, configured_alias: str | None
     state = key.key_state
     if state == "Unreadable":
         result.status = "error"
+        reasons = [item.split(":", 1)[1] for item in key.sources if item.startswith("unreadable:")]
         result.message = (
-            f"Key {label} could not be read: allow the read role kms:DescribeKey and "
-            "kms:GetKeyPolicy on it (and check the key policy allows the account)."
+            f"Key {label} could not be read"
+            + (f" ({reasons[0]})" if reasons else "")
+            + ": allow the read role kms:DescribeKey and kms:GetKeyPolicy on it (and check "
+            "the key policy allows the account); its checks are undecided, neither pass nor fail."
         )
     elif state in ("NotCreated", "NotFound"):
         alias = key.aliases[0] if key.aliases else configured_alias
@@ -518,6 +631,8 @@ def key_state_result(account: Account, key: KmsKey, configured_alias: str | None
         result.remediation = key_state_fix(key.arn, key.region, "WrongSpec")
     else:
         result.message = f"Key {label} is enabled and symmetric."
+    if key.choice:
+        result.message += f" Chosen: {key.choice}"
     return result
 
 
@@ -536,6 +651,8 @@ def _key_unusable_result(
 ) -> CheckResult:
     """A key action that cannot be decided because the key (policy) could not be read."""
     label = key.aliases[0] if key.aliases else key.arn
+    reasons = [item.split(":", 1)[1] for item in key.sources if item.startswith("unreadable:")]
+    why = f" ({reasons[0]})" if reasons else ""
     return CheckResult(
         account_id=account.id,
         region=region,
@@ -544,8 +661,8 @@ def _key_unusable_result(
         resource=key.arn,
         status="error",
         message=(
-            f"Not decided: the policy of key {label} could not be read, so whether role "
-            f"{role.name} may use {action} on it is unknown."
+            f"Not decided: the policy of key {label} could not be read{why}, so whether "
+            f"role {role.name} may use {action} on it is unknown."
         ),
     )
 

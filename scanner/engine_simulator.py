@@ -13,6 +13,7 @@ from typing import Any
 
 from scanner.decide import build_scenario, evaluate_scenario, iam_side_decision
 from scanner.model import Account, Organization, Role, SimulatorAnswer
+from scanner.request_context import RequestContext
 
 ENGINE_SIMULATOR_NOTE = "simulator: vaultscan engine (moto has no SimulatePrincipalPolicy)"
 
@@ -29,17 +30,18 @@ class EngineSimulator:
         role: Role,
         account: Account,
         region: str,
-        requests: list[tuple[str, str, dict]],
+        requests: list[tuple[str, str, RequestContext | dict]],
     ) -> list[SimulatorAnswer]:
         scps = self.organization.policy_path(account, "scp")
         answers = []
         for action, resource, context in requests:
+            values = context.values if isinstance(context, RequestContext) else context
             scenario = build_scenario(
                 role=role,
                 account=account,
                 action=action,
                 resource=resource,
-                context=context,
+                context=values,
                 scps=scps,
                 rcps=[],
             )

@@ -66,12 +66,23 @@ class Organization:
     """The organization tree and the SCPs/RCPs attached to each target."""
 
     management_account_id: str | None
-    accounts: list[Account]
+    accounts: list[Account]  # the accounts to scan
     # target id (root, OU or account id) -> policies attached to it, in attachment order
     scps: dict[str, list[NamedPolicy]] = field(default_factory=dict)
     rcps: dict[str, list[NamedPolicy]] = field(default_factory=dict)
     scps_enabled: bool = True
     rcps_enabled: bool = False
+    id: str = ""  # o-xxxxxxxxxx: aws:PrincipalOrgID / aws:ResourceOrgID
+    # every active account of the organization, scanned or not (a key may live in one
+    # that is not scanned): account id -> account with its OU path
+    members: dict[str, Account] = field(default_factory=dict)
+
+    def member(self, account_id: str) -> Account | None:
+        """The organization's account `account_id` (None: not in the organization)."""
+        found = self.members.get(account_id)
+        if found is not None:
+            return found
+        return next((account for account in self.accounts if account.id == account_id), None)
 
     def policy_path(self, account: Account, kind: Literal["scp", "rcp"]) -> list[list[NamedPolicy]]:
         """One list per level, root first and the account last (the scenario's shape).
@@ -96,6 +107,7 @@ class Role:
     name: str
     path: str = "/"
     tags: dict[str, str] = field(default_factory=dict)
+    role_id: str = ""  # AROA...: the first half of aws:userid
     inline_policies: list[NamedPolicy] = field(default_factory=list)
     managed_policies: list[NamedPolicy] = field(default_factory=list)
     permissions_boundary: NamedPolicy | None = None
@@ -120,6 +132,15 @@ class KmsKey:
     grants: list[dict[str, Any]] = field(default_factory=list)
     # why it is checked: "configured" (from config), "vault:<name>" (used by a vault)
     sources: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)  # aws:ResourceTag/<key>
+    # why this key was chosen among the configured fallbacks (keys.default as a list)
+    choice: str = ""
+
+    @property
+    def owner_account(self) -> str:
+        """The account that owns the key (its ARN's account field)."""
+        parts = self.arn.split(":")
+        return parts[4] if len(parts) > 4 else ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +154,9 @@ class SimulatorAnswer:
     allowed_by_organizations: bool | None = None
     allowed_by_boundary: bool | None = None
     source: Literal["aws", "sandbox-engine"] = "aws"
+    # keys the simulator's policies read but the request did not carry
+    # (SimulatePrincipalPolicy MissingContextValues): the answer rests on their absence
+    missing_context: tuple[str, ...] = ()
 
 
 @dataclass
@@ -146,6 +170,9 @@ class AccountCollection:
     simulations: dict[tuple[str, str], list[SimulatorAnswer]] = field(default_factory=dict)
     error: str | None = None  # set when the account could not be read at all
     api_calls: Counter[str] = field(default_factory=Counter)  # "iam:ListRoles" -> count
+    # when the account was read: aws:CurrentTime / aws:EpochTime of every request, the
+    # same for the engine and the simulator
+    scanned_at: datetime | None = None
 
 
 # --- decide ---------------------------------------------------------------------------
@@ -172,6 +199,20 @@ class CheckResult:
     remediation: dict[str, Any] | None = None
     scenario: dict[str, Any] | None = None  # replayable with `vaultscan explain`
     explanation: dict[str, Any] | None = None  # per-layer evaluation detail
+    # confidence: condition keys vaultscan could not know that a statement deciding this
+    # verdict reads (the verdict assumed them absent), and the keys AWS's simulator
+    # reported missing (MissingContextValues)
+    absent_keys: tuple[str, ...] = ()
+    simulator_missing: tuple[str, ...] = ()
+
+    @property
+    def confidence(self) -> dict[str, Any]:
+        """How sure the verdict is, as stored with its evidence."""
+        return {
+            "level": "assumed-absent-keys" if self.absent_keys else "full-context",
+            "absent_keys": list(self.absent_keys),
+            "simulator_missing_context": list(self.simulator_missing),
+        }
 
     @property
     def key(self) -> str:

@@ -121,7 +121,11 @@ def _result_row(result: CheckVerdict) -> dict[str, Any]:
         "check_key": result.key,
         "account_id": result.account_id,
         **result.verdict_fields(),
-        "evidence": {"scenario": result.scenario, "explanation": result.explanation},
+        "evidence": {
+            "scenario": result.scenario,
+            "explanation": result.explanation,
+            "confidence": result.confidence,
+        },
     }
 
 

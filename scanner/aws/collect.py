@@ -16,12 +16,23 @@ import json
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from scanner.aws.keys import (
+    NOT_CREATED,
+    NOT_FOUND,
+    UNREADABLE,
+    choose_configured,
+    foreign_key,
+    key_account,
+    key_from_metadata,
+    read_policy_grants_tags,
+)
 from scanner.aws.session import AccountAccessError, AwsSessions, Credentials, error_text
 from scanner.aws.simulator import SimulationRequest, Simulator, SimulatorError
 from scanner.config import RoleSelector, Settings
@@ -35,6 +46,7 @@ from scanner.model import (
     Role,
 )
 from scanner.profiles import Profile
+from scanner.request_context import question_for, scan_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +54,6 @@ SERVICE_LINKED_PATH = "/aws-service-role/"
 AWS_MANAGED_POLICY_PREFIX = ":iam::aws:policy/"
 # AWS-managed policy documents are shared by every account; re-read them after this long
 AWS_MANAGED_TTL_SECONDS = 3600.0
-# key states that are not the key's own (`KeyState`) but why it could not be read
-NOT_CREATED, NOT_FOUND, UNREADABLE = "NotCreated", "NotFound", "Unreadable"
 _DENIED_HINT = " (the read role needs this permission: see docs/read-role.md)"
 _REGION_HINT = " (is the region enabled for this account? check `regions` in the settings)"
 READ_ERROR_HINTS = {
@@ -110,18 +120,37 @@ def policy_document(value: Any) -> PolicyDocument:
 
 
 def simulation_requests(
-    profiles: list[Profile], partition: str, region: str, account_id: str, keys: list[KmsKey]
+    profiles: list[Profile],
+    partition: str,
+    region: str,
+    account: Account,
+    keys: list[KmsKey],
+    *,
+    organization: Organization,
+    role: Role,
+    scanned_at: datetime | None = None,
 ) -> list[SimulationRequest]:
-    """Every required (action, resource, context) for one region, without duplicates.
-    Key requirements are asked once per key that has a key ARN (a key AWS has not
-    created yet has none: decide reports it from the key state instead)."""
-    key_arns = [key.arn for key in keys if ":key/" in key.arn]
+    """Every required (action, resource, context) of one role in one region, without
+    duplicates, each with the whole request context the engine gets
+    (scanner.request_context.question_for). Key requirements are asked once per key that
+    has a key ARN and a readable policy (a key AWS has not created yet has none, and an
+    unreadable key is undecided: decide reports both from the key state instead)."""
+    usable = [key for key in keys if ":key/" in key.arn and key.key_state != UNREADABLE]
     seen: set[tuple[str, str]] = set()
     requests: list[SimulationRequest] = []
     for profile in profiles:
         for requirement in profile.requirements:
-            for key_arn in key_arns if requirement.needs_key else [None]:
-                resource, context = requirement.render(partition, region, account_id, key_arn)
+            for key in usable if requirement.needs_key else [None]:
+                resource, context = question_for(
+                    organization=organization,
+                    account=account,
+                    role=role,
+                    region=region,
+                    requirement=requirement,
+                    key=key,
+                    partition=partition,
+                    scanned_at=scanned_at,
+                )
                 if (requirement.action, resource) in seen:
                     continue
                 seen.add((requirement.action, resource))
@@ -136,10 +165,12 @@ class _AccountReader:
         settings: Settings,
         account: Account,
         credentials: Credentials,
+        organization: Organization | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.account = account
+        self.organization = organization or Organization(None, [])
         self.credentials = credentials
         self.partition = settings.organization.partition
         self.iam = sessions.client("iam", settings.organization.region, credentials)
@@ -214,6 +245,7 @@ class _AccountReader:
             name=name,
             path=detail.get("Path", "/"),
             tags=tags or {tag["Key"]: tag["Value"] for tag in detail.get("Tags", [])},
+            role_id=detail.get("RoleId", ""),
         )
         inline_names = self.items(
             self.iam, "ListRolePolicies", "PolicyNames", ("Marker", "Marker"), RoleName=name
@@ -256,8 +288,10 @@ class _AccountReader:
     def keys(self, region: str) -> list[KmsKey]:
         kms = self.sessions.client("kms", region, self.credentials)
         found: dict[str, KmsKey] = {}
-        configured = self.settings.keys.for_region(region)
-        key = self.describe_key(kms, region, configured, "configured")
+        candidates = self.settings.keys.candidates(region)
+        key = choose_configured(
+            candidates, region, lambda ref: self.describe_key(kms, region, ref, "configured")
+        )
         found[key.arn] = key
         if self.settings.keys.include_vault_keys:
             backup = self.sessions.client("backup", region, self.credentials)
@@ -274,11 +308,19 @@ class _AccountReader:
                 else:
                     found[arn] = self.describe_key(kms, region, arn, source)
         for key in found.values():
-            if key.key_state not in (NOT_CREATED, NOT_FOUND, UNREADABLE):
-                self.read_key_access(kms, region, key)
+            if key.key_state in (NOT_CREATED, NOT_FOUND, UNREADABLE):
+                continue
+            if key.owner_account == self.account.id:
+                read_policy_grants_tags(self.sessions, kms, key)
         return list(found.values())
 
     def describe_key(self, kms: Any, region: str, reference: str, source: str) -> KmsKey:
+        owner = key_account(reference)
+        if owner is not None and owner != self.account.id:
+            # another account's key: read through its owner (GetKeyPolicy cannot cross)
+            return foreign_key(
+                self.sessions, self.organization, reference, source, self.account.id
+            )
         try:
             metadata = self.sessions.throttle.call(kms, "DescribeKey", KeyId=reference)
         except ClientError as exc:
@@ -305,47 +347,21 @@ class _AccountReader:
                 sources=[source],
             )
         meta = metadata["KeyMetadata"]
-        return KmsKey(
-            arn=meta["Arn"],
-            key_id=meta["KeyId"],
-            region=region,
-            aliases=[reference] if reference.startswith("alias/") else [],
-            key_state=meta.get("KeyState", "Enabled"),
-            key_spec=meta.get("KeySpec") or meta.get("CustomerMasterKeySpec", "SYMMETRIC_DEFAULT"),
-            key_usage=meta.get("KeyUsage", "ENCRYPT_DECRYPT"),
-            key_manager=meta.get("KeyManager", "CUSTOMER"),
-            deletion_date=meta.get("DeletionDate"),
-            sources=[source],
-        )
+        if meta.get("AWSAccountId") not in (None, self.account.id) or (
+            key_account(meta["Arn"]) not in (None, self.account.id)
+        ):
+            # an alias of this account that points at another account's key cannot
+            # exist, but a key id can resolve cross-account: read it through its owner
+            return foreign_key(
+                self.sessions, self.organization, meta["Arn"], source, self.account.id
+            )
+        return key_from_metadata(meta, region, reference, source)
 
     def _reference_arn(self, region: str, reference: str) -> str:
         if reference.startswith("arn:"):
             return reference
         kind = "" if reference.startswith("alias/") else "key/"
         return f"arn:{self.partition}:kms:{region}:{self.account.id}:{kind}{reference}"
-
-    def read_key_access(self, kms: Any, region: str, key: KmsKey) -> None:
-        """Key policy and grants; a key that cannot be read is marked, not fatal."""
-        if key.arn.split(":")[4] != self.account.id:
-            # GetKeyPolicy does not work across accounts; decide reports it as unreadable
-            key.key_state = UNREADABLE
-            return
-        try:
-            answer = self.sessions.throttle.call(
-                kms, "GetKeyPolicy", KeyId=key.arn, PolicyName="default"
-            )
-            key.key_policy = json.loads(answer["Policy"])
-            grants = self.sessions.throttle.pages(
-                kms, "ListGrants", token=("Marker", "NextMarker"), KeyId=key.arn
-            )
-            key.grants = [grant for page in grants for grant in page.get("Grants", [])]
-        except ClientError as exc:
-            log.info(
-                "key policy not readable",
-                extra={"account": self.account.id, "call": "GetKeyPolicy", "region": region},
-            )
-            key.key_state = UNREADABLE
-            key.sources.append(f"unreadable:{error_text(exc)}")
 
 
 def collect_account(
@@ -358,28 +374,30 @@ def collect_account(
 ) -> AccountCollection:
     """Roles, keys and simulator answers of one account. Thread-safe; never raises for
     AWS errors (they end up in `.error`, or on the key they concern)."""
-    collection = AccountCollection(account=account)
+    collection = AccountCollection(account=account, scanned_at=scan_timestamp(datetime.now(UTC)))
     before = sessions.recorder.for_account(account.id)
     try:
         credentials = sessions.assume_member(account.id)
-        reader = _AccountReader(sessions, settings, account, credentials)
+        reader = _AccountReader(sessions, settings, account, credentials, organization)
         collection.roles = reader.roles()
         for region in settings.regions:
             collection.keys[region] = reader.keys(region)
         for region in settings.regions:
-            requests = simulation_requests(
-                profiles,
-                settings.organization.partition,
-                region,
-                account.id,
-                collection.keys[region],
-            )
-            if not requests:
-                continue
             for role in collection.roles:
-                collection.simulations[(role.arn, region)] = simulator.simulate(
-                    reader.iam, role, account, region, requests
+                requests = simulation_requests(
+                    profiles,
+                    settings.organization.partition,
+                    region,
+                    account,
+                    collection.keys[region],
+                    organization=organization,
+                    role=role,
+                    scanned_at=collection.scanned_at,
                 )
+                if requests:
+                    collection.simulations[(role.arn, region)] = simulator.simulate(
+                        reader.iam, role, account, region, requests
+                    )
     except AccountAccessError as exc:
         collection.error = exc.reason
     except (AccountReadError, SimulatorError) as exc:

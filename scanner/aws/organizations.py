@@ -149,6 +149,19 @@ def _discovery_error(operation: str, exc: BaseException) -> DiscoveryError:
     )
 
 
+def _targets(accounts: list[Account], management_id: str | None) -> list[str]:
+    """Root, OUs and accounts on the paths of `accounts` (the management account is
+    never governed by SCPs or RCPs)."""
+    return list(
+        dict.fromkeys(
+            target
+            for account in accounts
+            if account.id != management_id
+            for target in [*(unit.id for unit in account.ou_path), account.id]
+        )
+    )
+
+
 def discover(sessions: AwsSessions, settings: Settings) -> Organization:
     """The accounts to scan with their OU paths, and the SCPs/RCPs along those paths."""
     walker = _Walker(sessions)
@@ -172,19 +185,17 @@ def discover(sessions: AwsSessions, settings: Settings) -> Organization:
         accounts=accounts,
         scps_enabled=SCP in enabled,
         rcps_enabled=RCP in enabled,
+        id=description.get("Id", ""),
+        # a checked key may live in any account (a central key in a security account)
+        members={account.id: account for account in found},
     )
-    targets = list(
-        dict.fromkeys(
-            target
-            for account in accounts
-            if account.id != management_id  # never governed by SCPs/RCPs
-            for target in [*(unit.id for unit in account.ou_path), account.id]
-        )
-    )
+    targets = _targets(accounts, management_id)
     if targets and organization.scps_enabled:
         organization.scps = walker.attachments(targets, SCP)
-    if targets and organization.rcps_enabled:
-        organization.rcps = walker.attachments(targets, RCP)
+    # RCPs govern a key from its owner's path, which may be an account not scanned
+    rcp_targets = _targets(found, management_id)
+    if rcp_targets and organization.rcps_enabled:
+        organization.rcps = walker.attachments(rcp_targets, RCP)
     log.info(
         "organization discovered",
         extra={

@@ -19,6 +19,7 @@ MEMBER_READ_ACTIONS: tuple[str, ...] = (
     "kms:DescribeKey",
     "kms:GetKeyPolicy",
     "kms:ListGrants",
+    "kms:ListResourceTags",
     "backup:ListBackupVaults",
 )
 

@@ -11,11 +11,13 @@ from typing import Any, Protocol
 
 from scanner.aws.ratelimit import Throttle
 from scanner.model import Account, Decision, Role, SimulatorAnswer
+from scanner.request_context import RequestContext
 
 log = logging.getLogger(__name__)
 
-# (action, resource ARN, request context)
-SimulationRequest = tuple[str, str, dict]
+# (action, resource ARN, request context): the context is the one the engine gets
+# (scanner.request_context); a plain mapping is typed from its values
+SimulationRequest = tuple[str, str, "RequestContext | dict"]
 DECISIONS: frozenset[str] = frozenset({"allowed", "explicitDeny", "implicitDeny"})
 
 
@@ -79,8 +81,19 @@ def _value_text(value: object) -> str:
     return str(value)
 
 
-def _context_key(context: dict) -> tuple:
-    return tuple(sorted((key, repr(value)) for key, value in context.items()))
+def _values(context: RequestContext | dict) -> dict:
+    return context.values if isinstance(context, RequestContext) else context
+
+
+def _context_key(context: RequestContext | dict) -> tuple:
+    return tuple(sorted((key, repr(value)) for key, value in _values(context).items()))
+
+
+def context_entries(context: RequestContext | dict) -> list[dict[str, Any]]:
+    """ContextEntries carrying every key of the context, each with its ContextKeyType."""
+    if isinstance(context, RequestContext):
+        return context.context_entries()
+    return [context_entry(key, value) for key, value in context.items()]
 
 
 class AwsSimulator:
@@ -136,8 +149,8 @@ class AwsSimulator:
             "ResourceArns": resources,
             "MaxItems": self.page_size,
         }
-        if context:
-            params["ContextEntries"] = [context_entry(k, v) for k, v in context.items()]
+        if _values(context):
+            params["ContextEntries"] = context_entries(context)
         found: dict[tuple[str, str], SimulatorAnswer] = {}
         pages = self.throttle.pages(
             iam_client, "SimulatePrincipalPolicy", token=("Marker", "Marker"), **params
@@ -163,6 +176,16 @@ def _boundary(detail: dict[str, Any] | None) -> bool | None:
     if not detail or "AllowedByPermissionsBoundary" not in detail:
         return None
     return bool(detail["AllowedByPermissionsBoundary"])
+
+
+def _missing(*items: dict[str, Any]) -> tuple[str, ...]:
+    """MissingContextValues: "A list of context keys that are required by the included
+    input policies but that were not provided by one of the input parameters"
+    (IAM API Reference: EvaluationResult, ResourceSpecificResult)."""
+    keys: dict[str, None] = {}
+    for item in items:
+        keys.update(dict.fromkeys(item.get("MissingContextValues") or []))
+    return tuple(keys)
 
 
 def _answers(result: dict[str, Any]) -> list[SimulatorAnswer]:
@@ -191,6 +214,7 @@ def _answers(result: dict[str, Any]) -> list[SimulatorAnswer]:
                     or result.get("PermissionsBoundaryDecisionDetail")
                 ),
                 source="aws",
+                missing_context=_missing(result, item),
             )
             for item in specific
         ]
@@ -203,5 +227,6 @@ def _answers(result: dict[str, Any]) -> list[SimulatorAnswer]:
             allowed_by_organizations=by_org,
             allowed_by_boundary=_boundary(result.get("PermissionsBoundaryDecisionDetail")),
             source="aws",
+            missing_context=_missing(result),
         )
     ]

@@ -50,6 +50,7 @@ def read_role_permissions() -> Document:
                 "kms:GetKeyPolicy",
                 "kms:ListAliases",
                 "kms:ListGrants",
+                "kms:ListResourceTags",
                 "backup:ListBackupVaults",
                 "backup:DescribeBackupVault",
             ],

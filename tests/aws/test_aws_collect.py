@@ -139,6 +139,7 @@ def test_api_calls_for_one_account_one_role_two_regions(moto_org: MotoOrg) -> No
             "backup:ListBackupVaults": 2,
             "kms:GetKeyPolicy": 1,
             "kms:ListGrants": 1,
+            "kms:ListResourceTags": 1,  # aws:ResourceTag/<key> in the request context
         }
     )
 

@@ -13,7 +13,7 @@ from scanner.aws.collect import simulation_requests
 from scanner.aws.ratelimit import RetryPolicy, Throttle
 from scanner.aws.simulator import AwsSimulator, SimulatorError, context_entry
 from scanner.config import load_settings
-from scanner.model import Account, KmsKey, Role
+from scanner.model import Account, KmsKey, Organization, Role
 from scanner.profiles import load_profiles
 
 ROLE = Role(arn="arn:aws:iam::111122223333:role/BackupOperator", name="BackupOperator")
@@ -224,33 +224,49 @@ class RecordingIam:
 
 
 def test_backup_vault_create_takes_one_call_per_context() -> None:
-    """The counts in docs/read-role.md: 3 calls with a key, 1 when the key is not created."""
+    """The counts in docs/read-role.md: 4 calls with a key (the vault, MountCapsule on
+    '*' without resource keys, CreateGrant, the other key actions), 2 when the key is not
+    created."""
     [profile] = load_profiles(load_settings(overrides={}))
-    key = KmsKey(arn=KEY, key_id="k", region="eu-west-1")
+    key = KmsKey(arn=KEY, key_id="k", region="eu-west-1", tags={"purpose": "backup"})
     missing = KmsKey(
         arn="arn:aws:kms:us-east-1:111122223333:alias/aws/backup",
         key_id="",
         region="us-east-1",
         key_state="NotCreated",
     )
-    with_key = simulation_requests([profile], "aws", "eu-west-1", ACCOUNT.id, [key])
-    without = simulation_requests([profile], "aws", "us-east-1", ACCOUNT.id, [missing])
+    org = Organization(None, [ACCOUNT], id="o-abcdefghij")
+    facts = {"organization": org, "role": ROLE}
+    with_key = simulation_requests([profile], "aws", "eu-west-1", ACCOUNT, [key], **facts)
+    without = simulation_requests([profile], "aws", "us-east-1", ACCOUNT, [missing], **facts)
 
     iam = RecordingIam()
     answers = AwsSimulator().simulate(iam, ROLE, ACCOUNT, "eu-west-1", with_key)
-    assert len(iam.calls) == 3 and len(answers) == 7
+    assert len(iam.calls) == 4 and len(answers) == 7
     grant_call = next(c for c in iam.calls if c["ActionNames"] == ["kms:CreateGrant"])
-    assert {e["ContextKeyName"] for e in grant_call["ContextEntries"]} == {
+    entries = {e["ContextKeyName"]: e for e in grant_call["ContextEntries"]}
+    assert {
         "aws:RequestedRegion",
         "kms:ViaService",
         "kms:CallerAccount",
         "kms:GrantIsForAWSResource",
-    }
+        "aws:PrincipalArn",
+        "aws:PrincipalOrgID",
+        "aws:ViaAWSService",
+        "aws:ResourceAccount",
+        "aws:ResourceTag/purpose",
+        "aws:CurrentTime",
+    } <= set(entries)
+    assert entries["kms:GrantIsForAWSResource"]["ContextKeyType"] == "boolean"
+    assert entries["aws:ViaAWSService"]["ContextKeyValues"] == ["true"]
+    assert entries["aws:CurrentTime"]["ContextKeyType"] == "date"
+    assert entries["aws:EpochTime"]["ContextKeyType"] == "numeric"
+    assert entries["aws:ResourceTag/purpose"]["ContextKeyValues"] == ["backup"]
     assert [(a.action, a.resource) for a in answers] == [(a, r) for a, r, _ in with_key]
 
     iam = RecordingIam()
     answers = AwsSimulator().simulate(iam, ROLE, ACCOUNT, "us-east-1", without)
-    assert len(iam.calls) == 1
+    assert len(iam.calls) == 2
     assert [a.action for a in answers] == [
         "backup:CreateBackupVault",
         "backup-storage:MountCapsule",

@@ -1,0 +1,301 @@
+"""The request context of one check: the condition keys AWS would put in the request
+when the designated role really creates a vault (or AWS Backup uses the vault's key on
+its behalf), built once from the collected facts and handed, unchanged, to vaultscan's
+engine and to AWS's policy simulator (as typed `ContextEntries`).
+
+Pure: no AWS calls, no database. Every key, its source and the AWS page that documents
+it: docs/context.md. Keys vaultscan cannot know (the caller's IP address, MFA, ...) stay
+absent; `UNKNOWABLE` says why, and a verdict that turns on one says so
+(scanner.context_gaps).
+
+AWS pages relied on:
+- IAM User Guide, "AWS global condition context keys"
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html
+- IAM User Guide, "Forward access sessions"
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/access_forward_access_sessions.html
+- AWS KMS Developer Guide, "AWS KMS condition keys"
+  https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from scanner.model import Account, KmsKey, Organization, Role
+from scanner.profiles import Requirement
+
+ContextScalar = str | bool | int | float
+ContextValue = ContextScalar | list[str]
+
+# SimulatePrincipalPolicy ContextKeyType of every key the builder sets whose type is
+# not plain "string" (IAM API Reference: ContextEntry; the types from the global
+# condition keys page: Bool, Date, Numeric, multivalued String).
+KEY_TYPES: dict[str, str] = {
+    "aws:principalorgpaths": "stringList",
+    "aws:resourceorgpaths": "stringList",
+    "aws:calledvia": "stringList",
+    "aws:principalisawsservice": "boolean",
+    "aws:viaawsservice": "boolean",
+    "aws:securetransport": "boolean",
+    "kms:grantisforawsresource": "boolean",
+    "aws:currenttime": "date",
+    "aws:epochtime": "numeric",
+}
+
+# Keys that the real request carries but vaultscan cannot know, and why. A policy that
+# reads one is evaluated as if it were absent, and the verdict says so.
+UNKNOWABLE: dict[str, str] = {
+    "aws:sourceip": "the caller's IP address is not known before the call",
+    "aws:sourcevpc": "whether the call comes through a VPC endpoint is not known",
+    "aws:sourcevpce": "whether the call comes through a VPC endpoint is not known",
+    "aws:vpcsourceip": "whether the call comes through a VPC endpoint is not known",
+    "aws:multifactorauthpresent": "how the role session was authenticated is not known",
+    "aws:multifactorauthage": "how the role session was authenticated is not known",
+    "aws:tokenissuetime": "when the role session was created is not known",
+    "aws:sourceidentity": "the source identity of the role session is not known",
+    "aws:useragent": "the caller's client is not known",
+    "aws:referer": "the caller's client is not known",
+    "aws:requesttag": "the tags a caller sends with the request are not known",
+    "aws:tagkeys": "the tags a caller sends with the request are not known",
+    "aws:resourceorgid": "the resource's account is not in the scanned organization",
+    "aws:resourceorgpaths": "the resource's account is not in the scanned organization",
+}
+
+# Keys that are absent from these requests by AWS's own rules (not unknown): a policy
+# that reads them sees them absent in reality too.
+ABSENT_BY_RULE: dict[str, str] = {
+    "aws:username": "present only for IAM users, never for a role",
+    "aws:sourcearn": "present only when a service principal calls directly",
+    "aws:sourceaccount": "present only when a service principal calls directly",
+    "aws:sourceorgid": "present only when a service principal calls directly",
+    "aws:sourceorgpaths": "present only when a service principal calls directly",
+    "aws:calledvia": "AWS Backup is not among the services that set aws:CalledVia",
+    "aws:calledviafirst": "AWS Backup is not among the services that set aws:CalledVia",
+    "aws:calledvialast": "AWS Backup is not among the services that set aws:CalledVia",
+}
+
+# Services documented as setting aws:CalledVia (IAM: AWS global condition context keys,
+# aws:CalledVia). A forward access session from any other service carries
+# aws:ViaAWSService = true but no aws:CalledVia.
+CALLED_VIA_SERVICES = frozenset(
+    {
+        "athena.amazonaws.com",
+        "cloudformation.amazonaws.com",
+        "dynamodb.amazonaws.com",
+        "kms.amazonaws.com",
+    }
+)
+
+# The session name in aws:userid ("role-id:session-name") is chosen by whoever assumes
+# the role; this one stands for it (a policy on aws:userid usually reads ROLEID:*).
+REPRESENTATIVE_SESSION = "vaultscan-check"
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """The condition keys of one request; `values` maps key -> value as policies read it."""
+
+    values: dict[str, ContextValue]
+    # keys whose value stands for an unknown one (the session name in aws:userid)
+    representative: frozenset[str] = frozenset()
+    # keys known to be absent from this request by AWS's rules -> why
+    absent_by_rule: dict[str, str] = field(default_factory=dict)
+
+    def key_type(self, key: str) -> str:
+        return KEY_TYPES.get(key.lower(), "string")
+
+    def context_entries(self) -> list[dict[str, object]]:
+        """The SimulatePrincipalPolicy ContextEntries carrying every key of the context."""
+        return [context_entry(key, value, self.key_type(key)) for key, value in self.values.items()]
+
+
+def context_entry(key: str, value: ContextValue, kind: str) -> dict[str, object]:
+    values = value if isinstance(value, list) else [value]
+    return {
+        "ContextKeyName": key,
+        "ContextKeyType": kind,
+        "ContextKeyValues": [_text(item) for item in values],
+    }
+
+
+def _text(value: ContextScalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def org_path(organization_id: str, account: Account) -> str | None:
+    """aws:PrincipalOrgPaths / aws:ResourceOrgPaths of an account:
+    o-xxx/r-xxx/ou-xxx/.../ (root first, the account's parent last, trailing slash)."""
+    if not organization_id or not account.ou_path:
+        return None
+    return "/".join([organization_id, *(unit.id for unit in account.ou_path)]) + "/"
+
+
+def scan_timestamp(when: datetime | None) -> datetime:
+    """The scan time every request of an account uses, to the second, in UTC."""
+    moment = when or datetime.now(UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Question:
+    """The facts one check's context is built from."""
+
+    organization: Organization
+    account: Account  # the role's account
+    role: Role
+    region: str
+    action: str
+    resource: str
+    profile_context: dict[str, object]  # the requirement's rendered context
+    key: KmsKey | None = None
+    scanned_at: datetime | None = None
+
+
+def build_context(question: Question) -> RequestContext:
+    """Every key AWS would put in this request that vaultscan can know."""
+    values: dict[str, ContextValue] = {}
+    values.update(_principal_keys(question))
+    values.update(_request_keys(question))
+    values.update(_resource_keys(question))
+    values.update(_kms_keys(question))
+    # the profile's own keys (kms:ViaService, kms:GrantIsForAWSResource, ...) are data a
+    # person wrote for this requirement: they win over derived values
+    for key, value in question.profile_context.items():
+        values[key] = value  # type: ignore[assignment]
+    values.update(_service_keys(values))
+    representative = frozenset({"aws:userid"}) if "aws:userid" in values else frozenset()
+    absent = {key: why for key, why in ABSENT_BY_RULE.items() if key not in _lower(values)}
+    return RequestContext(values, representative, absent)
+
+
+def _lower(values: dict[str, ContextValue]) -> set[str]:
+    return {key.lower() for key in values}
+
+
+def _principal_keys(question: Question) -> dict[str, ContextValue]:
+    role, account, organization = question.role, question.account, question.organization
+    values: dict[str, ContextValue] = {
+        # the role ARN with its path, also when the caller is a session of the role
+        "aws:PrincipalArn": role.arn,
+        "aws:PrincipalAccount": account.id,
+        "aws:PrincipalType": "AssumedRole",
+        "aws:PrincipalIsAWSService": False,
+    }
+    if organization.id and organization.member(account.id) is not None:
+        values["aws:PrincipalOrgID"] = organization.id
+        path = org_path(organization.id, account)
+        if path:
+            values["aws:PrincipalOrgPaths"] = [path]
+    for tag, tag_value in sorted(role.tags.items()):
+        values[f"aws:PrincipalTag/{tag}"] = tag_value
+    if role.role_id:
+        values["aws:userid"] = f"{role.role_id}:{REPRESENTATIVE_SESSION}"
+    return values
+
+
+def _request_keys(question: Question) -> dict[str, ContextValue]:
+    moment = scan_timestamp(question.scanned_at)
+    return {
+        "aws:RequestedRegion": question.region,
+        # AWS APIs are called over TLS (SDKs and AWS services use HTTPS endpoints)
+        "aws:SecureTransport": True,
+        "aws:CurrentTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": int(moment.timestamp()),
+    }
+
+
+def resource_owner(question: Question) -> str | None:
+    """The account that owns the request's resource (None for '*')."""
+    if question.key is not None and question.resource == question.key.arn:
+        return question.key.owner_account
+    parts = question.resource.split(":")
+    if question.resource == "*" or len(parts) < 6:
+        return None
+    return parts[4] or None
+
+
+def _resource_keys(question: Question) -> dict[str, ContextValue]:
+    owner = resource_owner(question)
+    if owner is None:
+        return {}
+    values: dict[str, ContextValue] = {"aws:ResourceAccount": owner}
+    organization = question.organization
+    owner_account = organization.member(owner)
+    if organization.id and owner_account is not None:
+        values["aws:ResourceOrgID"] = organization.id
+        path = org_path(organization.id, owner_account)
+        if path:
+            values["aws:ResourceOrgPaths"] = [path]
+    if question.key is not None and question.resource == question.key.arn:
+        for tag, tag_value in sorted(question.key.tags.items()):
+            values[f"aws:ResourceTag/{tag}"] = tag_value
+    return values
+
+
+def _kms_keys(question: Question) -> dict[str, ContextValue]:
+    if not question.action.lower().startswith("kms:"):
+        return {}
+    # "the AWS account ID of the principal that is requesting the operation": every
+    # AWS KMS key operation (AWS KMS condition keys, kms:CallerAccount)
+    return {"kms:CallerAccount": question.account.id}
+
+
+def via_service_principal(via_service: str) -> str | None:
+    """backup.eu-west-1.amazonaws.com -> backup.amazonaws.com (the service principal)."""
+    parts = via_service.split(".")
+    if len(parts) < 3:
+        return None
+    return f"{parts[0]}.{'.'.join(parts[2:])}"
+
+
+def _service_keys(values: dict[str, ContextValue]) -> dict[str, ContextValue]:
+    """Forward access sessions: a request a service makes with the caller's identity
+    (kms:ViaService says which) carries aws:ViaAWSService = true; aws:CalledVia and its
+    first/last only for the services documented to set them."""
+    via = next((value for key, value in values.items() if key.lower() == "kms:viaservice"), None)
+    if not isinstance(via, str):
+        return {"aws:ViaAWSService": False}
+    out: dict[str, ContextValue] = {"aws:ViaAWSService": True}
+    principal = via_service_principal(via)
+    if principal in CALLED_VIA_SERVICES:
+        out.update(
+            {
+                "aws:CalledVia": [principal],
+                "aws:CalledViaFirst": principal,
+                "aws:CalledViaLast": principal,
+            }
+        )
+    return out
+
+
+def question_for(
+    *,
+    organization: Organization,
+    account: Account,
+    role: Role,
+    region: str,
+    requirement: Requirement,
+    key: KmsKey | None,
+    partition: str,
+    scanned_at: datetime | None,
+) -> tuple[str, RequestContext]:
+    """The resource and the whole context of one required action: the single place a
+    check's request is put together, for the engine and the simulator alike."""
+    resource, profile_context = requirement.render(
+        partition, region, account.id, key.arn if key else None
+    )
+    question = Question(
+        organization=organization,
+        account=account,
+        role=role,
+        region=region,
+        action=requirement.action,
+        resource=resource,
+        profile_context=profile_context,
+        key=key,
+        scanned_at=scanned_at,
+    )
+    return resource, build_context(question)
