@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.context_gaps import engine_context, keys_the_verdict_rests_on
 from scanner.model import (
     LAYER_WORDS,
     Account,
@@ -24,7 +25,6 @@ from scanner.model import (
     Role,
     SimulatorAnswer,
 )
-from scanner.context_gaps import engine_context, keys_the_verdict_rests_on
 from scanner.policy.wildcard import glob_match
 from scanner.profiles import Profile, Requirement
 from scanner.remediation import Finding, fix_for, key_state_fix
@@ -503,9 +503,7 @@ def _describe_fail(
     cross_account = key is not None and key.owner_account not in ("", ctx.account.id)
     # a key in another account must name the role (or its account) itself: the fix is a
     # statement for the role, not the owner's default statement
-    enables_iam = cross_account or _key_policy_enables_iam(
-        key, ctx.account.id, requirement.action
-    )
+    enables_iam = cross_account or _key_policy_enables_iam(key, ctx.account.id, requirement.action)
     if decision != ALLOWED:
         result.message = _describe_failure(
             requirement.action, role, layer, decision, culprit, resource, enables_iam

@@ -135,6 +135,10 @@ member: {read_role_nam: X}
         ({"simulator": "local"}, "simulator"),
         ({"keys": {"default": "my key"}}, "keys.default"),
         ({"keys": {"per_region": {"mars-1": "alias/x"}}}, "keys.per_region"),
+        ({"keys": {"default": []}}, "keys.default"),
+        ({"keys": {"default": ["alias/a", "bad key"]}}, "keys.default"),
+        ({"keys": {"default": ["alias/a", "alias/a"]}}, "keys.default"),
+        ({"keys": {"per_region": {"eu-west-1": ["alias/a", "x y"]}}}, "keys.per_region"),
         ({"ous": {"exclude": ["prod"]}}, "ous.exclude.0"),
         ({"organization": {"role_arn": "OrgReader"}}, "organization.role_arn"),
         ({"schedule": {"cron": "every six hours"}}, "schedule.cron"),
@@ -219,3 +223,28 @@ def test_profile_files_in_the_file_are_relative_to_it(tmp_path: Path) -> None:
     path = write(folder, "profile_files: [profiles/restore.yaml, /abs/other.yaml]\n")
     settings = load_settings(path)
     assert settings.profile_files == [folder / "profiles" / "restore.yaml", Path("/abs/other.yaml")]
+
+
+def test_keys_accept_an_ordered_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(
+        tmp_path,
+        """
+keys:
+  default: [alias/vault-key, alias/aws/backup]
+  per_region:
+    eu-west-1: alias/eu-vault-key
+    us-west-2: [alias/west-key, alias/vault-key]
+""",
+    )
+    settings = load_settings(path)
+    assert settings.keys.candidates("us-east-1") == ["alias/vault-key", "alias/aws/backup"]
+    assert settings.keys.candidates("eu-west-1") == ["alias/eu-vault-key"]
+    assert settings.keys.candidates("us-west-2") == ["alias/west-key", "alias/vault-key"]
+    assert settings.keys.for_region("us-east-1") == "alias/vault-key"
+    monkeypatch.setenv("VAULTSCAN_KEYS__DEFAULT", "alias/vault-key,alias/aws/backup")
+    assert load_settings(overrides={}).keys.candidates("x-1") == [
+        "alias/vault-key",
+        "alias/aws/backup",
+    ]
+    monkeypatch.setenv("VAULTSCAN_KEYS__DEFAULT", "alias/only-key")
+    assert load_settings(overrides={}).keys.candidates("x-1") == ["alias/only-key"]

@@ -318,9 +318,7 @@ class _AccountReader:
         owner = key_account(reference)
         if owner is not None and owner != self.account.id:
             # another account's key: read through its owner (GetKeyPolicy cannot cross)
-            return foreign_key(
-                self.sessions, self.organization, reference, source, self.account.id
-            )
+            return foreign_key(self.sessions, self.organization, reference, source, self.account.id)
         try:
             metadata = self.sessions.throttle.call(kms, "DescribeKey", KeyId=reference)
         except ClientError as exc:

@@ -123,9 +123,7 @@ def read_policy_grants_tags(sessions: AwsSessions, kms: Any, key: KmsKey) -> Non
         tags = throttle.pages(
             kms, "ListResourceTags", token=("Marker", "NextMarker"), KeyId=key.arn
         )
-        key.tags = {
-            tag["TagKey"]: tag["TagValue"] for page in tags for tag in page.get("Tags", [])
-        }
+        key.tags = {tag["TagKey"]: tag["TagValue"] for page in tags for tag in page.get("Tags", [])}
     except ClientError as exc:
         log.info("key policy not readable", extra={"call": "GetKeyPolicy", "key": key.arn})
         key.key_state = UNREADABLE
