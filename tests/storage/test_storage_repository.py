@@ -54,7 +54,11 @@ def test_round_trip_keeps_evidence_and_remediation(engine: Engine) -> None:
     rows = {row["check"]: row for row in repo.latest_results(engine)}
     assert set(rows) == {"backup:CreateBackupVault", "kms:CreateGrant"}
     grant = rows["kms:CreateGrant"]
-    assert grant["evidence"] == {"scenario": failing.scenario, "explanation": failing.explanation}
+    assert grant["evidence"] == {
+        "scenario": failing.scenario,
+        "explanation": failing.explanation,
+        "confidence": failing.confidence,
+    }
     assert grant["remediation"] == remediation
     assert grant["account_name"] == "acct-1111"
     assert grant["ou_path"] == "r-ab12/ou-ab12-11111111"
