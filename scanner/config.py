@@ -231,6 +231,8 @@ class Settings(BaseSettings):
     simulator: Literal["aws", "engine"] = "aws"
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     concurrency: int = Field(default=8, ge=1, le=64)
+    # one account never holds a scan longer than this (see docs/configuration.md)
+    account_time_limit_seconds: int = Field(default=900, ge=1, le=86400)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 

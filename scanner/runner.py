@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from scanner import deadline
 from scanner.model import Account, AccountOutcome, Organization, ScanSummary
 
 if TYPE_CHECKING:
@@ -115,7 +116,10 @@ def scan_account(
     from scanner.decide import decide_account
 
     try:
-        collection = collect_account(sessions, settings, profiles, account, organization, simulator)
+        with deadline.account_deadline(settings.account_time_limit_seconds):
+            collection = collect_account(
+                sessions, settings, profiles, account, organization, simulator
+            )
         if collection.error:
             return AccountOutcome(
                 account, "error", error=collection.error, api_calls=collection.api_calls
@@ -128,6 +132,8 @@ def scan_account(
             regions=list(settings.regions),
         )
         return AccountOutcome(account, "ok", results=results, api_calls=collection.api_calls)
+    except deadline.TimeLimitExceeded as exc:
+        return AccountOutcome(account, "error", error=str(exc))
     except Exception as exc:  # a defect must cost one account, not the whole scan
         log.exception("account scan failed", extra={"account": account.id})
         reason = f"internal error: {type(exc).__name__}: {exc}"
@@ -262,42 +268,59 @@ def _scan_accounts(
     if progress:
         progress(0, total, None)
     queue = iter(accounts)
-    in_flight: dict[Future[AccountOutcome], Account] = {}
+    in_flight: dict[Future[AccountOutcome], tuple[Account, float]] = {}
+    limit = float(settings.account_time_limit_seconds)
+    abandoned = 0
     stopped = False
-    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="scan") as pool:
-        try:
-            while True:
-                while len(in_flight) < settings.concurrency and not stopped:
-                    if stop_event is not None and stop_event.is_set():
-                        stopped = True
-                        break
-                    account = next(queue, None)
-                    if account is None:
-                        break
-                    future = pool.submit(
-                        scan_account,
-                        sessions,
-                        settings,
-                        profiles,
-                        account,
-                        organization,
-                        simulator,
-                    )
-                    in_flight[future] = account
-                if not in_flight:
+
+    def record(outcome: AccountOutcome) -> None:
+        batch.add(outcome)
+        summary.outcomes.append(outcome if keep_results else _without_results(outcome))
+        if progress:
+            progress(len(summary.outcomes), total, outcome.account)
+
+    # Spare workers: an account abandoned at its time limit keeps its thread until its
+    # next AWS call, and must not take a slot from the accounts still to scan.
+    pool = ThreadPoolExecutor(max_workers=2 * settings.concurrency, thread_name_prefix="scan")
+    try:
+        while True:
+            while len(in_flight) < settings.concurrency and not stopped:
+                if stop_event is not None and stop_event.is_set():
+                    stopped = True
                     break
-                done, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in done:
-                    account = in_flight.pop(future)
-                    outcome = future.result()
-                    batch.add(outcome)
-                    summary.outcomes.append(outcome if keep_results else _without_results(outcome))
-                    if progress:
-                        progress(len(summary.outcomes), total, account)
-        except BaseException:
-            for future in in_flight:
-                future.cancel()
-            raise
+                account = next(queue, None)
+                if account is None:
+                    break
+                future = pool.submit(
+                    scan_account, sessions, settings, profiles, account, organization, simulator
+                )
+                in_flight[future] = (account, time.monotonic() + limit)
+            if not in_flight:
+                break
+            first_deadline = min(due for _, due in in_flight.values())
+            timeout = min(1.0, max(0.01, first_deadline - time.monotonic()))
+            done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                in_flight.pop(future)
+                record(future.result())
+            now = time.monotonic()
+            for future, (account, due) in list(in_flight.items()):
+                if now >= due:
+                    # the account is recorded now; its late answer, if any, is dropped
+                    del in_flight[future]
+                    abandoned += 1
+                    log.warning(
+                        "account time limit exceeded",
+                        extra={"account": account.id, "limit_s": limit},
+                    )
+                    record(AccountOutcome(account, "error", error=deadline.limit_message(limit)))
+    except BaseException:
+        for future in in_flight:
+            future.cancel()
+        raise
+    finally:
+        # never wait for a worker abandoned at its time limit
+        pool.shutdown(wait=abandoned == 0, cancel_futures=True)
     return stopped and len(summary.outcomes) < total
 
 

@@ -25,6 +25,8 @@ from typing import Any
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
+from scanner import deadline
+
 log = logging.getLogger(__name__)
 
 THROTTLING_CODES = frozenset(
@@ -141,6 +143,7 @@ class Throttle:
         bucket = self._buckets.get(operation)
         attempt = 1
         while True:
+            deadline.check()  # the account's time limit ends its work at the next call
             if bucket is not None:
                 bucket.acquire()
             try:
@@ -154,7 +157,8 @@ class Throttle:
                     "throttled, retrying",
                     extra={"call": operation, "attempt": attempt, "wait_s": round(wait, 3)},
                 )
-                self.retry.sleep(wait)
+                left = deadline.remaining()
+                self.retry.sleep(wait if left is None else max(0.0, min(wait, left)))
                 attempt += 1
 
     def pages(
