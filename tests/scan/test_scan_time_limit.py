@@ -16,7 +16,7 @@ from storage.models import AccountScan
 def test_a_slow_account_is_cut_at_its_limit_and_the_scan_goes_on(
     seeded, db_engine, monkeypatch
 ) -> None:
-    settings = sandbox_settings(seeded.sandbox, concurrency=4, account_time_limit_seconds=5)
+    settings = sandbox_settings(seeded.sandbox, concurrency=2, account_time_limit_seconds=10)
     victim = seeded.sandbox.accounts[0].account_id
     real_collect = collect_module.collect_account
     calls_after_limit: list[float] = []
@@ -41,7 +41,7 @@ def test_a_slow_account_is_cut_at_its_limit_and_the_scan_goes_on(
     outcome = next(o for o in report.summary.outcomes if o.account.id == victim)
     assert outcome.status == "error"
     assert "account time limit exceeded" in outcome.error
-    assert "5 s (account_time_limit_seconds)" in outcome.error
+    assert "10 s (account_time_limit_seconds)" in outcome.error
     assert report.totals.status == "partial"
     assert report.totals.accounts_errored == 1
     assert report.totals.accounts_scanned == len(seeded.sandbox.accounts) - 1
@@ -54,9 +54,9 @@ def test_a_slow_account_is_cut_at_its_limit_and_the_scan_goes_on(
     assert len(stored) == len(seeded.sandbox.accounts)  # nothing lost, nothing doubled
     [victim_row] = [row for row in stored if row.account_id == victim]
     assert "account time limit exceeded" in victim_row.error
-    assert elapsed < 60
+    assert elapsed < 90
     # the abandoned worker stopped on its own at its next call after the limit
-    assert calls_after_limit and calls_after_limit[0] < 6.0
+    assert calls_after_limit and calls_after_limit[0] < 11.0
 
 
 def test_the_limit_is_a_documented_setting_with_a_default() -> None:
