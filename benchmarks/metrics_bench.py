@@ -140,6 +140,11 @@ def load(conninfo: str, accounts: int, ous: int, failing_share: float, seed: int
                         rng.choice(DRIFT_KINDS),
                     )
                 )
+        # the exported drift counters read these running totals
+        cur.execute(
+            "INSERT INTO drift_totals (kind, events) "
+            "SELECT kind, count(*) FROM drift_events GROUP BY kind"
+        )
         conn.commit()
         cur.execute("ANALYZE")
     return rows

@@ -196,6 +196,13 @@ class MetricsSettings(_Section):
     port: int = Field(default=9108, ge=1, le=65535)
 
 
+class RetentionSettings(_Section):
+    # evidence of runs older than this is removed by `serve` (0: keep everything)
+    keep_days: int = Field(default=90, ge=0)
+    interval_minutes: int = Field(default=1440, ge=1)  # how often `serve` prunes
+    batch_size: int = Field(default=5000, ge=1, le=100_000)  # rows per transaction
+
+
 _yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("vaultscan_yaml", default=None)
 
 
@@ -235,6 +242,7 @@ class Settings(BaseSettings):
     account_time_limit_seconds: int = Field(default=900, ge=1, le=86400)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("regions", "profiles", mode="before")
     @classmethod

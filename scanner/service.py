@@ -31,12 +31,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from exporters.metrics import SchedulerMetrics
-from scanner.config import ScheduleSettings, Settings
+from scanner.config import RetentionSettings, ScheduleSettings, Settings
 from scanner.runner import ScanReport, run_scan
 from scanner.vocabulary import RunStatus, Trigger
-from storage.locks import scan_lock
+from storage.locks import PRUNE_LOCK_KEY, scan_lock, try_lock
 from storage.migrate import head_revision, schema_revision
 from storage.repository import RunTotals, find_running_runs, mark_interrupted
+from storage.retention import PruneResult, prune
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ INTERRUPT_WAIT_SECONDS = 15.0
 # How many upcoming cron runs are looked at to find the longest gap between two scans.
 CRON_GAPS_EXAMINED = 50
 SCHEDULED_TRIGGER = Trigger.SCHEDULE
+# The first prune waits a little, so start-up (migrations, the first scan) goes first.
+PRUNE_STARTUP_DELAY_SECONDS = 60
 
 Outcome = Literal["scanned", "skipped_lock_held", "failed", "stopped"]
 
@@ -224,6 +227,10 @@ class ScanService:
         while thread.is_alive() and not self._abandoned.is_set():
             thread.join(0.5)
 
+    def prune_once(self) -> PruneResult | None:
+        """The retention job (see prune_old_evidence)."""
+        return prune_old_evidence(self._engine, self._settings.retention, self.stopping)
+
     # --- stopping ------------------------------------------------------------------
 
     def request_stop(self) -> None:
@@ -266,11 +273,37 @@ def _default_scan() -> ScanFunction:
     return functools.partial(run_scan, keep_results=False)
 
 
+def prune_old_evidence(
+    engine: Engine, retention: RetentionSettings, stop: threading.Event
+) -> PruneResult | None:
+    """Remove evidence older than `retention.keep_days` (storage.retention), one replica at
+    a time (the prune lock); None when retention is off, another replica is pruning, or
+    pruning failed (logged; the next run tries again). Scans go on meanwhile."""
+    if not retention.keep_days:
+        return None
+    with try_lock(engine, PRUNE_LOCK_KEY) as acquired:
+        if not acquired:
+            log.info("prune skipped: another replica is pruning host=%s", host_id())
+            return None
+        try:
+            return prune(
+                engine, keep_days=retention.keep_days, batch_size=retention.batch_size, stop=stop
+            )
+        except Exception as exc:
+            log.error("prune failed error=%s: %s", type(exc).__name__, exc)
+            return None
+
+
 # --- the long-running process ----------------------------------------------------------
 
 
-def build_scheduler(service: ScanService, schedule: ScheduleSettings) -> BackgroundScheduler:
-    """A BackgroundScheduler with the one scan job (no overlap, missed runs coalesced)."""
+def build_scheduler(
+    service: ScanService,
+    schedule: ScheduleSettings,
+    retention: RetentionSettings | None = None,
+) -> BackgroundScheduler:
+    """A BackgroundScheduler with the scan job (no overlap, missed runs coalesced) and,
+    when `retention` keeps a finite number of days, the prune job."""
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={
@@ -290,6 +323,15 @@ def build_scheduler(service: ScanService, schedule: ScheduleSettings) -> Backgro
         name="vaultscan scan",
         **options,
     )
+    if retention is not None and retention.keep_days:
+        # its own job: a long prune never delays a scan, nor a scan a prune
+        scheduler.add_job(
+            service.prune_once,
+            IntervalTrigger(minutes=retention.interval_minutes, timezone=UTC),
+            id="prune",
+            name="vaultscan retention",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=PRUNE_STARTUP_DELAY_SECONDS),
+        )
     return scheduler
 
 

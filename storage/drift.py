@@ -161,6 +161,16 @@ _COUNT_EVENTS = text(
     "SELECT kind, count(*) FROM drift_events WHERE scan_run_id = :run_id GROUP BY kind"
 )
 
+# The running totals the drift counters export: added to here, never recounted from
+# drift_events, so retention deleting old events cannot make a counter go down.
+_ADD_TOTALS = text(
+    """
+    INSERT INTO drift_totals (kind, events)
+    SELECT kind, count(*) FROM drift_events WHERE scan_run_id = :run_id GROUP BY kind
+    ON CONFLICT (kind) DO UPDATE SET events = drift_totals.events + EXCLUDED.events
+    """
+)
+
 
 def apply_run(
     conn: Connection, run_id: int, started_at: datetime, *, complete: bool
@@ -181,4 +191,5 @@ def apply_run(
     conn.execute(_ERROR_STATE, params)
     if complete:
         conn.execute(_GONE_STATE, params)
+    conn.execute(_ADD_TOTALS, params)
     return {kind: count for kind, count in conn.execute(_COUNT_EVENTS, params).all()}

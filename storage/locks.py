@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 SCAN_LOCK_KEY = 0x564C5453_00000001  # held by the replica that is scanning
 MIGRATION_LOCK_KEY = 0x564C5453_00000002  # held while `upgrade` runs (transaction-level)
 STATE_LOCK_KEY = 0x564C5453_00000003  # held while a run's results update check_state
+PRUNE_LOCK_KEY = 0x564C5453_00000004  # held by the replica that is pruning old evidence
 
 
 def _split(key: int) -> tuple[int, int]:
@@ -29,18 +30,24 @@ def scan_lock(engine: Engine) -> Iterator[bool]:
 
     The lock lives on a connection of its own, checked out for the whole block, and is
     released on exit (or by PostgreSQL if the process dies)."""
+    with try_lock(engine, SCAN_LOCK_KEY) as acquired:
+        yield acquired
+
+
+@contextmanager
+def try_lock(engine: Engine, key: int) -> Iterator[bool]:
+    """Try to take the session-level advisory lock `key` without waiting (see scan_lock)."""
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     acquired = False
     try:
         acquired = bool(
-            conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": SCAN_LOCK_KEY})
-            .scalar_one()
+            conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
         )
         yield acquired
     finally:
         try:
             if acquired:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCAN_LOCK_KEY})
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
         except Exception:
             # The connection broke, so the server already dropped the lock; make sure the
             # pool does not hand the dead connection out again.

@@ -185,11 +185,14 @@ def failing_roles_total(conn: Connection) -> int:
     return int(conn.execute(_FAILING_ROLES_TOTAL).scalar_one())
 
 
-_DRIFT = text("SELECT kind, count(*) FROM drift_events GROUP BY kind")
+# The stored running totals, not a count of drift_events: retention deletes old events,
+# and a Prometheus counter must never go down.
+_DRIFT = text("SELECT kind, events FROM drift_totals")
 
 
 def drift_counts(conn: Connection) -> dict[str, int]:
-    """Drift events ever recorded, by kind (kinds without events are left out)."""
+    """Drift events ever recorded, by kind, pruned ones included (kinds without events
+    are left out)."""
     return {kind: n for kind, n in conn.execute(_DRIFT)}
 
 

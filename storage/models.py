@@ -65,6 +65,11 @@ class ScanRun(Base):
     checks_errored: Mapped[int] = mapped_column(Integer, default=0)
     disagreements: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # accounts read with every check passing; stored at finish so a report can still
+    # say it after retention removed the run's results (NULL: runs from before 0002)
+    accounts_compliant: Mapped[int | None] = mapped_column(Integer)
+    # when retention removed this run's per-check results and account reads
+    pruned_at: Mapped[datetime | None]
 
 
 class Account(Base):
@@ -175,3 +180,13 @@ class DriftEvent(Base):
     previous_status: Mapped[str | None] = mapped_column(String(8))
     current_status: Mapped[str | None] = mapped_column(String(8))
     occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DriftTotal(Base):
+    """Drift events ever recorded, by kind. Kept as a running total (added to when a run
+    finishes) so the exported counters never go down when retention deletes old events."""
+
+    __tablename__ = "drift_totals"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -166,22 +166,10 @@ def complete_run(conn: Connection, *, finished_by: datetime) -> Row[Any] | None:
 
 def compliance(conn: Connection, run: Row[Any]) -> Compliance:
     """What the complete run `run` (a row of complete_run) found."""
-    not_passing = (
-        select(CheckResult.id)
-        .where(
-            CheckResult.scan_run_id == run.id,
-            CheckResult.account_id == AccountScan.account_id,
-            CheckResult.status != CheckStatus.PASS,
-        )
-        .exists()
-    )
-    compliant = conn.execute(
-        select(func.count())
-        .select_from(AccountScan)
-        .where(
-            AccountScan.scan_run_id == run.id, AccountScan.status == AccountStatus.OK, ~not_passing
-        )
-    ).scalar_one()
+    # stored when the run finished; counted from its results only for runs older than that
+    compliant = run.accounts_compliant
+    if compliant is None:
+        compliant = _count_compliant(conn, run.id)
     return Compliance(
         run_id=run.id,
         finished_at=_utc(run.finished_at),
@@ -194,6 +182,25 @@ def compliance(conn: Connection, run: Row[Any]) -> Compliance:
         accounts_compliant=compliant,
         accounts_errored=run.accounts_errored,
     )
+
+
+def _count_compliant(conn: Connection, run_id: int) -> int:
+    not_passing = (
+        select(CheckResult.id)
+        .where(
+            CheckResult.scan_run_id == run_id,
+            CheckResult.account_id == AccountScan.account_id,
+            CheckResult.status != CheckStatus.PASS,
+        )
+        .exists()
+    )
+    return conn.execute(
+        select(func.count())
+        .select_from(AccountScan)
+        .where(
+            AccountScan.scan_run_id == run_id, AccountScan.status == AccountStatus.OK, ~not_passing
+        )
+    ).scalar_one()
 
 
 def _in_period(start: datetime, end: datetime) -> list[Any]:

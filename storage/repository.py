@@ -291,11 +291,36 @@ def finish_run(
         accounts_total = conn.execute(
             update(ScanRun)
             .where(ScanRun.id == run_id)
-            .values(finished_at=func.now(), status=final, error=error, **counts)
+            .values(
+                finished_at=func.now(),
+                status=final,
+                error=error,
+                accounts_compliant=_accounts_compliant(run_id),
+                **counts,
+            )
             .returning(ScanRun.accounts_total)
         ).scalar_one()
     return RunTotals(
         run_id=run_id, status=final, accounts_total=accounts_total, **counts, drift=drift
+    )
+
+
+def _accounts_compliant(run_id: int) -> Any:
+    """Accounts the run read with no check other than pass: a scalar subquery."""
+    not_passing = (
+        select(CheckResult.id)
+        .where(
+            CheckResult.scan_run_id == run_id,
+            CheckResult.account_id == AccountScan.account_id,
+            CheckResult.status != "pass",
+        )
+        .exists()
+    )
+    return (
+        select(func.count())
+        .select_from(AccountScan)
+        .where(AccountScan.scan_run_id == run_id, AccountScan.status == "ok", ~not_passing)
+        .scalar_subquery()
     )
 
 

@@ -41,6 +41,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "db upgrade": ("vaultscan db upgrade --database-url postgresql://localhost/vaultscan",),
     "db current": ("vaultscan db current",),
     "db url": ("vaultscan db url --config vaultscan.yaml",),
+    "db prune": (
+        "vaultscan db prune --keep-days 90",
+        "vaultscan db prune --keep-days 30 --batch-size 1000 --config vaultscan.yaml",
+    ),
     "iam-policy": (
         "vaultscan iam-policy --role member",
         "vaultscan iam-policy --role scanner --config vaultscan.yaml --format yaml",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "database schema: upgrade, current revision, URL in use"
+HELP = "database schema: upgrade, current revision, URL in use, prune old evidence"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("upgrade", "apply pending migrations (safe to run from several replicas at once)"),
         ("current", "print the schema revision of the database (exit 1 if not the newest)"),
         ("url", "print the database URL in use, password masked"),
+        (
+            "prune",
+            "remove the per-check evidence of runs older than --keep-days, in small "
+            "batches; keeps run counts, the latest state, failing-since evidence and drift "
+            "totals (safe while a scan runs)",
+        ),
     ):
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument(
@@ -37,7 +43,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             metavar="FILE",
             help="configuration file (default: $VAULTSCAN_CONFIG, else ./vaultscan.yaml)",
         )
+    prune = actions.choices["prune"]
+    prune.add_argument(
+        "--keep-days",
+        type=_at_least_one,
+        required=True,
+        metavar="N",
+        help="keep the evidence of runs started in the last N days (at least 1)",
+    )
+    prune.add_argument(
+        "--batch-size",
+        type=_at_least_one,
+        default=None,
+        metavar="ROWS",
+        help="rows deleted per transaction (default: retention.batch_size, 5000)",
+    )
     parser.set_defaults(handler=run)
+
+
+def _at_least_one(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from scanner.config import load_settings
+
+    return load_settings(args.config)
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -45,10 +82,7 @@ def _database_url(args: argparse.Namespace) -> str:
 
     if args.database_url:
         return normalise_url(args.database_url)
-    from scanner.config import load_settings
-
-    settings: Any = load_settings(args.config)
-    return resolve_database_url(settings)
+    return resolve_database_url(_settings(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     url: str | None = None
     try:
         url = _database_url(args)
+        if args.db_command == "prune":
+            return _prune(url, args)
         return _ACTIONS[args.db_command](url)
     except ConfigError as exc:
         print(f"vaultscan db: {exc.message}", file=sys.stderr)
@@ -107,6 +143,23 @@ def _url(url: str) -> int:
     from storage.db import mask_url
 
     print(mask_url(url))
+    return 0
+
+
+def _prune(url: str, args: argparse.Namespace) -> int:
+    from storage.db import make_engine, mask_url
+    from storage.migrate import upgrade
+    from storage.retention import prune
+
+    batch_size = args.batch_size or _settings(args).retention.batch_size
+    upgrade(url)  # the retention columns and totals must exist
+    result = prune(make_engine(url), keep_days=args.keep_days, batch_size=batch_size)
+    print(
+        f"{mask_url(url)}: removed the evidence of {result.runs} run(s) started before "
+        f"{result.cutoff:%Y-%m-%d %H:%M} UTC: {result.check_results} check results, "
+        f"{result.account_scans} account reads, {result.drift_events} drift events, in "
+        f"{result.batches} batch(es), {result.seconds:.1f} s"
+    )
     return 0
 
 

@@ -18,7 +18,8 @@ Runs the scan on schedule.cron or every schedule.interval_minutes (plus one at s
 unless schedule.run_at_startup is false) and serves /metrics, /healthz and /readyz on
 metrics.host:metrics.port. Several replicas may share one database: only one scans at a
 time, the others skip. SIGTERM stops cleanly, giving a running scan
-schedule.stop_grace_seconds to finish before it is interrupted."""
+schedule.stop_grace_seconds to finish before it is interrupted. Evidence of runs older
+than retention.keep_days (default 90) is pruned every retention.interval_minutes."""
 EPILOG = """\
 exit status: 0 stopped cleanly (with --once: the scan was recorded, whatever it found),
 2 configuration, database or scan failure, 75 (--once) another replica was scanning."""
@@ -182,7 +183,7 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
             except Exception as exc:  # the next scan tries again
                 log.error("start-up recovery failed error=%s: %s", type(exc).__name__, exc)
         _settle_heap()
-        scheduler = build_scheduler(service, settings.schedule)
+        scheduler = build_scheduler(service, settings.schedule, settings.retention)
         scheduler.start()
         log.info("scheduler started job=%s", scheduler.get_job("scan"))
         wait_for(stopping)

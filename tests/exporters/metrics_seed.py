@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from storage.models import Account, AccountScan, CheckState, DriftEvent, ScanRun
+from storage.models import Account, AccountScan, CheckState, DriftEvent, DriftTotal, ScanRun
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -119,4 +119,6 @@ def seed_small(engine: Engine) -> dict[str, int]:
                     kind=kind,
                 )
             )
+        # what finish_run adds to the running totals the counters export
+        session.add_all([DriftTotal(kind="regressed", events=2), DriftTotal(kind="new", events=1)])
         return {"old": old, "last": last}

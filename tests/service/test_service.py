@@ -216,3 +216,38 @@ def test_scheduler_job_never_overlaps_and_runs_at_startup(engine: Engine) -> Non
     finally:
         for each in (scheduler, later):
             each.shutdown(wait=False)
+
+
+def test_retention_job_prunes_under_its_own_lock(engine: Engine) -> None:
+    from scanner.config import RetentionSettings
+    from scanner.service import prune_old_evidence
+    from storage.locks import PRUNE_LOCK_KEY, try_lock
+
+    keep = RetentionSettings(keep_days=30)
+    stop = threading.Event()
+    result = prune_old_evidence(engine, keep, stop)
+    assert result is not None and result.runs == 0
+    assert prune_old_evidence(engine, RetentionSettings(keep_days=0), stop) is None  # off
+    with try_lock(engine, PRUNE_LOCK_KEY) as held:  # another replica is pruning
+        assert held
+        assert prune_old_evidence(engine, keep, stop) is None
+    # a scan in progress does not stop the prune: they use different locks
+    with scan_lock(engine) as scanning:
+        assert scanning
+        assert prune_old_evidence(engine, keep, stop) is not None
+
+
+def test_scheduler_prunes_only_when_retention_is_on(engine: Engine) -> None:
+    from scanner.config import RetentionSettings
+
+    service = ScanService(SETTINGS, engine, scan=scan_that_waits(threading.Event()))
+    on = build_scheduler(service, ScheduleSettings(), RetentionSettings(interval_minutes=720))
+    off = build_scheduler(service, ScheduleSettings(), RetentionSettings(keep_days=0))
+    try:
+        job = on.get_job("prune")
+        assert job is not None and job.trigger.interval.total_seconds() == 720 * 60
+        assert off.get_job("prune") is None and off.get_job("scan") is not None
+    finally:
+        for each in (on, off):
+            if each.running:
+                each.shutdown(wait=False)

@@ -15,13 +15,13 @@ def test_upgrade_then_current(database_url: str, capsys: pytest.CaptureFixture[s
     assert "vaultscan db upgrade" in capsys.readouterr().out
 
     assert main(["db", "upgrade", "--database-url", database_url]) == 0
-    assert "upgraded from empty to revision 0001" in capsys.readouterr().out
-    assert current(database_url) == "0001"
+    assert "upgraded from empty to revision 0002" in capsys.readouterr().out
+    assert current(database_url) == "0002"
 
     assert main(["db", "upgrade", "--database-url", database_url]) == 0  # idempotent
-    assert "already at revision 0001" in capsys.readouterr().out
+    assert "already at revision 0002" in capsys.readouterr().out
     assert main(["db", "current", "--database-url", database_url]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "0001 (newest)"
+    assert capsys.readouterr().out.splitlines()[-1] == "0002 (newest)"
 
 
 def test_url_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,3 +47,19 @@ def test_unreachable_server_is_explained(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert "cannot reach postgresql+psycopg://vault:***@127.0.0.1:1/vaultscan" in err
     assert "s3cret" not in err
+
+
+def test_prune_reports_what_it_removed(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "prune", "--keep-days", "30", "--database-url", database_url]) == 0
+    out = capsys.readouterr().out
+    assert "removed the evidence of 0 run(s)" in out and "0 check results" in out
+    assert current(database_url) == "0002"  # prune migrates first
+
+
+def test_prune_needs_a_positive_number_of_days(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["db", "prune", "--keep-days", "0"])
+    assert exited.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from storage.db import normalise_url
 from storage.migrate import MigrationsNotFoundError, alembic_dir, current, head_revision, upgrade
 from storage.models import Base
 
-TABLES = {"scan_runs", "accounts", "account_scans", "check_results", "check_state", "drift_events"}
+TABLES = {"scan_runs", "accounts", "account_scans", "check_results", "check_state", "drift_events",
+          "drift_totals"}
 
 
 def _engine(url: str):
@@ -27,7 +28,7 @@ def test_fresh_database_has_no_revision(database_url: str) -> None:
 
 def test_upgrade_creates_every_table_at_head(database_url: str) -> None:
     upgrade(database_url)
-    assert current(database_url) == head_revision() == "0001"
+    assert current(database_url) == head_revision() == "0002"
     engine = _engine(database_url)
     try:
         assert TABLES <= set(inspect(engine).get_table_names())
@@ -61,7 +62,7 @@ def test_upgrade_twice_is_a_no_op(migrated_url: str) -> None:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
     finally:
         engine.dispose()
-    assert [row[0] for row in versions] == ["0001"]
+    assert [row[0] for row in versions] == ["0002"]
 
 
 def test_concurrent_upgrades_migrate_once(database_url: str) -> None:
@@ -75,7 +76,7 @@ def test_concurrent_upgrades_migrate_once(database_url: str) -> None:
     with ThreadPoolExecutor(callers) as pool_:
         for future in [pool_.submit(call) for _ in range(callers)]:
             future.result()  # re-raises e.g. DuplicateTable if two had migrated at once
-    assert current(database_url) == "0001"
+    assert current(database_url) == "0002"
 
 
 def test_missing_migrations_folder_is_explained(
@@ -90,4 +91,34 @@ def test_migrations_folder_can_be_relocated(monkeypatch: pytest.MonkeyPatch) -> 
     real = alembic_dir()
     monkeypatch.setenv("VAULTSCAN_ALEMBIC_DIR", str(real))
     assert alembic_dir() == real
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
+
+
+def test_drift_totals_start_from_the_events_already_recorded(database_url: str) -> None:
+    from alembic import command
+    from storage.migrate import alembic_config
+
+    engine = _engine(database_url)
+    try:
+        with engine.begin() as conn:
+            config = alembic_config(database_url)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        with engine.begin() as conn:
+            run_id = conn.execute(text(
+                "INSERT INTO scan_runs (status, trigger, host, config_fingerprint,"
+                " simulator_source, accounts_total, accounts_scanned, accounts_errored,"
+                " checks_total, checks_passed, checks_failed, checks_errored, disagreements)"
+                " VALUES ('succeeded', 'cli', 'h', '', 'aws', 1, 1, 0, 0, 0, 0, 0, 0)"
+                " RETURNING id")).scalar_one()
+            for kind in ("regressed", "regressed", "fixed"):
+                conn.execute(text(
+                    "INSERT INTO drift_events (scan_run_id, check_key, account_id, region,"
+                    " role_arn, \"check\", kind) VALUES (:run, 'k', '1', 'r', 'a', 'c', :kind)"),
+                    {"run": run_id, "kind": kind})
+        upgrade(database_url)
+        with engine.connect() as conn:
+            totals = dict(conn.execute(text("SELECT kind, events FROM drift_totals")).all())
+    finally:
+        engine.dispose()
+    assert totals == {"regressed": 2, "fixed": 1}
