@@ -315,8 +315,12 @@ def _scan_accounts(
                     )
                     record(AccountOutcome(account, "error", error=deadline.limit_message(limit)))
     except BaseException:
-        for future in in_flight:
-            future.cancel()
+        # Ctrl-C, SIGTERM or a crash: let the accounts in flight finish (or hit their
+        # limit) and keep what they found; the caller closes the run.
+        pool.shutdown(wait=abandoned == 0, cancel_futures=True)
+        for future, _ in list(in_flight.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                batch.add(future.result())
         raise
     finally:
         # never wait for a worker abandoned at its time limit
@@ -340,7 +344,9 @@ def _close_broken_run(engine: Engine, run_id: int, batch: _Recorder, exc: BaseEx
         log.exception("could not record the last finished accounts", extra={"run": run_id})
     try:
         if isinstance(exc, KeyboardInterrupt):
-            mark_interrupted(engine, run_id, "interrupted (Ctrl-C)")
+            from scanner.signals import interruption
+
+            mark_interrupted(engine, run_id, interruption(exc))
         else:
             finish_run(engine, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
     except Exception:

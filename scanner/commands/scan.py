@@ -140,6 +140,8 @@ def _scan(args: argparse.Namespace) -> int:
         verdict_table,
     )
     from scanner.runner import run_scan
+    from scanner.service import recover_abandoned_runs
+    from scanner.signals import sigterm_interrupts
     from storage.locks import scan_lock
 
     settings, url, engine = open_configured_database(args)
@@ -150,8 +152,11 @@ def _scan(args: argparse.Namespace) -> int:
                 "another scan is running against this database (a `vaultscan serve` replica "
                 "or another `vaultscan scan`); wait for it to finish"
             )
+        # holding the lock proves nobody scans: a run still "running" was abandoned by a
+        # dead process (kill -9, OOM) and is closed as interrupted, as serve does
+        recover_abandoned_runs(engine, lock_held=True)
         try:
-            with scan_progress(console) as progress:
+            with sigterm_interrupts(), scan_progress(console) as progress:
                 report = run_scan(settings, engine=engine, trigger="cli", progress=progress)
         except (DiscoveryError, ProfileError, AccountAccessError) as exc:
             raise CommandError(str(exc)) from None

@@ -1,0 +1,62 @@
+"""The fault suite: every test here is marked `faults` (run alone with `pytest -m faults`;
+it is also part of the normal run)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from fault_harness import MotoProcess
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/faults/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.faults)
+
+
+@dataclass
+class SeededMoto:
+    moto: MotoProcess
+    sandbox: object  # scanner.sandbox.SandboxOrg
+
+    def settings(self, **overrides: object):
+        from scanner.sandbox import sandbox_settings
+
+        return sandbox_settings(self.sandbox, **overrides)
+
+
+def seed(moto: MotoProcess) -> object:
+    from scanner.sandbox import seed_sandbox_organization
+
+    with moto.client_env():
+        import boto3
+
+        return seed_sandbox_organization(boto3.Session(region_name="us-east-1"))
+
+
+@pytest.fixture(scope="module")
+def seeded_moto() -> Iterator[SeededMoto]:
+    """A moto server process holding the sandbox organization, for one test module."""
+    moto = MotoProcess().start()
+    try:
+        yield SeededMoto(moto, seed(moto))
+    finally:
+        moto.stop()
+
+
+@pytest.fixture
+def scratch_url(postgres_admin_conninfo: str) -> Iterator[str]:
+    """A database of the test's own that subprocesses can reach (SQLAlchemy URL)."""
+    name = f"vaultscan_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(postgres_admin_conninfo)
+    password = f":{info['password']}" if info.get("password") else ""
+    host, port = info.get("host", "127.0.0.1"), info.get("port", "5432")
+    yield f"postgresql+psycopg://{info.get('user', 'postgres')}{password}@{host}:{port}/{name}"
+    with psycopg.connect(postgres_admin_conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

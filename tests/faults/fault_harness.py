@@ -1,0 +1,173 @@
+"""Processes for the fault suite: a moto server of its own (a subprocess, so it can be
+stopped and started again mid-scan), `vaultscan scan` subprocesses, and what a scan left in
+the database. Every wait is bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from sqlalchemy import create_engine, text
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.1) -> T:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # not there yet
+            last = exc
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """A process environment that talks to `endpoint` and nothing else."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VAULTSCAN_"))}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE="/nonexistent/vaultscan-test-config",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/vaultscan-test-credentials",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class MotoProcess:
+    """`python -m moto.server` on a fixed port; stop() and start() keep the port, so a scan
+    sees its AWS endpoint vanish and come back. A restarted server is empty."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, timeout=30, what="moto server")
+        return self
+
+    def _answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as response:
+            return response.status == 200
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+        self.process = None
+
+    @contextmanager
+    def client_env(self) -> Iterator[None]:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(aws_environment(self.endpoint))
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def write_config(path: Path, settings: Any, database_url: str, **values: Any) -> Path:
+    data = settings.model_dump(mode="json")
+    data["database"] = {"url": database_url}
+    data.update(values)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def start_scan(
+    config: Path, env: dict[str, str], log_path: Path, *extra: str
+) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "scanner", *extra, "scan", "--config", str(config)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the database holds about the scans: runs, per-account rows, results."""
+
+    runs: list[tuple[int, str, str | None]]  # id, status, error
+    accounts: list[tuple[int, str, str, str | None]]  # run, account, status, error
+    results: list[tuple[int, str, str]]  # run, account, check_key
+
+    def run(self, run_id: int) -> tuple[int, str, str | None]:
+        return next(run for run in self.runs if run[0] == run_id)
+
+    def accounts_of(self, run_id: int) -> dict[str, tuple[str, str | None]]:
+        return {a: (s, e) for r, a, s, e in self.accounts if r == run_id}
+
+    def results_of(self, run_id: int) -> list[tuple[str, str]]:
+        return [(a, k) for r, a, k in self.results if r == run_id]
+
+
+def stored(url: str) -> Stored:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(text("SELECT id, status, error FROM scan_runs ORDER BY id"))
+            accounts = conn.execute(
+                text("SELECT scan_run_id, account_id, status, error FROM account_scans")
+            )
+            results = conn.execute(
+                text("SELECT scan_run_id, account_id, check_key FROM check_results")
+            )
+            return Stored(
+                [tuple(row) for row in runs],
+                [tuple(row) for row in accounts],
+                [tuple(row) for row in results],
+            )
+    finally:
+        engine.dispose()
+
+
+def assert_nothing_duplicated(state: Stored) -> None:
+    """No account twice in a run, no check twice for an account in a run."""
+    pairs = [(r, a) for r, a, _, _ in state.accounts]
+    assert len(pairs) == len(set(pairs)), "an account was recorded twice in one run"
+    assert len(state.results) == len(set(state.results)), "a result was recorded twice"
+
+
+def send(process: subprocess.Popen[bytes], signum: signal.Signals) -> int:
+    process.send_signal(signum)
+    return process.wait(timeout=120)
