@@ -203,6 +203,17 @@ class RetentionSettings(_Section):
     batch_size: int = Field(default=5000, ge=1, le=100_000)  # rows per transaction
 
 
+class EventsSettings(_Section):
+    """Event-driven rescans from an SQS queue of CloudTrail events (docs/events.md)."""
+
+    queue_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    # long-poll wait per ReceiveMessage (SQS allows 0-20 s)
+    wait_seconds: int = Field(default=20, ge=0, le=20)
+    # after the first message, keep collecting this long so a burst becomes one plan
+    batch_seconds: float = Field(default=2.0, ge=0, le=60)
+    max_batch_messages: int = Field(default=100, ge=1, le=10_000)
+
+
 _yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("vaultscan_yaml", default=None)
 
 
@@ -243,6 +254,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     @field_validator("regions", "profiles", mode="before")
     @classmethod

@@ -12,7 +12,12 @@ from typing import Literal
 
 import yaml
 
-from scanner.aws.permissions import MEMBER_READ_ACTIONS, ORG_READ_ACTIONS, SCANNER_ACTIONS
+from scanner.aws.permissions import (
+    EVENT_QUEUE_ACTIONS,
+    MEMBER_READ_ACTIONS,
+    ORG_READ_ACTIONS,
+    SCANNER_ACTIONS,
+)
 from scanner.config import Settings
 from scanner.model import PolicyDocument
 
@@ -78,7 +83,25 @@ def scanner_policy(settings: Settings) -> PolicyDocument:
         )
     else:
         statements.extend(org_read_policy()["Statement"])
+    if settings.events.queue_url:
+        statements.append(
+            {
+                "Sid": "ConsumeEventQueue",
+                "Effect": "Allow",
+                "Action": sorted(set(EVENT_QUEUE_ACTIONS)),
+                "Resource": queue_arn(settings.events.queue_url, settings.organization.partition),
+            }
+        )
     return _policy(*statements)
+
+
+def queue_arn(queue_url: str, partition: str = "aws") -> str:
+    """The queue's ARN from its URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME."""
+    host, _, path = queue_url.split("://", 1)[-1].partition("/")
+    parts = host.split(".")
+    region = parts[1] if len(parts) >= 3 and parts[0] == "sqs" else "*"
+    account, _, name = path.strip("/").partition("/")
+    return f"arn:{partition}:sqs:{region}:{account or '*'}:{name or '*'}"
 
 
 def policy_for(kind: RoleKind, settings: Settings) -> PolicyDocument:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from scanner.aws.simulator import Simulator
     from scanner.config import Settings
     from scanner.profiles import Profile
+    from storage.locks import AccountLocks
     from storage.repository import RunTotals
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,23 @@ def scan_account(
         return AccountOutcome(account, "error", error=reason)
 
 
+def exclusive_scan_account(
+    locks: AccountLocks | None,
+    sessions: AwsSessions,
+    settings: Settings,
+    profiles: list[Profile],
+    account: Account,
+    organization: Organization,
+    simulator: Simulator,
+) -> AccountOutcome:
+    """scan_account while holding the account's lock (storage.locks.AccountLocks), so a
+    scheduled scan and an event-driven rescan never read the same account at once."""
+    if locks is None:
+        return scan_account(sessions, settings, profiles, account, organization, simulator)
+    with locks.holding(account.id):
+        return scan_account(sessions, settings, profiles, account, organization, simulator)
+
+
 def run_scan(
     settings: Settings,
     *,
@@ -216,7 +234,10 @@ def run_scan(
         simulator_name=simulator.name,
         simulator_note=simulator_note(simulator),
     )
+    from storage.locks import AccountLocks
+
     batch = _Recorder(engine, run_id)
+    locks = AccountLocks(engine)  # event-driven rescans wait for the account, and we for them
     try:
         stopped = _scan_accounts(
             accounts,
@@ -230,6 +251,7 @@ def run_scan(
             progress,
             stop_event,
             keep_results,
+            locks,
         )
         batch.flush()
         summary.finished_at = datetime.now(UTC)
@@ -245,6 +267,8 @@ def run_scan(
     except BaseException as exc:
         _close_broken_run(engine, run_id, batch, exc)
         raise
+    finally:
+        locks.close()
     report.seconds = time.perf_counter() - clock
     return report
 
@@ -261,6 +285,7 @@ def _scan_accounts(
     progress: Progress | None,
     stop_event: threading.Event | None,
     keep_results: bool = True,
+    locks: AccountLocks | None = None,
 ) -> bool:
     """Run the accounts through the pool, at most `concurrency` in flight; returns True
     when `stop_event` stopped the scan before every account was submitted."""
@@ -292,7 +317,14 @@ def _scan_accounts(
                 if account is None:
                     break
                 future = pool.submit(
-                    scan_account, sessions, settings, profiles, account, organization, simulator
+                    exclusive_scan_account,
+                    locks,
+                    sessions,
+                    settings,
+                    profiles,
+                    account,
+                    organization,
+                    simulator,
                 )
                 in_flight[future] = (account, time.monotonic() + limit)
             if not in_flight:

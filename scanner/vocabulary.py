@@ -73,3 +73,4 @@ class Trigger(StrEnum):
     CLI = "cli"
     SCHEDULE = "schedule"
     DEMO = "demo"
+    EVENT = "event"  # an event-driven rescan of the accounts a change reaches

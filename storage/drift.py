@@ -10,7 +10,8 @@ Rules (the previous status is check_state's, i.e. the latest known one):
              already in error;
 - gone:      a known key is missing from a run that read its account (or no longer scans
              that account at all). Only runs that saw the whole organization (succeeded or
-             partial) may decide that something is gone.
+             partial) may decide that something is gone; a run with a `scope` (an
+             event-driven rescan of some accounts or roles) only for the keys in it.
 `failing_since` is the start of the current failing streak: the started_at of the run that
 first saw it fail. An error keeps it (the check is not known to be fixed); pass clears it.
 Keys whose state already comes from this run or a later one are left alone, so finishing
@@ -19,6 +20,8 @@ the same run twice, or an older run after a newer one, changes nothing.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, TextClause, text
@@ -98,8 +101,17 @@ def _missing_events(kind: str, condition: str) -> TextClause:
     )
 
 
+# A key inside the scope of a partial run: its account, and its role when one is named
+# (by name: the ARN's last segment, whatever the role's path).
+_IN_SCOPE = """
+    EXISTS (SELECT 1 FROM jsonb_to_recordset(CAST(:scope AS jsonb)) AS s(account_id text, role text)
+            WHERE s.account_id = cs.account_id
+              AND (s.role IS NULL OR right(cs.role_arn, length(s.role) + 1) = '/' || s.role))
+"""
+
 _ERROR_EVENTS = _missing_events("error", f"cs.status <> 'error' AND {_ACCOUNT_ERRORED}")
 _GONE_EVENTS = _missing_events("gone", f"NOT {_ACCOUNT_ERRORED}")
+_SCOPED_GONE_EVENTS = _missing_events("gone", f"NOT {_ACCOUNT_ERRORED} AND {_IN_SCOPE}")
 
 # Keys already known: one set-based UPDATE (much cheaper than ON CONFLICT row by row).
 # The key's account, region, role and check are part of the key, so they never change.
@@ -157,6 +169,16 @@ _GONE_STATE = text(
     """
 )
 
+_SCOPED_GONE_STATE = text(
+    f"""
+    UPDATE check_state AS target
+    SET status = 'gone', failing_since = NULL, last_scan_run_id = :run_id,
+        last_changed_at = now()
+    WHERE target.check_key IN (SELECT cs.check_key {_MISSING}
+                               AND NOT {_ACCOUNT_ERRORED} AND {_IN_SCOPE})
+    """
+)
+
 _COUNT_EVENTS = text(
     "SELECT kind, count(*) FROM drift_events WHERE scan_run_id = :run_id GROUP BY kind"
 )
@@ -173,23 +195,35 @@ _ADD_TOTALS = text(
 
 
 def apply_run(
-    conn: Connection, run_id: int, started_at: datetime, *, complete: bool
+    conn: Connection,
+    run_id: int,
+    started_at: datetime,
+    *,
+    complete: bool,
+    scope: Sequence[Mapping[str, str | None]] | None = None,
 ) -> dict[str, int]:
     """Write drift events for `run_id` and update check_state; return events per kind.
 
     `complete` is False for failed or interrupted runs: their missing keys prove nothing,
-    so no key is declared gone. Call inside the transaction that finishes the run."""
-    params = {"run_id": run_id, "started_at": started_at}
+    so no key is declared gone. `scope` ({"account_id", "role"} items, role None for the
+    whole account) limits "gone" to the keys a partial run covered; an empty scope
+    declares nothing gone. Call inside the transaction that finishes the run."""
+    params: dict[str, object] = {"run_id": run_id, "started_at": started_at}
+    gone_events, gone_state = _GONE_EVENTS, _GONE_STATE
+    if scope is not None:
+        complete = complete and bool(scope)
+        params["scope"] = json.dumps([dict(item) for item in scope])
+        gone_events, gone_state = _SCOPED_GONE_EVENTS, _SCOPED_GONE_STATE
     conn.execute(_FAILING_SINCE, params)
     # Events first: they compare against the state as it was before this run.
     conn.execute(_PRESENT_EVENTS, params)
     conn.execute(_ERROR_EVENTS, params)
     if complete:
-        conn.execute(_GONE_EVENTS, params)
+        conn.execute(gone_events, params)
     conn.execute(_UPDATE_STATE, params)
     conn.execute(_INSERT_STATE, params)
     conn.execute(_ERROR_STATE, params)
     if complete:
-        conn.execute(_GONE_STATE, params)
+        conn.execute(gone_state, params)
     conn.execute(_ADD_TOTALS, params)
     return {kind: count for kind, count in conn.execute(_COUNT_EVENTS, params).all()}

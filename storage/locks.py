@@ -7,8 +7,11 @@ crashed or killed process never leaves a stale lock behind.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -66,3 +69,68 @@ def lock_is_held(engine: Engine) -> bool:
     )
     with engine.connect() as conn:
         return bool(conn.execute(query, {"classid": classid, "objid": objid}).scalar_one())
+
+
+# One advisory key per member account: the high 24 bits spell "VLA", the low 40 bits are
+# the 12-digit account id (10^12 < 2^40), so no two accounts ever share a key.
+ACCOUNT_LOCK_NAMESPACE = 0x564C41 << 40
+
+
+def account_lock_key(account_id: str) -> int:
+    return ACCOUNT_LOCK_NAMESPACE | int(account_id)
+
+
+class AccountLocks:
+    """Per-account advisory locks, so a scheduled scan and an event-driven rescan never
+    work on the same account at the same time (in this replica or another).
+
+    All locks of one holder live on one dedicated connection (a session may hold many
+    advisory locks), so a scan with 64 accounts in flight costs one connection, not 64.
+    Calls are serialised: a connection is not safe for concurrent use."""
+
+    def __init__(self, engine: Engine, *, poll_seconds: float = 0.2) -> None:
+        self._engine = engine
+        self._poll = poll_seconds
+        self._conn: Any = None
+        self._mutex = threading.Lock()
+
+    def _execute(self, sql: str, key: int) -> bool:
+        with self._mutex:
+            if self._conn is None:
+                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            return bool(self._conn.execute(text(sql), {"key": key}).scalar_one())
+
+    def try_acquire(self, account_id: str) -> bool:
+        return self._execute("SELECT pg_try_advisory_lock(:key)", account_lock_key(account_id))
+
+    def acquire(self, account_id: str, *, stop: threading.Event | None = None) -> bool:
+        """Wait until the account is free (polling, so the shared connection is never
+        blocked); False when `stop` is set first."""
+        while not self.try_acquire(account_id):
+            if stop is not None and stop.is_set():
+                return False
+            time.sleep(self._poll)
+        return True
+
+    def release(self, account_id: str) -> None:
+        self._execute("SELECT pg_advisory_unlock(:key)", account_lock_key(account_id))
+
+    @contextmanager
+    def holding(self, account_id: str) -> Iterator[None]:
+        self.acquire(account_id)
+        try:
+            yield
+        finally:
+            self.release(account_id)
+
+    def close(self) -> None:
+        """Release every lock of this holder (closing the session drops them)."""
+        with self._mutex:
+            if self._conn is not None:
+                try:
+                    self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
+                except Exception:
+                    self._conn.invalidate()  # a broken session has lost its locks anyway
+                finally:
+                    self._conn.close()
+                    self._conn = None

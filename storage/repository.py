@@ -8,7 +8,7 @@ dicts (runs: ScanRun rows detached from their session) so callers need no ORM se
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -258,11 +258,17 @@ def _require_running(conn: Connection, run_id: int, *, exclusive: bool = True) -
 
 
 def finish_run(
-    engine: Engine, run_id: int, *, status: str | None = None, error: str | None = None
+    engine: Engine,
+    run_id: int,
+    *,
+    status: str | None = None,
+    error: str | None = None,
+    scope: Sequence[Mapping[str, str | None]] | None = None,
 ) -> RunTotals:
     """Close a running run: count its results, set finished_at and status ("succeeded", or
     "partial" when an account errored, unless `status` says otherwise), update check_state
-    and write drift events (see storage.drift for the rules)."""
+    and write drift events (see storage.drift for the rules). `scope` marks a partial run
+    (event-driven): only keys inside it can become gone."""
     if status is not None and status not in FINAL_STATUSES:
         raise ValueError(f"status must be one of {', '.join(FINAL_STATUSES)}, not {status!r}")
     with engine.begin() as conn:
@@ -287,7 +293,13 @@ def finish_run(
         # the counts as stored in scan_runs and returned in RunTotals
         counts = {**accounts._asdict(), **checks._asdict()}
         final = status or ("partial" if accounts.accounts_errored else "succeeded")
-        drift = apply_run(conn, run_id, run.started_at, complete=final in ("succeeded", "partial"))
+        drift = apply_run(
+            conn,
+            run_id,
+            run.started_at,
+            complete=final in ("succeeded", "partial"),
+            scope=scope,
+        )
         accounts_total = conn.execute(
             update(ScanRun)
             .where(ScanRun.id == run_id)

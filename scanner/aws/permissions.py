@@ -38,3 +38,12 @@ ORG_READ_ACTIONS: tuple[str, ...] = (
 
 # Made by the scanner's own identity to enter member accounts and the Organizations role.
 SCANNER_ACTIONS: tuple[str, ...] = ("sts:AssumeRole",)
+
+# Made by the scanner's own identity on the event queue (events.queue_url), if configured:
+# receive, delete after the verdicts are stored, and read the redrive policy to say when
+# a failing message's last try has come (scanner.aws.queue).
+EVENT_QUEUE_ACTIONS: tuple[str, ...] = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+)
