@@ -8,11 +8,15 @@ a default. Every field is documented in docs/configuration.md.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
 import os
 import re
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -371,32 +375,86 @@ def _describe(errors: list[dict[str, Any]], source: str) -> str:
     return "\n".join(lines)
 
 
-def _warn_about_single_underscores() -> None:
-    """`VAULTSCAN_DATABASE_URL` and the like: a nested setting written with one underscore,
-    which the environment source ignores. Only a warning: Kubernetes service links
-    (`<SERVICE>_PORT=tcp://...` for a Service named `vaultscan-metrics`) look the same."""
-    for name in sorted(os.environ):
-        upper = name.upper()
-        if not upper.startswith("VAULTSCAN_") or "__" in upper:
+# VAULTSCAN_* names that are not settings but are documented (docs/configuration.md).
+ENV_EXTRAS = frozenset(
+    {
+        CONFIG_ENV_VAR,
+        "VAULTSCAN_ALEMBIC_DIR",  # where the image keeps the migrations
+        "VAULTSCAN_TEST_PG_URL",  # the test suite's PostgreSQL server
+    }
+)
+# Kubernetes service links for a Service named vaultscan or vaultscan-*: VAULTSCAN_PORT,
+# VAULTSCAN_SERVICE_HOST, VAULTSCAN_METRICS_PORT_9108_TCP_ADDR, ... ("Discovering services",
+# https://kubernetes.io/docs/concepts/services-networking/service/#environment-variables).
+_SERVICE_LINK = re.compile(
+    r"^VAULTSCAN(_[A-Z0-9_]+?)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
+    r"|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$"
+)
+_LINK_VALUE = re.compile(r"^(tcp|udp|sctp)://")
+ENV_PREFIX = "VAULTSCAN_"
+
+
+def _setting_names(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, bool]]:
+    """(environment name, open) for every field of `model`; open names take any suffix."""
+    for name, field in model.model_fields.items():
+        env_name = f"{prefix}{name.upper()}"
+        # `RoleTag | None` and the like: the model inside the optional
+        annotation = field.annotation
+        is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        options = typing.get_args(annotation) if is_union else (annotation,)
+        models = [t for t in options if isinstance(t, type) and issubclass(t, BaseModel)]
+        if models:
+            yield env_name, False
+            yield from _setting_names(models[0], f"{env_name}__")
+        else:
+            yield env_name, any(typing.get_origin(t) is dict for t in options)
+
+
+def _unknown_environment_names(environ: Mapping[str, str]) -> list[str]:
+    """One line per VAULTSCAN_* variable that is neither a setting nor a documented extra."""
+    names = dict(_setting_names(Settings, ENV_PREFIX))
+    known = sorted(names) + sorted(ENV_EXTRAS)
+    problems = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in names or upper in ENV_EXTRAS:
             continue
-        rest = upper.removeprefix("VAULTSCAN_").lower()
-        for section, field in Settings.model_fields.items():
-            model = field.annotation
-            if not (isinstance(model, type) and issubclass(model, _Section)):
-                continue
-            inner = rest.removeprefix(f"{section}_")
-            if inner != rest and inner in model.model_fields:
-                log.warning(
-                    "%s is ignored: a nested setting takes a double underscore, VAULTSCAN_%s__%s",
-                    name,
-                    section.upper(),
-                    inner.upper(),
-                )
+        if any(upper.startswith(f"{name}__") for name, is_open in names.items() if is_open):
+            continue
+        nested = _double_underscore(upper, names)
+        if _SERVICE_LINK.match(upper) and (not nested or _LINK_VALUE.match(environ[variable])):
+            continue  # VAULTSCAN_METRICS_PORT=tcp://10.0.0.7:9108 is a link, 9108 a typo
+        if nested:
+            hint = f"a nested setting takes a double underscore: {nested}"
+        else:
+            close = difflib.get_close_matches(upper, known, n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]}?" if close else "see docs/configuration.md"
+        problems.append(f"  - {variable}: unknown environment setting ({hint})")
+    return problems
+
+
+def _double_underscore(upper: str, names: Mapping[str, bool]) -> str | None:
+    """`VAULTSCAN_DATABASE__URL` for `VAULTSCAN_DATABASE_URL`, when that is a setting."""
+    for index, char in enumerate(upper):
+        if char == "_" and index > len(ENV_PREFIX):
+            candidate = f"{upper[:index]}__{upper[index + 1 :]}"
+            if candidate in names:
+                return candidate
+    return None
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError naming every unknown VAULTSCAN_* variable: a misspelt setting
+    (VAULTSCAN_DATABSE__URL, VAULTSCAN_CONCURENCY) must never fall back to its default."""
+    problems = _unknown_environment_names(os.environ if environ is None else environ)
+    if problems:
+        heading = "invalid configuration (VAULTSCAN_* environment):"
+        raise ConfigError("\n".join([heading, *problems]))
 
 
 def load_settings(path: Path | None = None, *, overrides: dict | None = None) -> Settings:
     """Read and validate the settings; raises ConfigError listing every bad field."""
-    _warn_about_single_underscores()
+    check_environment()
     file = config_path(path)
     values = _read_yaml(file) if file is not None else {}
     if file is not None and isinstance(values.get("profile_files"), list):

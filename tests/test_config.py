@@ -158,18 +158,63 @@ def test_bad_environment_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch
         load_settings()
 
 
-def test_a_nested_setting_with_one_underscore_is_named_in_a_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_nested_setting_with_one_underscore_is_an_error_naming_the_spelling(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("VAULTSCAN_DATABASE_URL", "postgresql://db.example.internal/vaultscan")
-    monkeypatch.setenv("VAULTSCAN_SERVICE_PORT", "9108")  # a Kubernetes service link: no match
-    with caplog.at_level("WARNING", logger="scanner.config"):
-        settings = load_settings()
-    assert settings.database.url is None  # ignored, as the warning says
-    assert [r.getMessage() for r in caplog.records] == [
-        "VAULTSCAN_DATABASE_URL is ignored: a nested setting takes a double underscore, "
-        "VAULTSCAN_DATABASE__URL"
+    monkeypatch.setenv("VAULTSCAN_SERVICE_PORT", "9108")  # a Kubernetes service link: allowed
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.message.splitlines() == [
+        "invalid configuration (VAULTSCAN_* environment):",
+        "  - VAULTSCAN_DATABASE_URL: unknown environment setting (a nested setting takes a "
+        "double underscore: VAULTSCAN_DATABASE__URL)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("VAULTSCAN_DATABSE__URL", "did you mean VAULTSCAN_DATABASE__URL?"),
+        ("VAULTSCAN_CONCURENCY", "did you mean VAULTSCAN_CONCURRENCY?"),
+        ("VAULTSCAN_ROLES__TAGS", "did you mean VAULTSCAN_ROLES__TAG?"),
+        (
+            "VAULTSCAN_METRICS_PORT",
+            "a nested setting takes a double underscore: VAULTSCAN_METRICS__PORT",
+        ),
+        ("VAULTSCAN_NOTHING_LIKE_IT", "see docs/configuration.md"),
+    ],
+)
+def test_a_misspelt_environment_setting_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, name: str, hint: str
+) -> None:
+    monkeypatch.setenv(name, "9108")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert f"  - {name}: unknown environment setting ({hint})" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VAULTSCAN_CONFIG", "/nonexistent-but-unread"),
+        ("VAULTSCAN_ALEMBIC_DIR", "/app/alembic"),
+        ("VAULTSCAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1/test"),
+        ("VAULTSCAN_PORT", "tcp://10.0.0.7:9108"),
+        ("VAULTSCAN_SERVICE_HOST", "10.0.0.7"),
+        ("VAULTSCAN_METRICS_PORT", "tcp://10.0.0.7:9108"),  # Service vaultscan-metrics
+        ("VAULTSCAN_METRICS_PORT_9108_TCP_ADDR", "10.0.0.7"),
+        ("VAULTSCAN_ROLES__TAG__KEY", "team"),
+        ("VAULTSCAN_KEYS__PER_REGION__EU_WEST_1", "alias/backup"),
+        ("VAULTSCAN_ACCOUNT_TIME_LIMIT_SECONDS", "60"),
+    ],
+)
+def test_settings_documented_extras_and_service_links_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from scanner.config import check_environment
+
+    check_environment({name: value})
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
