@@ -43,7 +43,16 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 # One row per item of the report's lists; `section` says which list.
-REPORT_SECTIONS = ("failing", "regressed", "fixed", "unreachable", "disagreement")
+REPORT_SECTIONS = (
+    "failing",
+    "regressed",
+    "fixed",
+    "unreachable",
+    "disagreement",
+    "trend",
+    "ou",
+    "top_fix",
+)
 REPORT_COLUMNS: tuple[str, ...] = (
     "section",
     "account_id",
@@ -63,6 +72,9 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "period_start",
     "period_end",
     "latest_run_id",
+    "checks_total",
+    "checks_passed",
+    "cause",
 )
 
 
@@ -144,6 +156,7 @@ def _drift_rows(section: str, changes: Iterable[Any]) -> Iterable[dict[str, Any]
             "count": change.checks,
             "since": change.occurred_at,
             "detail": ", ".join(change.status_now),
+            "cause": change.cause,
         }
 
 
@@ -172,6 +185,48 @@ def _disagreement_rows(report: Any) -> Iterable[dict[str, Any]]:
         }
 
 
+def _trend_rows(report: Any) -> Iterable[dict[str, Any]]:
+    # one row per day; since: the day, count: scans that finished that day
+    for day in report.trend:
+        yield {
+            "section": "trend",
+            "since": day.day.isoformat(),
+            "count": day.runs,
+            "checks_total": day.checks_total if day.run_id else None,
+            "checks_passed": day.checks_passed if day.run_id else None,
+            "detail": "partial" if day.partial_runs else ("" if day.run_id else "no complete scan"),
+        }
+
+
+def _ou_rows(report: Any) -> Iterable[dict[str, Any]]:
+    # count: failing checks of every account below the OU
+    for ou in report.ous:
+        yield {
+            "section": "ou",
+            "ou_path": ou.ou_names,
+            "count": ou.checks_failed,
+            "checks_total": ou.checks_total,
+            "checks_passed": ou.checks_passed,
+            "detail": f"{ou.accounts} accounts, {ou.failing_accounts} failing",
+        }
+
+
+def _top_fix_rows(report: Any) -> Iterable[dict[str, Any]]:
+    # count: failing checks the fix clears
+    for cause in report.top_fixes:
+        yield {
+            "section": "top_fix",
+            "deciding_layer": cause.layer,
+            "policy": cause.policy,
+            "statement": cause.statement,
+            "fix_kind": cause.fix_kind,
+            "fix_summary": cause.fix_summary,
+            "count": cause.failing_checks,
+            "since": cause.failing_since,
+            "detail": f"{cause.account_count} accounts",
+        }
+
+
 def report_rows(report: Any) -> Iterable[dict[str, Any]]:
     """The report's lists (as capped in the report) as REPORT_COLUMNS rows."""
     period = {
@@ -185,6 +240,9 @@ def report_rows(report: Any) -> Iterable[dict[str, Any]]:
         lambda: _drift_rows("fixed", report.fixes),
         lambda: _unreachable_rows(report),
         lambda: _disagreement_rows(report),
+        lambda: _trend_rows(report),
+        lambda: _ou_rows(report),
+        lambda: _top_fix_rows(report),
     )
     for rows in sections:
         for row in rows():

@@ -56,4 +56,10 @@ if [ ! -d "$tools/node/node_modules/@kubernetes-models/prometheus-operator" ]; t
     npm install --silent --no-audit --no-fund --prefix "$tools/node" "$crd_npm" >/dev/null
 fi
 
+# chromium: the report tests render the HTML report headless to a PNG.
+if ! command -v chromium >/dev/null; then
+    echo "installing chromium"
+    apt_install chromium
+fi
+
 echo "tools ready in $tools/bin"

@@ -68,6 +68,7 @@ class DriftChange:
     regions: list[str]
     checks: int  # drift events (one per region)
     status_now: list[str]  # the current status of those checks
+    cause: str = ""  # what denied it when it failed (filled in by the report)
 
 
 @dataclass

@@ -5,13 +5,15 @@ any size of organization)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from scanner.vocabulary import COMPLETE_RUN_STATUSES, DriftKind
+from storage import report_history as history
 from storage import report_queries as queries
+from storage.report_history import ChangeCause, OuRollup, RegionFix, TrendDay
 from storage.report_queries import (
     ACCOUNTS_PER_CAUSE,
     RUN_STATUS_ORDER,
@@ -42,6 +44,8 @@ __all__ = [
     "NoFinishedScan",
     "Report",
     "ScanHealth",
+    "OuRollup",
+    "TrendDay",
     "UnreachableAccount",
     "build_report",
     "layer_label",
@@ -49,6 +53,7 @@ __all__ = [
 
 DEFAULT_DAYS = 7
 DEFAULT_LIMIT = 50  # rows per list (regressions, fixes, causes, ...); the rest are counted
+TOP_FIXES = 5  # the fixes that clear the most failing checks, listed first
 COMPLETE_STATUSES = COMPLETE_RUN_STATUSES  # runs that read the whole organization
 RUN_STATUSES = RUN_STATUS_ORDER
 LAYER_LABELS = {
@@ -98,6 +103,9 @@ class Report:
     disagreements: list[Disagreement]
     disagreements_total: int
     health: ScanHealth
+    trend: list[TrendDay] = field(default_factory=list)  # every day of the period
+    ous: list[OuRollup] = field(default_factory=list)  # every OU over its whole subtree
+    top_fixes: list[FailingCause] = field(default_factory=list)  # most checks cleared first
 
 
 # --- reading the database ---------------------------------------------------------------
@@ -159,5 +167,49 @@ def build_report(
             disagreements=disagreements,
             disagreements_total=disagreements_total,
             health=queries.scan_health(conn, start, end),
+            trend=history.daily_trend(conn, start, end),
+            ous=history.ou_rollup(conn),
         )
+        _every_region_fix(causes, history.region_fixes(conn))
+        report.top_fixes = sorted(causes, key=_most_checks_cleared)[:TOP_FIXES]
+        _link_causes(report, history.change_causes(conn, [*regressions, *fixes]))
     return report
+
+
+def _most_checks_cleared(cause: FailingCause) -> tuple[int, int]:
+    return (-cause.failing_checks, -cause.account_count)
+
+
+def _every_region_fix(
+    causes: list[FailingCause], fixes: dict[tuple[object, ...], list[RegionFix]]
+) -> None:
+    """A cause failing in several regions shows each region's commands once, under the
+    region's name (the cause's own fix was written for one account and region)."""
+    for cause in causes:
+        regions = fixes.get((cause.layer, cause.policy, cause.statement, cause.fix_kind), [])
+        if len(regions) < 2:
+            continue
+        commands: list[str] = []
+        for region in regions:
+            if region.commands:
+                commands += [f"# {region.region} (written for {region.example})"]
+                commands += region.commands
+        if commands:
+            cause.fix_commands = commands
+            cause.fix_example = f"{len(regions)} regions: " + ", ".join(
+                region.region for region in regions
+            )
+
+
+def _link_causes(report: Report, causes: dict[tuple[int, str, str, str], ChangeCause]) -> None:
+    for change in [*report.regressions, *report.fixes]:
+        found = causes.get((change.scan_run_id, change.account_id, change.role_arn, change.check))
+        if found is not None:
+            change.cause = change_cause_title(found)
+
+
+def change_cause_title(cause: ChangeCause) -> str:
+    if cause.layer is None and cause.policy is None:
+        return f"{layer_label(None)} ({cause.fix_kind or 'no fix'})"
+    statement = f", statement {cause.statement}" if cause.statement else ""
+    return f"{layer_label(cause.layer)}: {cause.policy or 'no policy allows the action'}{statement}"

@@ -9,17 +9,22 @@ from datetime import datetime
 from typing import Any
 
 from exporters.report.data import DriftChange, FailingCause, Report
+from exporters.report.svg import trend_svg
 from exporters.report.text import (
     AFFECTED_ACCOUNT_HEADERS,
     CAUSE_OVERVIEW_HEADERS,
     CHANGE_HEADERS,
     DISAGREEMENT_HEADERS,
     FIX_DETAILS_TITLE,
+    OU_HEADERS,
+    TOP_FIX_HEADERS,
+    TREND_HEADERS,
     UNREACHABLE_HEADERS,
     affected_account_cells,
     cause_overview_rows,
     cause_title,
     change_cells,
+    coverage_line,
     disagreement_cells,
     format_age,
     format_seconds,
@@ -29,8 +34,11 @@ from exporters.report.text import (
     health_line,
     latest_run_warning,
     other_drift_line,
+    ou_rows,
     statement_json,
     summary_lines,
+    top_fix_rows,
+    trend_rows,
     unreachable_cells,
 )
 
@@ -45,6 +53,9 @@ th{background:#f6f8fa}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto}
 .warning{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem}
 .muted{color:#59636e}.bad{color:#b42318}.good{color:#1a7f37}
+figure{margin:.5rem 0}svg.trend{max-width:100%;height:auto}
+@media print{body{margin:0;max-width:none}details{display:block}
+details>summary{list-style:none}h2{break-after:avoid}table,figure{break-inside:avoid}}
 """
 
 
@@ -71,7 +82,10 @@ def render_html(report: Report) -> str:
     sections = [
         _html_header(report),
         _html_headline(report),
+        _html_trend(report),
+        _html_top_fixes(report),
         _html_drift(report),
+        _html_ous(report),
         _html_causes(report),
         _html_unreachable(report),
         _html_disagreements(report),
@@ -114,6 +128,34 @@ def _html_headline(report: Report) -> str:
     errored = report.now.checks_errored
     note = f"<p>{errored} check(s) could not be decided (error).</p>" if errored else ""
     return f"<h2>Compliance</h2>{table}{note}"
+
+
+def _html_trend(report: Report) -> str:
+    rows = ([h(cell) for cell in row] for row in trend_rows(report.trend))
+    return (
+        f"<h2>Daily trend</h2><p>{h(coverage_line(report))}</p>"
+        f'<figure>{trend_svg(report.trend)}<figcaption class="muted">Share of checks '
+        "passing, from each day's last complete scan; hollow: a partial scan (some "
+        "accounts could not be read); ticks on the axis: no complete scan that day."
+        "</figcaption></figure>"
+        f"<details><summary>Every day</summary>{html_table(TREND_HEADERS, rows)}</details>"
+    )
+
+
+def _html_top_fixes(report: Report) -> str:
+    title = "<h2>Top fixes (by failing checks each clears)</h2>"
+    if not report.top_fixes:
+        return title + '<p class="good">Nothing to fix.</p>'
+    rows = ([h(cell) for cell in row] for row in top_fix_rows(report))
+    return title + html_table(TOP_FIX_HEADERS, rows)
+
+
+def _html_ous(report: Report) -> str:
+    title = "<h2>By OU (every account below it, at any depth)</h2>"
+    if not report.ous:
+        return title + "<p>No account with a known OU.</p>"
+    rows = ([h(cell) for cell in row] for row in ou_rows(report.ous))
+    return title + html_table(OU_HEADERS, rows)
 
 
 def _html_drift(report: Report) -> str:

@@ -15,11 +15,15 @@ from exporters.report.text import (
     CHANGE_HEADERS,
     DISAGREEMENT_HEADERS,
     FIX_DETAILS_TITLE,
+    OU_HEADERS,
+    TOP_FIX_HEADERS,
+    TREND_HEADERS,
     UNREACHABLE_HEADERS,
     affected_account_cells,
     cause_overview_rows,
     cause_title,
     change_cells,
+    coverage_line,
     disagreement_cells,
     format_age,
     format_seconds,
@@ -29,8 +33,11 @@ from exporters.report.text import (
     health_line,
     latest_run_warning,
     other_drift_line,
+    ou_rows,
     statement_json,
     summary_lines,
+    top_fix_rows,
+    trend_rows,
     unreachable_cells,
 )
 
@@ -74,7 +81,10 @@ def render_markdown(report: Report) -> str:
     sections: list[Callable[[Report], list[str]]] = [
         _md_header,
         _md_headline,
+        _md_trend,
+        _md_top_fixes,
         _md_drift,
+        _md_ous,
         _md_causes,
         _md_unreachable,
         _md_disagreements,
@@ -112,6 +122,27 @@ def _md_headline(report: Report) -> list[str]:
     if report.now.checks_errored:
         lines += ["", f"{report.now.checks_errored} check(s) could not be decided (error)."]
     return lines
+
+
+def _md_trend(report: Report) -> list[str]:
+    lines = ["## Daily trend", "", md(coverage_line(report)), ""]
+    return lines + md_table(
+        TREND_HEADERS, ([md(c) for c in row] for row in trend_rows(report.trend))
+    )
+
+
+def _md_top_fixes(report: Report) -> list[str]:
+    lines = ["## Top fixes (by failing checks each clears)", ""]
+    if not report.top_fixes:
+        return lines + ["Nothing to fix."]
+    return lines + md_table(TOP_FIX_HEADERS, ([md(c) for c in row] for row in top_fix_rows(report)))
+
+
+def _md_ous(report: Report) -> list[str]:
+    lines = ["## By OU (every account below it, at any depth)", ""]
+    if not report.ous:
+        return lines + ["No account with a known OU."]
+    return lines + md_table(OU_HEADERS, ([md(c) for c in row] for row in ou_rows(report.ous)))
 
 
 def _md_drift(report: Report) -> list[str]:

@@ -17,8 +17,10 @@ from exporters.report.data import (
     Disagreement,
     DriftChange,
     FailingCause,
+    OuRollup,
     Report,
     ScanHealth,
+    TrendDay,
     UnreachableAccount,
     layer_label,
 )
@@ -221,7 +223,7 @@ def headline_headers(now: Compliance, start: Compliance | None) -> list[str]:
     return ["", f"Now (run #{now.run_id})", f"Start of period ({before})", "Change"]
 
 
-CHANGE_HEADERS = ["When", "Account", "Regions", "Role", "Check", "Status now"]
+CHANGE_HEADERS = ["When", "Account", "Regions", "Role", "Check", "Status now", "Cause"]
 
 
 def change_cells(change: DriftChange, text: Escape, code: Escape) -> list[str]:
@@ -232,6 +234,101 @@ def change_cells(change: DriftChange, text: Escape, code: Escape) -> list[str]:
         code(role_name(change.role_arn)),
         code(change.check),
         text(", ".join(change.status_now)),
+        text(change.cause or "no longer recorded"),
+    ]
+
+
+# --- history and breakdowns -------------------------------------------------------------
+
+
+def coverage_line(report: Report) -> str:
+    """What the period's scans can and cannot tell, in one plain sentence."""
+    trend = report.trend
+    finished = sum(day.runs for day in trend)
+    complete = sum(day.complete_runs for day in trend)
+    partial = sum(day.partial_runs for day in trend)
+    source = f"run #{report.now.run_id}" if report.now else "no complete scan"
+    if finished == 0:
+        return (
+            "No scan finished in the period, so there is no trend: the figures below come "
+            f"from the last earlier scan ({source})."
+        )
+    if complete == 0:
+        return (
+            f"{finished} scan(s) finished in the period but none read the whole organization "
+            f"(all failed or were interrupted): compliance figures come from {source}."
+        )
+    if complete == 1:
+        return "Only one complete scan in the period, so there is no trend to show yet."
+    if partial == complete:
+        return (
+            f"Every one of the period's {complete} complete scans was partial (some accounts "
+            "could not be read): the trend covers the accounts that could be read."
+        )
+    days = sum(1 for day in trend if day.complete_runs)
+    return f"{complete} complete scan(s) on {days} of the period's {len(trend)} days."
+
+
+TREND_HEADERS = ["Day (UTC)", "Scans", "Checks passing", "Failing", "Unreachable accounts"]
+
+
+def trend_rows(trend: list[TrendDay]) -> list[tuple[str, ...]]:
+    return [
+        (
+            day.day.isoformat(),
+            _scans_cell(day),
+            format_ratio(day.checks_passed, day.checks_total) if day.run_id else "no complete scan",
+            str(day.checks_failed) if day.run_id else "",
+            str(day.accounts_errored) if day.run_id else "",
+        )
+        for day in trend
+    ]
+
+
+def _scans_cell(day: TrendDay) -> str:
+    if not day.runs:
+        return "none"
+    other = day.runs - day.complete_runs
+    parts = [f"{day.complete_runs} complete"]
+    if day.partial_runs:
+        parts.append(f"{day.partial_runs} of them partial")
+    if other:
+        parts.append(f"{other} failed or interrupted")
+    return ", ".join(parts)
+
+
+OU_HEADERS = ["OU", "Accounts", "Failing accounts", "Checks passing", "Failing", "Error"]
+
+
+def ou_rows(ous: list[OuRollup]) -> list[tuple[str, ...]]:
+    """One row per OU (its path of names, parents first); counts cover every account
+    below it at any depth."""
+    return [
+        (
+            ou.ou_names or ou.ou_path,
+            str(ou.accounts),
+            str(ou.failing_accounts),
+            format_ratio(ou.checks_passed, ou.checks_total),
+            str(ou.checks_failed),
+            str(ou.checks_errored),
+        )
+        for ou in ous
+    ]
+
+
+TOP_FIX_HEADERS = ["#", "Fix", "Clears checks", "In accounts", "Cause"]
+
+
+def top_fix_rows(report: Report) -> list[tuple[str, ...]]:
+    return [
+        (
+            str(number),
+            cause.fix_summary or cause.fix_kind or "no fix recorded",
+            str(cause.failing_checks),
+            str(cause.account_count),
+            cause_title(cause),
+        )
+        for number, cause in enumerate(report.top_fixes, start=1)
     ]
 
 
