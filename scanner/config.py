@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -218,6 +226,59 @@ class EventsSettings(_Section):
     max_batch_messages: int = Field(default=100, ge=1, le=10_000)
 
 
+# --- outlets: where findings go besides the database (docs/integrations.md) -------------
+
+SNS_TOPIC_ARN_RE = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
+S3_URI_RE = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+PATTERN_HELP[SNS_TOPIC_ARN_RE] = (
+    "expected an SNS topic ARN like arn:aws:sns:eu-west-1:111122223333:t"
+)
+PATTERN_HELP[S3_URI_RE] = "expected an S3 location like s3://bucket/prefix/"
+
+
+class SecurityHubSettings(_Section):
+    """Import failing checks into AWS Security Hub after each scan of `serve`."""
+
+    enabled: bool = False
+    region: Region | None = None  # None: organization.region
+
+
+class OcsfSettings(_Section):
+    """Write OCSF Compliance Finding events (JSON lines) after each scan of `serve`."""
+
+    enabled: bool = False
+    path: Path | None = None  # a local file; appended to
+    s3_uri: str | None = Field(default=None, pattern=S3_URI_RE)  # one object per scan
+    region: Region | None = None  # the bucket's region; None: organization.region
+
+
+class WebhookSettings(_Section):
+    url: SecretStr | None = None
+    # HMAC-SHA256 of the body under this secret goes in the X-Vaultscan-Signature header
+    secret: SecretStr | None = None
+
+
+class SlackSettings(_Section):
+    webhook_url: SecretStr | None = None  # an incoming webhook URL (it is the credential)
+
+
+class SnsSettings(_Section):
+    topic_arn: str | None = Field(default=None, pattern=SNS_TOPIC_ARN_RE)
+
+
+class NotificationSettings(_Section):
+    """One message per scan that changed something, to each configured outlet."""
+
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    sns: SnsSettings = Field(default_factory=SnsSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    max_items: int = Field(default=10, ge=1, le=100)  # per list; the rest is counted
+    attempts: int = Field(default=4, ge=1, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=60)  # doubles per attempt
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    link_url: str | None = None  # e.g. a Grafana dashboard; shown under each message
+
+
 _yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("vaultscan_yaml", default=None)
 
 
@@ -259,6 +320,9 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    securityhub: SecurityHubSettings = Field(default_factory=SecurityHubSettings)
+    ocsf: OcsfSettings = Field(default_factory=OcsfSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     @field_validator("regions", "profiles", mode="before")
     @classmethod
