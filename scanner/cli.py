@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "explain",
     "report",
     "serve",
+    "export",
     "db",
     "iam_policy",
 )

@@ -30,6 +30,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -250,6 +251,12 @@ class OcsfSettings(_Section):
     path: Path | None = None  # a local file; appended to
     s3_uri: str | None = Field(default=None, pattern=S3_URI_RE)  # one object per scan
     region: Region | None = None  # the bucket's region; None: organization.region
+
+    @model_validator(mode="after")
+    def _has_destination(self) -> OcsfSettings:
+        if self.enabled and self.path is None and self.s3_uri is None:
+            raise ValueError("ocsf.enabled needs ocsf.path (a file) or ocsf.s3_uri (s3://...)")
+        return self
 
 
 class WebhookSettings(_Section):

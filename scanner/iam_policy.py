@@ -15,8 +15,11 @@ import yaml
 from scanner.aws.permissions import (
     EVENT_QUEUE_ACTIONS,
     MEMBER_READ_ACTIONS,
+    OCSF_S3_ACTIONS,
     ORG_READ_ACTIONS,
     SCANNER_ACTIONS,
+    SECURITYHUB_ACTIONS,
+    SNS_ACTIONS,
 )
 from scanner.config import Settings
 from scanner.model import PolicyDocument
@@ -92,6 +95,7 @@ def scanner_policy(settings: Settings) -> PolicyDocument:
                 "Resource": queue_arn(settings.events.queue_url, settings.organization.partition),
             }
         )
+    statements.extend(outlet_statements(settings))
     return _policy(*statements)
 
 
@@ -102,6 +106,49 @@ def queue_arn(queue_url: str, partition: str = "aws") -> str:
     region = parts[1] if len(parts) >= 3 and parts[0] == "sqs" else "*"
     account, _, name = path.strip("/").partition("/")
     return f"arn:{partition}:sqs:{region}:{account or '*'}:{name or '*'}"
+
+
+def outlet_statements(settings: Settings) -> list[dict]:
+    """What the enabled outlets call with the scanner's own identity; Slack and webhook
+    outlets call no AWS API. Resources per the Service Authorization Reference: Security
+    Hub's BatchImportFindings acts on the product, GetFindings on the hub
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecurityhub.html)."""
+    partition = settings.organization.partition
+    statements: list[dict] = []
+    if settings.securityhub.enabled:
+        region = settings.securityhub.region or settings.organization.region
+        statements.append(
+            {
+                "Sid": "ImportFindingsIntoSecurityHub",
+                "Effect": "Allow",
+                "Action": sorted(set(SECURITYHUB_ACTIONS)),
+                "Resource": [
+                    f"arn:{partition}:securityhub:{region}:*:product/*/default",
+                    f"arn:{partition}:securityhub:{region}:*:hub/default",
+                ],
+            }
+        )
+    if settings.ocsf.enabled and settings.ocsf.s3_uri:
+        location = settings.ocsf.s3_uri.removeprefix("s3://")
+        bucket, _, prefix = location.partition("/")
+        statements.append(
+            {
+                "Sid": "WriteOcsfEvents",
+                "Effect": "Allow",
+                "Action": sorted(set(OCSF_S3_ACTIONS)),
+                "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*",
+            }
+        )
+    if settings.notifications.sns.topic_arn:
+        statements.append(
+            {
+                "Sid": "PublishDriftNotifications",
+                "Effect": "Allow",
+                "Action": sorted(set(SNS_ACTIONS)),
+                "Resource": settings.notifications.sns.topic_arn,
+            }
+        )
+    return statements
 
 
 def policy_for(kind: RoleKind, settings: Settings) -> PolicyDocument:

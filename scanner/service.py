@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 from exporters.metrics import SchedulerMetrics
 from scanner.config import RetentionSettings, ScheduleSettings, Settings
 from scanner.runner import ScanReport, run_scan
-from scanner.vocabulary import RunStatus, Trigger
+from scanner.vocabulary import COMPLETE_RUN_STATUSES, RunStatus, Trigger
 from storage.locks import PRUNE_LOCK_KEY, scan_lock, try_lock
 from storage.migrate import head_revision, schema_revision
 from storage.repository import RunTotals, find_running_runs, mark_interrupted
@@ -48,6 +48,9 @@ CRON_GAPS_EXAMINED = 50
 SCHEDULED_TRIGGER = Trigger.SCHEDULE
 # The first prune waits a little, so start-up (migrations, the first scan) goes first.
 PRUNE_STARTUP_DELAY_SECONDS = 60
+# Runs whose findings go to the outlets: they saw the organization (some accounts may
+# have errored); failed and interrupted runs prove nothing about what was fixed.
+PUBLISHED_STATUSES = COMPLETE_RUN_STATUSES
 
 Outcome = Literal["scanned", "skipped_lock_held", "failed", "stopped"]
 
@@ -133,12 +136,15 @@ class ScanService:
         metrics: SchedulerMetrics | None = None,
         scan: ScanFunction | None = None,
         interrupt_wait_seconds: float = INTERRUPT_WAIT_SECONDS,
+        after_scan: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._metrics = metrics
         self._scan = scan
         self._interrupt_wait = interrupt_wait_seconds
+        # publishes a finished run to the outlets (scanner.outlets.after_scan_step)
+        self._after_scan = after_scan
         self.stopping = threading.Event()  # shutdown requested: start nothing new
         self._scan_stop = threading.Event()  # handed to the runner: stop now
         self._idle = threading.Event()  # no scan in progress in this process
@@ -203,6 +209,12 @@ class ScanService:
             report.seconds,
         )
         outcome: Outcome = "failed" if status == RunStatus.FAILED else "scanned"
+        if self._after_scan is not None and status in PUBLISHED_STATUSES:
+            try:
+                # still under the scan lock: one replica publishes at a time
+                self._after_scan(report.run_id)
+            except Exception as exc:  # an outlet never fails the scan
+                log.error("post-scan step failed error=%s: %s", type(exc).__name__, exc)
         return ScanAttempt(outcome, report.run_id, status)
 
     def _count(self, attempt: ScanAttempt) -> ScanAttempt:

@@ -184,9 +184,9 @@ def validate(events: Iterable[dict[str, Any]]) -> None:
     for event in events:
         problems = validator.validate_event(event, CLASS_NAME)
         if problems:
+            uid = (event.get("finding_info") or {}).get("uid", "?")
             raise InvalidEvent(
-                f"OCSF {OCSF_VERSION} {CLASS_NAME} {event['finding_info']['uid']}: "
-                + "; ".join(problems[:5])
+                f"OCSF {OCSF_VERSION} {CLASS_NAME} {uid}: " + "; ".join(problems[:5])
             )
 
 

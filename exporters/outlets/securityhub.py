@@ -7,9 +7,10 @@ Reference, https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchImp
   updates the same finding instead of adding one: same Id, same CreatedAt (the start of the
   failing streak), later UpdatedAt and LastObservedAt;
 - a finding of ours that is still ACTIVE but whose check now passes (or no longer exists)
-  is imported once more with Compliance.Status PASSED and RecordState ARCHIVED; Security
-  Hub then sets its workflow status to RESOLVED itself
-  (https://docs.aws.amazon.com/securityhub/latest/userguide/finding-workflow-status.html);
+  is imported once more with Compliance.Status PASSED and RecordState ARCHIVED, which
+  takes it out of the active findings; should the check fail again, the same finding is
+  made active again and Security Hub resets its workflow status to NEW
+  (https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_Workflow.html);
 - a check in error (its account could not be read) leaves its finding as it is.
 Which of our findings are active is asked of Security Hub (GetFindings), so nothing is
 lost or duplicated when an earlier export failed half-way.

@@ -47,3 +47,16 @@ EVENT_QUEUE_ACTIONS: tuple[str, ...] = (
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
 )
+
+# Made by the scanner's own identity when an outlet is enabled (docs/integrations.md).
+# The account id findings are imported under comes from sts:GetCallerIdentity, which needs
+# no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+# securityhub.enabled: import, update and resolve findings (GetFindings lists ours).
+SECURITYHUB_ACTIONS: tuple[str, ...] = (
+    "securityhub:BatchImportFindings",
+    "securityhub:GetFindings",
+)
+# ocsf.s3_uri: one object of OCSF events per scan.
+OCSF_S3_ACTIONS: tuple[str, ...] = ("s3:PutObject",)
+# notifications.sns.topic_arn: one message per scan that changed something.
+SNS_ACTIONS: tuple[str, ...] = ("sns:Publish",)

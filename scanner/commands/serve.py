@@ -103,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_once(settings: Any, engine: Any) -> int:
+    from scanner.outlets import after_scan_step
     from scanner.service import ScanService, install_signal_handlers
 
-    service = ScanService(settings, engine)
+    service = ScanService(settings, engine, after_scan=after_scan_step(settings, engine))
     install_signal_handlers(service.request_stop)
     thread = service.scan_in_background(trigger="schedule")
     while thread.is_alive() and not service.stopping.is_set():
@@ -143,6 +144,8 @@ def _settle_heap() -> None:
 def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
     from exporters.http import start_http_server
     from exporters.metrics import SchedulerMetrics, build_registry
+    from exporters.outlets import OutletMetrics
+    from scanner.outlets import after_scan_step
     from scanner.service import (
         ScanService,
         build_scheduler,
@@ -175,7 +178,12 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
         if metrics_only:
             wait_for(stopping)
             return EXIT_OK
-        service = ScanService(settings, engine, metrics=SchedulerMetrics(registry))
+        service = ScanService(
+            settings,
+            engine,
+            metrics=SchedulerMetrics(registry),
+            after_scan=after_scan_step(settings, engine, metrics=OutletMetrics(registry)),
+        )
         if not settings.schedule.run_at_startup:
             # otherwise the start-up scan does it, under the scan lock
             try:

@@ -86,15 +86,35 @@ def _move_run_back(engine: Engine, run_id: int, days: int) -> None:
     """Make `run_id` (the first run) look `days` days older, with everything it dated."""
     shift = {"run": run_id, "shift": timedelta(days=days)}
     with engine.begin() as conn:
-        conn.execute(text("UPDATE scan_runs SET started_at = started_at - :shift, "
-                          "finished_at = finished_at - :shift WHERE id = :run"), shift)
-        conn.execute(text("UPDATE drift_events SET occurred_at = occurred_at - :shift "
-                          "WHERE scan_run_id = :run"), shift)
-        conn.execute(text("UPDATE check_results SET failing_since = failing_since - :shift "
-                          "WHERE scan_run_id = :run"), shift)
-        conn.execute(text("UPDATE check_state SET failing_since = failing_since - :shift, "
-                          "last_changed_at = last_changed_at - :shift "
-                          "WHERE last_scan_run_id = :run"), shift)
+        conn.execute(
+            text(
+                "UPDATE scan_runs SET started_at = started_at - :shift, "
+                "finished_at = finished_at - :shift WHERE id = :run"
+            ),
+            shift,
+        )
+        conn.execute(
+            text(
+                "UPDATE drift_events SET occurred_at = occurred_at - :shift "
+                "WHERE scan_run_id = :run"
+            ),
+            shift,
+        )
+        conn.execute(
+            text(
+                "UPDATE check_results SET failing_since = failing_since - :shift "
+                "WHERE scan_run_id = :run"
+            ),
+            shift,
+        )
+        conn.execute(
+            text(
+                "UPDATE check_state SET failing_since = failing_since - :shift, "
+                "last_changed_at = last_changed_at - :shift "
+                "WHERE last_scan_run_id = :run"
+            ),
+            shift,
+        )
 
 
 def _run(engine: Engine, run_id: int) -> ScanRun:
@@ -139,8 +159,9 @@ def test_week_with_drift_shows_regressions_and_failing_causes_as_planted(seeded,
             (c.account_id, c.role_arn, c.check, tuple(c.regions)) for c in report.regressions
         } == expected
         assert {c.account_name for c in report.regressions} == {v.name for v in victims}
-        assert all(c.status_now == ["fail"] and c.scan_run_id == this_week
-                   for c in report.regressions)
+        assert all(
+            c.status_now == ["fail"] and c.scan_run_id == this_week for c in report.regressions
+        )
         assert report.regressed_checks == failing_now - failing_before
         assert (report.fixes, report.fixed_checks) == ([], 0)
         # last week's first sightings ("new") are outside the period
@@ -215,10 +236,15 @@ def test_html_and_markdown_escape_hostile_text(seeded, engine):
     run_id = seeded.scan(engine, legacy.name)
     hostile_statement = {"Sid": "</code></pre><script>x()</script>", "Note": "```\n# not a title"}
     with engine.begin() as conn:
-        conn.execute(update(Account).where(Account.account_id == legacy.account_id)
-                     .values(name=HOSTILE, ou_path_names=HOSTILE))
         conn.execute(
-            update(CheckResult).where(CheckResult.scan_run_id == run_id).values(
+            update(Account)
+            .where(Account.account_id == legacy.account_id)
+            .values(name=HOSTILE, ou_path_names=HOSTILE)
+        )
+        conn.execute(
+            update(CheckResult)
+            .where(CheckResult.scan_run_id == run_id)
+            .values(
                 remediation=text(
                     "jsonb_set(jsonb_set(remediation, '{summary}', to_jsonb(CAST(:s AS text))),"
                     " '{statement}', CAST(:d AS jsonb))"
@@ -239,9 +265,13 @@ def test_html_and_markdown_escape_hostile_text(seeded, engine):
     assert "<script" not in prose and not re.search(r"(?<!\\)\]\(javascript", prose)
     assert "&lt;script&gt;" in prose
     # the table row keeps its five cells: the name's | is escaped
-    row = next(line for line in markdown.splitlines()
-               if line.startswith("| ") and "`backup:CreateBackupVault`" in line
-               and legacy.account_id in line)
+    row = next(
+        line
+        for line in markdown.splitlines()
+        if line.startswith("| ")
+        and "`backup:CreateBackupVault`" in line
+        and legacy.account_id in line
+    )
     assert len(re.findall(r"(?<!\\)\|", row)) == 6
     # the statement's ``` cannot close the code block early
     fences = re.findall(r"^(`{3,})json$", markdown, flags=re.MULTILINE)
@@ -263,8 +293,9 @@ def _outside_code_blocks(markdown: str) -> str:
     return "\n".join(kept)
 
 
-def test_command_prints_and_writes_every_format(seeded, database_url, tmp_path, capsys,
-                                                monkeypatch):
+def test_command_prints_and_writes_every_format(
+    seeded, database_url, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # no vaultscan.yaml from the working directory
     monkeypatch.delenv("VAULTSCAN_CONFIG", raising=False)
     upgrade(database_url)
@@ -320,39 +351,76 @@ def test_unreachable_accounts_disagreements_and_a_failed_latest_scan(engine):
     end = datetime.now(UTC) - timedelta(hours=1)
     role = "arn:aws:iam::222222222222:role/BackupRole"
     with Session(engine) as session, session.begin():
-        old = ScanRun(status="succeeded", started_at=end - timedelta(days=10),
-                      finished_at=end - timedelta(days=10) + timedelta(seconds=30))
-        partial = ScanRun(status="partial", started_at=end - timedelta(days=1),
-                          finished_at=end - timedelta(days=1) + timedelta(seconds=60),
-                          accounts_total=2, accounts_scanned=1, accounts_errored=1,
-                          checks_total=1, checks_passed=1, disagreements=1)
-        failed = ScanRun(status="failed", started_at=end - timedelta(seconds=20),
-                         finished_at=end, error="organization unreadable")
+        old = ScanRun(
+            status="succeeded",
+            started_at=end - timedelta(days=10),
+            finished_at=end - timedelta(days=10) + timedelta(seconds=30),
+        )
+        partial = ScanRun(
+            status="partial",
+            started_at=end - timedelta(days=1),
+            finished_at=end - timedelta(days=1) + timedelta(seconds=60),
+            accounts_total=2,
+            accounts_scanned=1,
+            accounts_errored=1,
+            checks_total=1,
+            checks_passed=1,
+            disagreements=1,
+        )
+        failed = ScanRun(
+            status="failed",
+            started_at=end - timedelta(seconds=20),
+            finished_at=end,
+            error="organization unreadable",
+        )
         session.add_all([old, partial, failed])
         session.flush()
-        session.add_all([
-            Account(account_id="111111111111", name="dev-ops", ou_path_names="Root/Dev"),
-            Account(account_id="222222222222", name="prod-core", ou_path_names="Root/Prod"),
-        ])
+        session.add_all(
+            [
+                Account(account_id="111111111111", name="dev-ops", ou_path_names="Root/Dev"),
+                Account(account_id="222222222222", name="prod-core", ou_path_names="Root/Prod"),
+            ]
+        )
         session.flush()
-        session.add_all([
-            AccountScan(scan_run_id=partial.id, account_id="111111111111", status="error",
-                        error="AccessDenied: sts:AssumeRole on VaultscanReadRole"),
-            AccountScan(scan_run_id=partial.id, account_id="222222222222", status="ok"),
-        ])
+        session.add_all(
+            [
+                AccountScan(
+                    scan_run_id=partial.id,
+                    account_id="111111111111",
+                    status="error",
+                    error="AccessDenied: sts:AssumeRole on VaultscanReadRole",
+                ),
+                AccountScan(scan_run_id=partial.id, account_id="222222222222", status="ok"),
+            ]
+        )
         result = CheckResult(
-            scan_run_id=partial.id, check_key="k", account_id="222222222222",
-            region="eu-west-1", role_arn=role, check="kms:Decrypt", status="pass",
-            decision="allowed", simulator_decision="implicitDeny", disagreement=True,
+            scan_run_id=partial.id,
+            check_key="k",
+            account_id="222222222222",
+            region="eu-west-1",
+            role_arn=role,
+            check="kms:Decrypt",
+            status="pass",
+            decision="allowed",
+            simulator_decision="implicitDeny",
+            disagreement=True,
             message="the simulator denies what the engine allows",
         )
         session.add(result)
         session.flush()
-        session.add(CheckState(
-            check_key="k", account_id="222222222222", region="eu-west-1", role_arn=role,
-            check="kms:Decrypt", status="pass", disagreement=True, last_result_id=result.id,
-            last_scan_run_id=partial.id,
-        ))
+        session.add(
+            CheckState(
+                check_key="k",
+                account_id="222222222222",
+                region="eu-west-1",
+                role_arn=role,
+                check="kms:Decrypt",
+                status="pass",
+                disagreement=True,
+                last_result_id=result.id,
+                last_scan_run_id=partial.id,
+            )
+        )
         ids = (old.id, partial.id, failed.id)
 
     report = build_report(engine, days=7)
@@ -364,9 +432,9 @@ def test_unreachable_accounts_disagreements_and_a_failed_latest_scan(engine):
     assert [(a.account_id, a.error) for a in report.unreachable] == [
         ("111111111111", "AccessDenied: sts:AssumeRole on VaultscanReadRole")
     ]
-    assert [(d.account_name, d.check, d.decision, d.simulator_decision)
-            for d in report.disagreements] == [("prod-core", "kms:Decrypt", "allowed",
-                                                "implicitDeny")]
+    assert [
+        (d.account_name, d.check, d.decision, d.simulator_decision) for d in report.disagreements
+    ] == [("prod-core", "kms:Decrypt", "allowed", "implicitDeny")]
     assert report.health.runs_by_status == {"partial": 1, "failed": 1}
     assert report.health.last_success_at == _run(engine, ids[0]).finished_at
     assert report.health.average_seconds == pytest.approx(40)
@@ -386,7 +454,9 @@ def test_latest_run_warning_reads_as_a_sentence() -> None:
     from types import SimpleNamespace
 
     failed = SimpleNamespace(
-        latest_run_id=5, latest_run_status="failed", now=SimpleNamespace(run_id=2),
+        latest_run_id=5,
+        latest_run_status="failed",
+        now=SimpleNamespace(run_id=2),
         latest_run_error="organizations:DescribeOrganization failed: see docs/read-role.md.",
     )
     assert latest_run_warning(failed) == (
