@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from scanner.vocabulary import CheckStatus, DriftKind
+
 log = logging.getLogger(__name__)
 
 
@@ -34,10 +36,24 @@ class ScanFindings:
 
     @property
     def failing(self) -> list[dict[str, Any]]:
-        return [row for row in self.results if row["status"] == "fail"]
+        return [row for row in self.results if row["status"] == CheckStatus.FAIL]
 
-    def changes(self, kind: str) -> list[dict[str, Any]]:
-        return [event for event in self.drift if event["kind"] == kind]
+    @property
+    def in_error(self) -> list[dict[str, Any]]:
+        return [row for row in self.results if row["status"] == CheckStatus.ERROR]
+
+    def regressions(self) -> list[dict[str, Any]]:
+        """Checks this scan made fail: pass -> fail, and new checks failing from the start."""
+        return [
+            event
+            for event in self.drift
+            if event["kind"] == DriftKind.REGRESSED
+            or (event["kind"] == DriftKind.NEW and event.get("current_status") == CheckStatus.FAIL)
+        ]
+
+    def fixes(self) -> list[dict[str, Any]]:
+        """Checks this scan fixed (fail -> pass)."""
+        return [event for event in self.drift if event["kind"] == DriftKind.FIXED]
 
 
 class Outlet(Protocol):

@@ -93,13 +93,8 @@ def build_message(
 
     Regressions are checks that went from pass to fail and new checks that fail from the
     start; fixes went from fail to pass."""
-    regressed = [
-        event
-        for event in scan.drift
-        if event["kind"] == "regressed"
-        or (event["kind"] == "new" and event.get("current_status") == "fail")
-    ]
-    fixed = scan.changes("fixed")
+    regressed = scan.regressions()
+    fixed = scan.fixes()
     if not regressed and not fixed:
         return None
     return DriftMessage(

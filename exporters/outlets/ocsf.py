@@ -165,17 +165,13 @@ def build_event(
 
 def build_events(scan: ScanFindings, *, partition: str = "aws") -> list[dict[str, Any]]:
     """Every event of `scan`: failing checks, then the checks it fixed."""
-    opened = {
-        event["check_key"]
-        for event in scan.drift
-        if event["kind"] in ("regressed", "new") and event.get("current_status") == "fail"
-    }
+    opened = {event["check_key"] for event in scan.regressions()}
     common = {"observed_at": scan.finished_at, "run_id": scan.run_id, "partition": partition}
     events = [
         build_event(row, activity="create" if row["check_key"] in opened else "update", **common)
         for row in scan.failing
     ]
-    events += [build_event(row, activity="close", **common) for row in scan.changes("fixed")]
+    events += [build_event(row, activity="close", **common) for row in scan.fixes()]
     return events
 
 

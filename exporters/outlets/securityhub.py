@@ -286,7 +286,7 @@ def plan(
         for row in scan.failing
     ]
     failing_ids = {finding["Id"] for finding in failing}
-    in_error = {finding_id(row["check_key"]) for row in scan.results if row["status"] == "error"}
+    in_error = {finding_id(row["check_key"]) for row in scan.in_error}
     closing = [
         resolved_finding(item, now=now)
         for item in active

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from scanner.model import Account, AccountOutcome, CheckResult, OrgUnit
-from storage.repository import finish_run, record_outcomes, start_run
+from storage.repository import RunTotals, finish_run, record_outcomes, start_run
 
 REGION = "eu-west-1"
 OU_PATH = (OrgUnit("r-ab12", "Root"), OrgUnit("ou-ab12-11111111", "Prod"))
@@ -51,6 +51,11 @@ def result(account_id: str, check: str, status: str) -> CheckResult:
 
 def record_scan(engine: Engine, statuses: dict[tuple[str, str], str]) -> int:
     """One finished run with a result per ((account, check) -> status); returns its id."""
+    return record_scan_totals(engine, statuses).run_id
+
+
+def record_scan_totals(engine: Engine, statuses: dict[tuple[str, str], str]) -> RunTotals:
+    """record_scan, returning what finish_run returned."""
     run_id = start_run(
         engine,
         trigger="cli",
@@ -71,5 +76,4 @@ def record_scan(engine: Engine, statuses: dict[tuple[str, str], str]) -> int:
         for account_id, results in by_account.items()
     ]
     record_outcomes(engine, run_id, outcomes)
-    finish_run(engine, run_id)
-    return run_id
+    return finish_run(engine, run_id)

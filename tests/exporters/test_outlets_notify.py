@@ -10,14 +10,14 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from outlet_seed import record_scan
+from outlet_seed import record_scan, record_scan_totals
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -33,7 +33,9 @@ from exporters.outlets.notify import (
 )
 from exporters.outlets.securityhub import finding_id
 from scanner.config import Settings
+from scanner.model import ScanSummary
 from scanner.outlets import after_scan_step
+from scanner.runner import ScanReport
 from scanner.service import ScanService
 from storage.db import make_engine
 from storage.migrate import upgrade
@@ -256,9 +258,12 @@ def test_serve_step_publishes_and_never_fails_the_scan(engine, receiver, caplog)
     step = after_scan_step(settings, engine, metrics=OutletMetrics(registry))
     assert step is not None
 
-    def scan(settings: Any, **_: Any) -> Any:
-        run_id = record_scan(engine, {(A, "kms:CreateGrant"): "fail", (B, "kms:Decrypt"): "pass"})
-        return SimpleNamespace(run_id=run_id, totals=SimpleNamespace(status="succeeded"))
+    def scan(settings: Any, **_: Any) -> ScanReport:
+        totals = record_scan_totals(
+            engine, {(A, "kms:CreateGrant"): "fail", (B, "kms:Decrypt"): "pass"}
+        )
+        summary = ScanSummary(started_at=datetime.now(UTC), finished_at=None, outcomes=[])
+        return ScanReport(run_id=totals.run_id, summary=summary, totals=totals)
 
     attempt = ScanService(settings, engine, scan=scan, after_scan=step).scan_once()
     assert attempt.outcome == "scanned"
