@@ -22,6 +22,7 @@ from scanner.events.coalesce import Plan
 from scanner.events.parse import ChangeEvent, MalformedEvent, parse_message
 from scanner.events.rescan import RescanReport, run_plan
 from scanner.events.scope import Ignored, work_for
+from scanner.vocabulary import COMPLETE_RUN_STATUSES
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -59,6 +60,7 @@ class EventConsumer:
         metrics: EventMetrics | None = None,
         full_scan: FullScan | None = None,
         stop_event: threading.Event | None = None,
+        after_run: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -66,6 +68,8 @@ class EventConsumer:
         self._queue = queue
         self._metrics = metrics
         self._full_scan = full_scan
+        # publishes a stored rescan to the outlets (scanner.outlets.after_scan_step)
+        self._after_run = after_run
         self.stopping = stop_event or threading.Event()
         self._max_receives: int | None = None
         self._max_receives_read = False
@@ -193,6 +197,19 @@ class EventConsumer:
             if self._metrics is not None:
                 self._metrics.latency.observe(max((stored - event.time).total_seconds(), 0.0))
             self._delete(message)
+        self._publish(report)
+
+    def _publish(self, report: RescanReport) -> None:
+        """Hand a rescan that stored verdicts to the outlets; never fails the batch."""
+        totals = report.totals
+        if self._after_run is None or report.run_id is None or totals is None:
+            return
+        if totals.status not in COMPLETE_RUN_STATUSES:
+            return
+        try:
+            self._after_run(report.run_id)
+        except Exception as exc:  # an outlet never fails event processing
+            log.error("post-rescan step failed error=%s: %s", type(exc).__name__, exc)
 
     def _run_full_scan(self, reason: str) -> bool:
         if self._full_scan is None:
