@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from scanner.commands.conventions import apply_conventions
+from scanner.redact import RedactingFormatter, quiet_chatty_loggers
 
 # Order is the order `vaultscan --help` lists them in.
 COMMAND_MODULES = (
@@ -44,7 +45,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
-class LogFormatter(logging.Formatter):
+class LogFormatter(RedactingFormatter):
     """LOG_FORMAT followed by the call's `extra` fields as key=value, so
     `log.warning("account not collected", extra={"account": ...})` names the account."""
 
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(LogFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+    quiet_chatty_loggers(level)
     try:
         status = int(args.handler(args) or 0)
         sys.stdout.flush()  # a closed pipe surfaces here, where it can still be handled

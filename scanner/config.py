@@ -40,7 +40,12 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from scanner.bounded_input import InputError, load_yaml
+from scanner.redact import bounded, mask_secrets, shown_value
+
 log = logging.getLogger(__name__)
+# The longest line an error about one field prints (values are bounded within it).
+DETAIL_LIMIT = 300
 
 CONFIG_ENV_VAR = "VAULTSCAN_CONFIG"
 DEFAULT_CONFIG_FILE = Path("vaultscan.yaml")
@@ -415,14 +420,25 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             f"{exc.start}); save the configuration as UTF-8 YAML"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)  # aliases, depth and size bounded
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    except InputError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The parser's message without the quoted source line (which may hold a secret)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return bounded(mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
 
 
 def _describe(errors: list[dict[str, Any]], source: str) -> str:
@@ -439,10 +455,10 @@ def _describe(errors: list[dict[str, Any]], source: str) -> str:
             detail = PATTERN_HELP.get(pattern, error["msg"])
         else:
             detail = error["msg"].removeprefix("Value error, ")
-        shown = repr(error.get("input"))
-        if "input" in error and not isinstance(error["input"], dict) and shown not in detail:
-            detail += f" (got {shown})"
-        lines.append(f"  - {location}: {detail}")
+        if "input" in error and not isinstance(error["input"], dict) and "got " not in detail:
+            detail += f" (got {shown_value(error['input'])})"
+        # validators may echo the value themselves: masked and bounded all the same
+        lines.append(f"  - {location}: {bounded(mask_secrets(detail), DETAIL_LIMIT)}")
     return "\n".join(lines)
 
 
@@ -545,6 +561,8 @@ def load_settings(path: Path | None = None, *, overrides: dict | None = None) ->
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors(), source)) from None
     except SettingsError as exc:
-        raise ConfigError(f"invalid configuration ({source}): {exc}") from None
+        raise ConfigError(
+            f"invalid configuration ({source}): {bounded(mask_secrets(str(exc)), DETAIL_LIMIT)}"
+        ) from None
     finally:
         _yaml_values.reset(token)

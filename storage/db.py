@@ -50,9 +50,12 @@ def normalise_url(url: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, safe to print and log."""
+    """The URL with its password replaced by ***, safe to print and log: in the userinfo
+    and in a `?password=` (or `sslpassword`) query parameter alike."""
+    from scanner.redact import mask_secrets
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask_secrets(make_url(url).render_as_string(hide_password=True))
     except Exception:
         return "<unparseable database URL>"
 
@@ -60,8 +63,10 @@ def mask_url(url: str) -> str:
 def describe_error(exc: BaseException) -> str:
     """What the database (driver) said, without SQLAlchemy's wrapper, SQL text or
     "Background on this error" link: `connection failed: ... Connection refused`."""
+    from scanner.redact import mask_secrets
+
     original = getattr(exc, "orig", None)
-    text = str(original if original is not None else exc).strip()
+    text = mask_secrets(str(original if original is not None else exc)).strip()
     if not text:
         return type(exc).__name__
     if original is None:

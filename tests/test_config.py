@@ -293,3 +293,51 @@ keys:
     ]
     monkeypatch.setenv("VAULTSCAN_KEYS__DEFAULT", "alias/only-key")
     assert load_settings(overrides={}).keys.candidates("x-1") == ["alias/only-key"]
+
+
+BILLION_LAUGHS = "\n".join(
+    ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)]
+    + ["regions: *i"]
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_in_a_short_message(tmp_path: Path) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            load_settings(write(tmp_path, BILLION_LAUGHS))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "expands to more than 200000 values (YAML aliases)" in caught.value.message
+    assert len(caught.value.message) < 500
+    assert peak < 50 * 1024 * 1024
+
+
+def test_deeply_nested_yaml_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(write(tmp_path, "regions: " + "[" * 5000 + "]" * 5000 + "\n"))
+
+
+def test_a_config_error_masks_and_bounds_the_value_it_echoes(tmp_path: Path) -> None:
+    secret = "Pl4nted-Passw0rd"
+    long_url = f"mysql://vaultscan:{secret}@db.example.internal/vaultscan?password={secret}"
+    text = f"concurrency: ['{long_url}', {'x' * 5000!r}]\nregions: ['{long_url}']\n"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    message = caught.value.message
+    assert "concurrency" in message and "regions.0" in message  # the fields are named
+    assert secret not in message
+    assert "vaultscan:***@" in message
+    assert all(len(line) <= 400 for line in message.splitlines())
+
+
+def test_a_yaml_syntax_error_does_not_quote_the_line(tmp_path: Path) -> None:
+    secret = "Pl4nted-Passw0rd"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, f"database:\n  url: [postgresql://u:{secret}@db/x\n"))
+    assert "not valid YAML" in caught.value.message
+    assert secret not in caught.value.message

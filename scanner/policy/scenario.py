@@ -3,7 +3,6 @@ from files and folders, and the round trip back to JSON."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -465,19 +464,15 @@ def load_scenarios(paths: list[str | Path]) -> list[Scenario | ScenarioError]:
 
 
 def _load_file(path: Path) -> list[Scenario | ScenarioError]:
+    from scanner.bounded_input import InputError, load_json, read_text
+
     origin = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
-    except OSError as error:
-        return [ScenarioError(origin, "", f"cannot read: {error.strerror or error}")]
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        return [
-            ScenarioError(
-                origin, "", f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-            )
-        ]
+        # UTF-8 (BOM tolerated), size, nesting depth, number and surrogate problems are
+        # this file's error: the other files are still answered
+        data = load_json(read_text(path))
+    except InputError as error:
+        return [ScenarioError(origin, "", str(error))]
     if isinstance(data, list):
         return [_one(item, f"{origin}[{i}]") for i, item in enumerate(data)]
     return [_one(data, origin)]

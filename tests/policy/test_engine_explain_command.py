@@ -120,3 +120,35 @@ def test_human_output_puts_the_decision_first_then_layers(tmp_path: Path, capsys
     assert any("Identity policies [identity]: explicitDeny" in line for line in lines)
     assert any('Deny  #0, statement #0 Sid "NoGrants"' in line for line in lines)
     assert any("Key policy [resource_policy]: allowed" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("deep_object.json", b'{"a":' * 70 + b"1" + b"}" * 70, "nested too deeply at a.a.a"),
+        ("bignum.json", b'{"request": {"x": ' + b"9" * 5000 + b"}}", "4300 digits"),
+        ("latin1.json", b'{"name": "caf\xe9"}', "not UTF-8 text (byte 0xe9 at offset 13)"),
+        (
+            "surrogate.json",
+            b'{"request": {"principal_arn": "\\ud800"}}',
+            "lone surrogate \\ud800 at request.principal_arn",
+        ),
+    ],
+)
+def test_undecodable_file_is_its_own_error_and_the_rest_is_answered(
+    tmp_path: Path, capsys, name: str, content: bytes, message: str
+) -> None:
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    write(folder / "a_good.json", allowed_case())
+    (folder / name).write_bytes(content)
+    write(folder / "z_good.json", denied_case())
+    code, out, err = run(capsys, "--json", str(folder))
+    assert code == 2
+    answers = json.loads(out)
+    assert [a.get("name") for a in answers if "decision" in a] == ["ok", "denied"]
+    [error] = [a for a in answers if "error" in a]
+    assert error["origin"].endswith(name)
+    assert message in error["error"]
+    assert message in err and "Traceback" not in err
