@@ -166,6 +166,10 @@ BAD_VALUES = {
     "bad role arn": {"serviceAccount": {"roleArn": "vaultscan-role"}},
     "both pdb bounds": {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}},
     "bad scrape interval": {"serviceMonitor": {"enabled": True, "interval": "1 minute"}},
+    "slack webhook url in clear": {
+        "config": {"notifications": {"slack": {"webhook_url": "https://hooks.slack.com/x"}}}
+    },
+    "webhook secret in clear": {"config": {"notifications": {"webhook": {"secret": "s"}}}},
     "database url through extraEnv": {
         "extraEnv": [{"name": "VAULTSCAN_DATABASE__URL", "value": "postgresql://u:p@db/v"}]
     },
