@@ -225,6 +225,12 @@ class CompiledCondition:
     # request value -> result, for conditions without variables (their result depends
     # on that one value only); bounded, see condition_matches
     memo: dict[Any, bool] = field(default_factory=dict, compare=False, repr=False)
+    written_key: str = ""  # the key as the policy spells it, for explanations
+
+    @property
+    def label(self) -> str:
+        """`StringEquals kms:ViaService`: how an explanation names this condition."""
+        return f"{self.operator} {self.written_key or self.key}"
 
 
 def parse_operator(text: str) -> tuple[Operator | None, str | None, bool]:
@@ -256,7 +262,9 @@ def compile_condition(
     if base is None:
         for value in values:
             _bool(value)  # Null takes true/false
-        return CompiledCondition(operator_text, key.lower(), values, None, None, False, None, None)
+        return CompiledCondition(
+            operator_text, key.lower(), values, None, None, False, None, None, written_key=key
+        )
     templates = None
     prepared = None
     if base.variables and variables_enabled and any(has_variables(v) for v in values):
@@ -264,7 +272,15 @@ def compile_condition(
     else:
         prepared = base.prepare(values)
     return CompiledCondition(
-        operator_text, key.lower(), values, base, qualifier, if_exists, templates, prepared
+        operator_text,
+        key.lower(),
+        values,
+        base,
+        qualifier,
+        if_exists,
+        templates,
+        prepared,
+        written_key=key,
     )
 
 

@@ -34,6 +34,7 @@ class Request:
     resource: str
     resource_account: str
     context: Context
+    key_manager: str = "CUSTOMER"  # a KMS key's KeyManager: "AWS" or "CUSTOMER"
 
     @property
     def cross_account(self) -> bool:
@@ -65,6 +66,7 @@ def build_request(
     resource_account: str,
     context: dict[str, ContextValue],
     has_boundary: bool,
+    key_manager: str = "CUSTOMER",
 ) -> Request:
     principal, derived = _derived(
         principal_arn, principal_account, action, resource, resource_account, has_boundary
@@ -72,7 +74,7 @@ def build_request(
     full: Context = dict(derived)
     for key, value in context.items():
         full[key.lower()] = normalize_value(value)
-    return Request(principal, action.lower(), resource, resource_account, full)
+    return Request(principal, action.lower(), resource, resource_account, full, key_manager)
 
 
 @lru_cache(maxsize=4096)

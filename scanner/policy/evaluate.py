@@ -13,370 +13,397 @@ Order of reasoning:
    *session* (or everyone); it does limit one that names the role ARN.
 4. Cross-account: both the identity policies (within the boundary) and the resource
    policy must allow.
-5. KMS keys: see scanner.policy.kms. Role trust policies follow the same rule: see
-   scanner.policy.trust.
+5. Each service's own rules about its resource policy live in its authorizer
+   (scanner.policy.authorizer): KMS keys (scanner.policy.kms) and role trust policies
+   (scanner.policy.trust) need the policy to trust the account before IAM policies count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Protocol
 
+from scanner.policy.authorizer import ResourceAuthorizer
+from scanner.policy.authorizers import authorizer_for
 from scanner.policy.conditions import condition_matches
 from scanner.policy.context import Request
-from scanner.policy.grammar import CompiledPolicy, CompiledStatement
-from scanner.policy.kms import (
-    NO_ACCOUNT_TRUST_NOTE,
-    NO_KEY_POLICY_NOTE,
-    RCP_RETIRE_GRANT_NOTE,
-    RETIRE_GRANT_NOTE,
-    is_key_request,
-    key_policy_consulted,
-    rcps_consulted,
-)
+from scanner.policy.grammar import CompiledStatement
+from scanner.policy.policyset import NamedCompiled, Pair, PolicySet
 from scanner.policy.principal import MatchKind, match_principal, not_principal_applies
-from scanner.policy.trust import NO_ACCOUNT_TRUST_NOTE as NO_ROLE_TRUST_NOTE
-from scanner.policy.trust import NO_TRUST_POLICY_NOTE, is_trust_request
-
-if TYPE_CHECKING:
-    from scanner.policy.scenario import Scenario
-
-ALLOWED = "allowed"
-EXPLICIT_DENY = "explicitDeny"
-IMPLICIT_DENY = "implicitDeny"
-LAYER_ORDER = ("scp", "rcp", "permissions_boundary", "identity", "resource_policy")
-
-# Services whose resources RCPs govern (AWS Organizations: Resource control policies,
-# "List of AWS services that support RCPs"). Other services ignore RCPs.
-RCP_SERVICES = frozenset(
-    {"s3", "sts", "kms", "sqs", "secretsmanager", "cognito-idp", "logs", "dynamodb", "ecr", "aoss"}
+from scanner.policy.result import (
+    AccountTrust,
+    ConditionRef,
+    Evaluation,
+    LayerResult,
+    LevelResult,
+    StatementMiss,
+    StatementRef,
 )
-NO_ALLOW_NOTE = "no statement allows this request"
+from scanner.policy.vocabulary import LAYER_ORDER, Decision, Layer, MissReason, Reason
+
+ALLOWED = Decision.ALLOWED
+EXPLICIT_DENY = Decision.EXPLICIT_DENY
+IMPLICIT_DENY = Decision.IMPLICIT_DENY
+
 # "No permissions are required to perform this operation. If an administrator attaches a
 # policy to your identity that explicitly denies access to the sts:GetCallerIdentity
 # action, you can still perform this operation." (AWS STS API Reference: GetCallerIdentity)
 NO_PERMISSION_ACTIONS = frozenset({"sts:getcalleridentity"})
-NO_PERMISSION_NOTE = "not consulted: this action needs no permission and cannot be denied"
-SERVICE_LINKED_NOTE = "not applied: SCPs do not affect service-linked roles"
-NO_RESOURCE_POLICY_NOTE = (
-    "no resource policy given: access from another account needs the resource's policy to allow it"
-)
 DIRECT_KINDS: frozenset[MatchKind] = frozenset({"wildcard", "session", "role"})
 SESSION_KINDS: frozenset[MatchKind] = frozenset({"wildcard", "session"})
 
+Match = tuple[StatementRef, CompiledStatement, "MatchKind | None"]
 
-@dataclass(frozen=True)
-class StatementRef:
-    """One statement that decided a layer: enough for a person to find and fix it."""
-
-    policy: str
-    sid: str | None
-    index: int
-    effect: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "sid": self.sid, "index": self.index, "effect": self.effect}
-
-
-@dataclass
-class LayerResult:
-    layer: str
-    decision: str
-    statements: list[StatementRef] = field(default_factory=list)
-    note: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "layer": self.layer,
-            "decision": self.decision,
-            "statements": [ref.to_dict() for ref in self.statements],
-        }
-        if self.note:
-            out["note"] = self.note
-        return out
+__all__ = [
+    "ALLOWED",
+    "EXPLICIT_DENY",
+    "IMPLICIT_DENY",
+    "LAYER_ORDER",
+    "Evaluation",
+    "LayerResult",
+    "StatementRef",
+    "evaluate",
+    "evaluate_request",
+]
 
 
-@dataclass
-class Evaluation:
-    decision: str
-    deciding_layer: str | None
-    layers: list[LayerResult]
+class Answerable(Protocol):
+    """What evaluate() needs of a scenario."""
 
-    def layer(self, name: str) -> LayerResult | None:
-        return next((layer for layer in self.layers if layer.layer == name), None)
+    def request(self) -> Request: ...
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "decision": self.decision,
-            "deciding_layer": self.deciding_layer,
-            "layers": [layer.to_dict() for layer in self.layers],
-        }
+    def policy_set(self) -> PolicySet: ...
 
 
-@dataclass(frozen=True)
-class NamedCompiled:
-    name: str
-    policy: CompiledPolicy
-
-    def ref(self, statement: CompiledStatement) -> StatementRef:
-        return _statement_ref(self.name, statement.sid, statement.index, statement.effect)
+def evaluate(scenario: Answerable) -> Evaluation:
+    """The decision for one scenario, with the statements that decided each layer."""
+    return evaluate_request(scenario.request(), scenario.policy_set())
 
 
-@lru_cache(maxsize=65536)
-def _statement_ref(policy: str, sid: str | None, index: int, effect: str) -> StatementRef:
-    return StatementRef(policy, sid, index, effect)
-
-
-@dataclass(frozen=True)
-class PolicySet:
-    """Compiled policies of a request, each with the name explanations use."""
-
-    scps: tuple[tuple[NamedCompiled, ...], ...]
-    rcps: tuple[tuple[NamedCompiled, ...], ...]
-    permissions_boundary: NamedCompiled | None
-    identity: tuple[NamedCompiled, ...]
-    resource_policy: NamedCompiled | None
-    # (layer part, action, resource) -> statements whose action and resource match,
-    # split into those that need no context and those whose resource does
-    _candidates: dict[tuple[Any, str, str], tuple[tuple[Pair, ...], tuple[Pair, ...]]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-
-    def candidates(
-        self, part: Any, policies: Iterable[NamedCompiled], request: Request
-    ) -> Iterable[Pair]:
-        """Statements of `policies` whose Action and Resource match the request."""
-        key = (part, request.action, request.resource)
-        hit = self._candidates.get(key)
-        if hit is None:
-            static: list[Pair] = []
-            dynamic: list[Pair] = []
-            for named in policies:
-                matched, needs_context = named.policy.split_candidates(
-                    request.action, request.resource
-                )
-                static.extend((named, statement) for statement in matched)
-                dynamic.extend((named, statement) for statement in needs_context)
-            if len(self._candidates) >= 4096:
-                self._candidates.clear()
-            hit = (tuple(static), tuple(dynamic))
-            self._candidates[key] = hit
-        static_pairs, dynamic_pairs = hit
-        if not dynamic_pairs:
-            return static_pairs
-        context = request.context
-        matched = [p for p in dynamic_pairs if p[1].matches_resource(request.resource, context)]
-        return (*static_pairs, *matched)
-
-
-Pair = tuple[NamedCompiled, CompiledStatement]
-Match = tuple[NamedCompiled, CompiledStatement, "MatchKind | None"]
+# --- matching statements ---------------------------------------------------------------
 
 
 def _collect(
+    pairs: Iterable[Pair], request: Request, allows: list[Match], denies: list[Match]
+) -> None:
+    """Add the statements among `pairs` (their Action and Resource match) whose conditions
+    match the request to `allows` / `denies` (identity-based policies, SCPs)."""
+    context = request.context
+    for named, statement in pairs:
+        for condition in statement.conditions:
+            if not condition_matches(condition, context):
+                break
+        else:
+            ref = named.refs[statement.index]
+            (allows if statement.effect == "Allow" else denies).append((ref, statement, None))
+
+
+def _collect_resource_based(
+    pairs: Iterable[Pair],
+    request: Request,
+    allows: list[Match],
+    denies: list[Match],
+    misses: list[StatementMiss],
+) -> None:
+    """As _collect, for resource-based policies and RCPs: the Principal must name the
+    caller too. Statements that do not apply go to `misses`, with why."""
+    context = request.context
+    principal = request.principal
+    for named, statement in pairs:
+        kind: MatchKind | None = None
+        spec = statement.principal
+        if spec is None:
+            continue
+        if statement.not_principal:
+            applies = not_principal_applies(spec, principal, statement.effect)
+        else:
+            kind = match_principal(spec, principal)
+            applies = kind is not None
+        if not applies:
+            misses.append(named.miss(statement, -1, None))
+            continue
+        for number, condition in enumerate(statement.conditions):
+            if not condition_matches(condition, context):
+                misses.append(named.miss(statement, number, kind))
+                break
+        else:
+            ref = named.refs[statement.index]
+            (allows if statement.effect == "Allow" else denies).append((ref, statement, kind))
+
+
+def _sort(
     pairs: Iterable[Pair],
     request: Request,
     resource_based: bool,
     allows: list[Match],
     denies: list[Match],
+    misses: list[StatementMiss],
 ) -> None:
-    """Add the statements among `pairs` whose principal and conditions match the request
-    (their action and resource already do) to `allows` / `denies`."""
-    context = request.context
-    principal = request.principal
-    for named, statement in pairs:
-        kind: MatchKind | None = None
-        if resource_based:  # principal checks only exist in resource-based policies
-            spec = statement.principal
-            if spec is None:
-                continue
-            if statement.not_principal:
-                if not not_principal_applies(spec, principal, statement.effect):
-                    continue
-            else:
-                kind = match_principal(spec, principal)
-                if kind is None:
-                    continue
-        if statement.conditions:
-            for condition in statement.conditions:
-                if not condition_matches(condition, context):
-                    break
-            else:
-                (allows if statement.effect == "Allow" else denies).append((named, statement, kind))
-            continue
-        (allows if statement.effect == "Allow" else denies).append((named, statement, kind))
+    if resource_based:
+        _collect_resource_based(pairs, request, allows, denies, misses)
+    else:
+        _collect(pairs, request, allows, denies)
 
 
 def _refs(matches: list[Match]) -> list[StatementRef]:
-    return [named.ref(statement) for named, statement, _kind in matches]
+    return [ref for ref, _statement, _kind in matches]
 
 
 def _simple_layer(
-    layer: str, pairs: Iterable[Pair], request: Request, resource_based: bool = False
-) -> tuple[LayerResult, list[Match]]:
+    layer: Layer, pairs: Iterable[Pair], request: Request, resource_based: bool = False
+) -> tuple[LayerResult, list[Match], list[StatementMiss]]:
     allows: list[Match] = []
     denies: list[Match] = []
-    _collect(pairs, request, resource_based, allows, denies)
+    misses: list[StatementMiss] = []
+    _sort(pairs, request, resource_based, allows, denies, misses)
     if denies:
-        return LayerResult(layer, EXPLICIT_DENY, _refs(denies)), allows
-    if allows:
-        return LayerResult(layer, ALLOWED, _refs(allows)), allows
-    return LayerResult(layer, IMPLICIT_DENY, [], NO_ALLOW_NOTE), allows
+        result = LayerResult(layer, EXPLICIT_DENY, _refs(denies), misses=tuple(misses))
+    elif allows:
+        result = LayerResult(layer, ALLOWED, _refs(allows), misses=tuple(misses))
+    else:
+        result = LayerResult(layer, IMPLICIT_DENY, [], Reason.NO_ALLOW, misses=tuple(misses))
+    return result, allows, misses
+
+
+# --- the organization layers -----------------------------------------------------------
 
 
 def _org_layer(
-    layer: str, policies: PolicySet, request: Request, resource_based: bool
+    layer: Layer,
+    levels: tuple[tuple[NamedCompiled, ...], ...],
+    policies: PolicySet,
+    request: Request,
 ) -> LayerResult:
     """Every level must allow; a Deny at any level denies."""
-    denies: list[Match] = []
-    allows: list[Match] = []
-    unallowed: list[int] = []
-    levels = policies.rcps if resource_based else policies.scps
+    resource_based = layer == Layer.RCP
+    results: list[LevelResult] = []
+    misses: list[StatementMiss] = []
+    denied = unallowed = False
     for number, level in enumerate(levels):
-        before = len(allows)
+        allows: list[Match] = []
+        denies: list[Match] = []
         pairs = policies.candidates((layer, number), level, request)
-        _collect(pairs, request, resource_based, allows, denies)
-        if len(allows) == before:
-            unallowed.append(number)
-    if denies:
-        return LayerResult(layer, EXPLICIT_DENY, _refs(denies))
+        _sort(pairs, request, resource_based, allows, denies, misses)
+        if denies:
+            denied = True
+            decision = EXPLICIT_DENY
+        elif allows:
+            decision = ALLOWED
+        else:
+            unallowed = True
+            decision = IMPLICIT_DENY
+        results.append(
+            LevelResult(
+                number,
+                decision,
+                tuple([match[0] for match in allows]),
+                tuple([match[0] for match in denies]),
+            )
+        )
+    kept = tuple(results)
+    if denied:
+        refs = [ref for level in kept for ref in level.denying]
+        return LayerResult(layer, EXPLICIT_DENY, refs, levels=kept, misses=tuple(misses))
     if unallowed:
-        where = ", ".join(_level_name(n, len(levels)) for n in unallowed)
-        return LayerResult(layer, IMPLICIT_DENY, [], f"no statement allows this request at {where}")
-    return LayerResult(layer, ALLOWED, _refs(allows))
+        reason = Reason.NO_ALLOW_AT_LEVEL
+        return LayerResult(layer, IMPLICIT_DENY, [], reason, levels=kept, misses=tuple(misses))
+    refs = [ref for level in kept for ref in level.allowing]
+    return LayerResult(layer, ALLOWED, refs, levels=kept, misses=tuple(misses))
 
 
-def _level_name(number: int, count: int) -> str:
-    if number == 0:
-        return "level 0 (root)"
-    if number == count - 1:
-        return f"level {number} (account)"
-    return f"level {number}"
+def _scp_layer(request: Request, policies: PolicySet) -> LayerResult | None:
+    if not policies.scps:
+        return None
+    if request.principal.service_linked:
+        # "SCPs do not affect any service-linked role" (AWS Organizations: Service
+        # control policies, "SCP effects on permissions").
+        return LayerResult(Layer.SCP, ALLOWED, [], Reason.SERVICE_LINKED_ROLE)
+    return _org_layer(Layer.SCP, policies.scps, policies, request)
 
 
-def evaluate(scenario: Scenario) -> Evaluation:
-    """The decision for one scenario, with the statements that decided each layer."""
-    return evaluate_request(scenario.request(), scenario.policy_set())
+def _rcp_layer(
+    request: Request, policies: PolicySet, authorizer: ResourceAuthorizer
+) -> LayerResult | None:
+    if not policies.rcps:
+        return None
+    exemption = authorizer.rcp_exemption(request)
+    if exemption is not None:
+        return LayerResult(Layer.RCP, ALLOWED, [], exemption, subject=request.service)
+    return _org_layer(Layer.RCP, policies.rcps, policies, request)
+
+
+# --- principal's policies --------------------------------------------------------------
+
+
+def _boundary_layer(request: Request, policies: PolicySet) -> LayerResult | None:
+    if policies.permissions_boundary is None:
+        return None
+    pairs = policies.candidates("boundary", (policies.permissions_boundary,), request)
+    return _simple_layer(Layer.PERMISSIONS_BOUNDARY, pairs, request)[0]
+
+
+def _identity_layer(request: Request, policies: PolicySet) -> LayerResult:
+    pairs = policies.candidates("identity", policies.identity, request)
+    return _simple_layer(Layer.IDENTITY, pairs, request)[0]
+
+
+# --- the resource's policy -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Resource:
+    """The resource policy layer (None when absent) and what the decision needs of it."""
+
+    layer: LayerResult | None = None
+    kinds: frozenset[MatchKind] = frozenset()  # how allowing statements name the caller
+    consulted: bool = False  # the policy (or its absence) counts for this request
+
+
+def _resource_layer(
+    request: Request, policies: PolicySet, authorizer: ResourceAuthorizer
+) -> _Resource:
+    if policies.resource_policy is None:
+        reason = authorizer.missing_policy(request)
+        if reason is None:
+            return _Resource()
+        layer = LayerResult(Layer.RESOURCE_POLICY, IMPLICIT_DENY, [], reason)
+        if authorizer.requires_account_trust:
+            layer.trust = AccountTrust(authorizer.trust_account(request), False)
+        return _Resource(layer, consulted=authorizer.requires_account_trust)
+    if not authorizer.consults_resource_policy(request):
+        reason = authorizer.not_consulted_reason
+        return _Resource(LayerResult(Layer.RESOURCE_POLICY, ALLOWED, [], reason))
+    pairs = policies.candidates("resource", (policies.resource_policy,), request)
+    layer, allows, misses = _simple_layer(Layer.RESOURCE_POLICY, pairs, request, True)
+    kinds = frozenset(kind for _ref, _statement, kind in allows if kind is not None)
+    if authorizer.requires_account_trust:
+        layer.trust = _account_trust(authorizer.trust_account(request), allows, misses)
+    return _Resource(layer, kinds, consulted=True)
+
+
+def _account_trust(account: str, allows: list[Match], misses: list[StatementMiss]) -> AccountTrust:
+    trusting = [(ref, statement) for ref, statement, kind in allows if kind == "account"]
+    if not trusting and not misses:
+        return AccountTrust(account, False)
+    conditions = tuple(
+        ConditionRef(condition.operator, condition.written_key or condition.key, condition.values)
+        for _ref, statement in trusting
+        for condition in statement.conditions
+    )
+    unmet = tuple(
+        miss
+        for miss in misses
+        if miss.principal_kind == "account"
+        and miss.why is MissReason.CONDITION
+        and miss.statement.effect == "Allow"
+    )
+    refs = tuple(ref for ref, _statement in trusting)
+    return AccountTrust(account, bool(trusting), refs, conditions, unmet)
+
+
+# --- the decision ----------------------------------------------------------------------
 
 
 def evaluate_request(request: Request, policies: PolicySet) -> Evaluation:
     if request.action in NO_PERMISSION_ACTIONS:
-        return Evaluation(ALLOWED, None, [LayerResult("identity", ALLOWED, [], NO_PERMISSION_NOTE)])
-    layers: list[LayerResult] = []
-    by_name: dict[str, LayerResult] = {}
+        layer = LayerResult(Layer.IDENTITY, ALLOWED, [], Reason.NO_PERMISSION_NEEDED)
+        return Evaluation(ALLOWED, None, [layer])
+    authorizer = authorizer_for(request.action, request.resource)
+    scp = _scp_layer(request, policies)
+    rcp = _rcp_layer(request, policies, authorizer)
+    boundary = _boundary_layer(request, policies)
+    identity = _identity_layer(request, policies)
+    resource = _resource_layer(request, policies, authorizer)
+    layers = [layer for layer in (scp, rcp, boundary, identity, resource.layer) if layer]
 
-    def add(result: LayerResult) -> LayerResult:
-        layers.append(result)
-        by_name[result.layer] = result
-        return result
-
-    if policies.scps:
-        if request.principal.service_linked:
-            # "SCPs do not affect any service-linked role" (AWS Organizations: Service
-            # control policies, "SCP effects on permissions").
-            add(LayerResult("scp", ALLOWED, [], SERVICE_LINKED_NOTE))
+    decided = _organization_decision(layers, scp, rcp)
+    if decided is None:
+        identity_effective = _identity_effective(identity, resource, authorizer)
+        if identity_effective is False and identity.decision is ALLOWED:
+            _explain_missing_trust(resource, authorizer)
+        boundary_ok = boundary is None or boundary.decision is ALLOWED
+        if request.cross_account:
+            decided = _cross_account(request, authorizer, identity, boundary_ok, resource)
         else:
-            add(_org_layer("scp", policies, request, resource_based=False))
-    if policies.rcps:
-        if request.service not in RCP_SERVICES:
-            add(LayerResult("rcp", ALLOWED, [], f"RCPs do not apply to {request.service} actions"))
-        elif not rcps_consulted(request.action):
-            add(LayerResult("rcp", ALLOWED, [], RCP_RETIRE_GRANT_NOTE))
-        else:
-            add(_org_layer("rcp", policies, request, resource_based=True))
-    boundary = None
-    if policies.permissions_boundary is not None:
-        pairs = policies.candidates("boundary", (policies.permissions_boundary,), request)
-        boundary = add(_simple_layer("permissions_boundary", pairs, request)[0])
-    pairs = policies.candidates("identity", policies.identity, request)
-    identity = add(_simple_layer("identity", pairs, request)[0])
-
-    key_request = is_key_request(request.action, request.resource)
-    trust_request = not key_request and is_trust_request(request.action, request.resource)
-    resource_matches: list[Match] = []
-    resource = None
-    if policies.resource_policy is not None:
-        if key_request and not key_policy_consulted(request.action):
-            resource = add(LayerResult("resource_policy", ALLOWED, [], RETIRE_GRANT_NOTE))
-        else:
-            pairs = policies.candidates("resource", (policies.resource_policy,), request)
-            result, resource_matches = _simple_layer(
-                "resource_policy", pairs, request, resource_based=True
-            )
-            resource = add(result)
-    elif key_request and key_policy_consulted(request.action):
-        resource = add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_KEY_POLICY_NOTE))
-    elif trust_request:
-        resource = add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_TRUST_POLICY_NOTE))
-    elif request.cross_account and not key_request:
-        add(LayerResult("resource_policy", IMPLICIT_DENY, [], NO_RESOURCE_POLICY_NOTE))
-
-    decision, deciding = _decide(
-        request, by_name, identity, boundary, resource, resource_matches, key_request, trust_request
-    )
-    return Evaluation(decision, deciding, layers)
+            decided = _same_account(identity, identity_effective, boundary_ok, resource)
+    return Evaluation(decided[0], decided[1], layers)
 
 
-def _decide(
-    request: Request,
-    by_name: dict[str, LayerResult],
-    identity: LayerResult,
-    boundary: LayerResult | None,
-    resource: LayerResult | None,
-    resource_matches: list[Match],
-    key_request: bool,
-    trust_request: bool = False,
-) -> tuple[str, str | None]:
+Decided = tuple[Decision, Layer | None]
+
+
+def _organization_decision(
+    layers: list[LayerResult], scp: LayerResult | None, rcp: LayerResult | None
+) -> Decided | None:
+    """An explicit Deny in any layer, then the RCP and SCP implicit denies."""
+    denying = {layer.layer for layer in layers if layer.decision is EXPLICIT_DENY}
     for name in LAYER_ORDER:
-        result = by_name.get(name)
-        if result is not None and result.decision == EXPLICIT_DENY:
+        if name in denying:
             return EXPLICIT_DENY, name
     # The enforcement code evaluates RCPs before SCPs and returns a final Deny at the
     # first of them without an applicable Allow (IAM: How AWS enforcement code logic
     # evaluates requests, "AWS Organizations RCPs", then "AWS Organizations SCPs").
-    for name in ("rcp", "scp"):
-        result = by_name.get(name)
-        if result is not None and result.decision == IMPLICIT_DENY:
-            return IMPLICIT_DENY, name
+    for layer in (rcp, scp):
+        if layer is not None and layer.decision is IMPLICIT_DENY:
+            return IMPLICIT_DENY, layer.layer
+    return None
 
-    consulted = resource is not None and resource.note != RETIRE_GRANT_NOTE
-    if resource is not None and resource.note in (NO_KEY_POLICY_NOTE, NO_TRUST_POLICY_NOTE):
-        consulted = True
-    allow_kinds = {kind for _named, _statement, kind in resource_matches}
-    boundary_ok = boundary is None or boundary.decision == ALLOWED
-    identity_allows = identity.decision == ALLOWED
 
-    # KMS key policies and role trust policies: IAM policies count only when the
-    # resource's policy allows the principal's account.
-    identity_effective = identity_allows
-    if (key_request or trust_request) and consulted and "account" not in allow_kinds:
-        identity_effective = False
-        explain_trust = resource is not None and resource.note in (None, NO_ALLOW_NOTE)
-        if identity_allows and explain_trust and not allow_kinds & DIRECT_KINDS:
-            if trust_request:
-                resource.note = NO_ROLE_TRUST_NOTE.format(account=request.principal.account)
-            else:
-                resource.note = NO_ACCOUNT_TRUST_NOTE.format(account=request.resource_account)
-    if request.cross_account:
-        if not identity_allows:
-            return IMPLICIT_DENY, "identity"
-        if key_request and not key_policy_consulted(request.action):
-            pass  # the key policy is not consulted for RetireGrant
-        elif not allow_kinds:
-            return IMPLICIT_DENY, "resource_policy"
-        if not boundary_ok:
-            return IMPLICIT_DENY, "permissions_boundary"
+def _identity_effective(
+    identity: LayerResult, resource: _Resource, authorizer: ResourceAuthorizer
+) -> bool:
+    """KMS key policies and role trust policies: IAM policies count only when the
+    resource's policy allows the principal's account."""
+    allows = identity.decision is ALLOWED
+    if authorizer.requires_account_trust and resource.consulted and "account" not in resource.kinds:
+        return False
+    return allows
+
+
+def _explain_missing_trust(resource: _Resource, authorizer: ResourceAuthorizer) -> None:
+    """Say why an IAM allow has no effect, unless the layer already says something else
+    or the policy names the caller directly."""
+    layer = resource.layer
+    if layer is None or layer.reason not in (None, Reason.NO_ALLOW):
+        return
+    if resource.kinds & DIRECT_KINDS:
+        return
+    trust = layer.trust
+    if trust is not None and trust.unmet:
+        layer.reason = Reason.ACCOUNT_TRUST_CONDITIONS_UNMET
+        layer.subject = authorizer.policy_word
+    else:
+        layer.reason = authorizer.untrusted_reason
+        layer.subject = trust.account if trust is not None else None
+
+
+def _cross_account(
+    request: Request,
+    authorizer: ResourceAuthorizer,
+    identity: LayerResult,
+    boundary_ok: bool,
+    resource: _Resource,
+) -> Decided:
+    if identity.decision is not ALLOWED:
+        return IMPLICIT_DENY, Layer.IDENTITY
+    if authorizer.consults_resource_policy(request) and not resource.kinds:
+        return IMPLICIT_DENY, Layer.RESOURCE_POLICY
+    if not boundary_ok:
+        return IMPLICIT_DENY, Layer.PERMISSIONS_BOUNDARY
+    return ALLOWED, None
+
+
+def _same_account(
+    identity: LayerResult, identity_effective: bool, boundary_ok: bool, resource: _Resource
+) -> Decided:
+    direct = bool(resource.kinds & DIRECT_KINDS)
+    if (identity_effective or direct) and boundary_ok:
         return ALLOWED, None
-
-    resource_direct = bool(allow_kinds & DIRECT_KINDS)
-    if (identity_effective or resource_direct) and boundary_ok:
-        return ALLOWED, None
-    if allow_kinds & SESSION_KINDS:
+    if resource.kinds & SESSION_KINDS:
         return ALLOWED, None  # names the session: a boundary's implicit deny does not limit it
-    if identity_effective or resource_direct:
-        return IMPLICIT_DENY, "permissions_boundary"
-    if identity_allows:
-        return IMPLICIT_DENY, "resource_policy"  # KMS key policy does not enable IAM policies
-    return IMPLICIT_DENY, "identity"
+    if identity_effective or direct:
+        return IMPLICIT_DENY, Layer.PERMISSIONS_BOUNDARY
+    if identity.decision is ALLOWED:
+        return IMPLICIT_DENY, Layer.RESOURCE_POLICY  # the policy does not trust the account
+    return IMPLICIT_DENY, Layer.IDENTITY

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.policy.evaluate import Evaluation, LayerResult, evaluate
-from scanner.policy.kms import is_key_request
+from scanner.policy.authorizers import authorizer_for
+from scanner.policy.evaluate import evaluate
+from scanner.policy.result import Evaluation, LayerResult
 from scanner.policy.scenario import Scenario, ScenarioError
-from scanner.policy.trust import is_trust_request
 
 LAYER_TITLES = {
     "scp": "Service control policies",
@@ -78,12 +78,10 @@ def render_answer(result: Answer) -> str:
             wanted += f" by {scenario.expected_deciding_layer}"
         verdict = "agrees" if agrees else "DISAGREES"
         lines.append(f"  expected: {wanted} ({verdict})")
-    if is_key_request(scenario.action, scenario.resource):
-        resource_title = "Key policy"
-    elif is_trust_request(scenario.action, scenario.resource):
-        resource_title = "Trust policy"
-    else:
-        resource_title = None
+    authorizer = authorizer_for(scenario.action, scenario.resource)
+    resource_title = authorizer.title if authorizer.requires_account_trust else None
+    if scenario.key_manager is not None:
+        lines.append(f"  key manager: {scenario.key_manager}")
     for layer in evaluation.layers:
         lines.extend(_render_layer(layer, resource_title))
     return "\n".join(lines)

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from scanner.policy.arn import arn_account, split_arn
+from scanner.policy.authorizers import authorizer_for
 from scanner.policy.context import ContextValue, Request, build_request
-from scanner.policy.evaluate import LAYER_ORDER, NamedCompiled, PolicySet
 from scanner.policy.grammar import CompiledPolicy, CompiledStatement, PolicyError, compile_policy
-from scanner.policy.kms import is_key_request
-from scanner.policy.trust import is_trust_request, trust_policy_document
+from scanner.policy.policyset import NamedCompiled, PolicySet
+from scanner.policy.vocabulary import LAYER_ORDER, Decision, KeyManager
 
-DECISIONS = ("allowed", "explicitDeny", "implicitDeny")
+DECISIONS = tuple(str(decision) for decision in Decision)
+KEY_MANAGERS = tuple(str(manager) for manager in KeyManager)
 TOP_LEVEL_KEYS = {
     "name",
     "source",
@@ -32,6 +33,7 @@ REQUEST_KEYS = {
     "resource",
     "resource_account",
     "context",
+    "key_manager",
 }
 POLICY_KEYS = ("scps", "rcps", "permissions_boundary", "identity", "resource_policy")
 _UNSET = object()
@@ -74,11 +76,14 @@ class Scenario:
     expected_deciding_layer: str | None = None
     states_deciding_layer: bool = False  # "deciding_layer" was given (possibly null)
     policy_names: dict[str, Any] | None = None
+    # a KMS key's KeyManager ("AWS" or "CUSTOMER"); None: not given, a customer key
+    key_manager: str | None = None
     # given in the input, kept so to_dict() reproduces it
     gave_principal_account: bool = True
     gave_resource_account: bool = True
     origin: str = field(default="<scenario>", compare=False)
     _compiled: list[PolicySet] = field(default_factory=list, compare=False, repr=False)
+    _request: list[Request] = field(default_factory=list, compare=False, repr=False)
 
     # --- building ----------------------------------------------------------------------
 
@@ -95,6 +100,12 @@ class Scenario:
         return self._compiled[0]
 
     def request(self) -> Request:
+        """The request with its derived context (built once: a scenario never changes)."""
+        if not self._request:
+            self._request.append(self._build_request())
+        return self._request[0]
+
+    def _build_request(self) -> Request:
         return build_request(
             self.principal_arn,
             self.principal_account,
@@ -103,6 +114,7 @@ class Scenario:
             self.resource_account,
             self.context,
             self.permissions_boundary is not None,
+            self.key_manager or KeyManager.CUSTOMER,
         )
 
     # --- output ------------------------------------------------------------------------
@@ -122,6 +134,8 @@ class Scenario:
         if self.gave_resource_account:
             request["resource_account"] = self.resource_account
         request["context"] = dict(self.context)
+        if self.key_manager is not None:
+            request["key_manager"] = self.key_manager
         out["request"] = request
         out["policies"] = {
             "scps": [list(level) for level in self.scps],
@@ -175,6 +189,9 @@ def _parse(data: Any, origin: str) -> Scenario:
     owner = principal_account if resource == "*" else arn_account(resource)
     resource_account = _account(request, "resource_account", owner, fail)
     context = _context(request.get("context", {}), fail)
+    key_manager = request.get("key_manager")
+    if key_manager is not None and key_manager not in KEY_MANAGERS:
+        raise fail("request.key_manager", f"must be one of {KEY_MANAGERS}, got {key_manager!r}")
 
     policies = data.get("policies")
     if not isinstance(policies, dict):
@@ -201,7 +218,8 @@ def _parse(data: Any, origin: str) -> Scenario:
         raise fail("expected", f"must be one of {DECISIONS}, got {expected!r}")
     layer = data.get("deciding_layer")
     if layer is not None and layer not in LAYER_ORDER:
-        raise fail("deciding_layer", f"must be null or one of {LAYER_ORDER}, got {layer!r}")
+        layers = tuple(str(name) for name in LAYER_ORDER)
+        raise fail("deciding_layer", f"must be null or one of {layers}, got {layer!r}")
     names = data.get("policy_names")
     if names is not None and not isinstance(names, dict):
         raise fail("policy_names", "must be an object mirroring policies")
@@ -225,6 +243,7 @@ def _parse(data: Any, origin: str) -> Scenario:
         expected_deciding_layer=layer,
         states_deciding_layer="deciding_layer" in data,
         policy_names=names,
+        key_manager=key_manager,
         gave_principal_account=gave_principal_account,
         gave_resource_account=gave_resource_account,
         origin=origin,
@@ -318,8 +337,7 @@ def _cached_policy_set(scenario: Scenario) -> PolicySet:
         id(scenario.permissions_boundary),
         id(scenario.resource_policy),
         _frozen(names) if names else None,
-        is_key_request(scenario.action, scenario.resource),
-        is_trust_request(scenario.action, scenario.resource),
+        authorizer_for(scenario.action, scenario.resource).name,
     )
     known = _policy_sets.get(key)
     if known is not None:
@@ -348,7 +366,7 @@ def _frozen(value: Any) -> Any:
 
 def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:
     names = scenario.policy_names or {}
-    key_request = is_key_request(scenario.action, scenario.resource)
+    authorizer = authorizer_for(scenario.action, scenario.resource)
 
     def compiled(doc: Document, where: str, name: str, principal_allowed: bool) -> NamedCompiled:
         try:
@@ -397,15 +415,10 @@ def _compile_policies(scenario: Scenario, origin: str) -> PolicySet:
     )
     resource = None
     if scenario.resource_policy is not None:
-        default = "key policy" if key_request else "resource policy"
-        document = scenario.resource_policy
-        if is_trust_request(scenario.action, scenario.resource):
-            default = "trust policy"
-            document = trust_policy_document(document)
         resource = compiled(
-            document,
+            authorizer.prepare(scenario.resource_policy),
             "policies.resource_policy",
-            _str(names.get("resource_policy")) or default,
+            _str(names.get("resource_policy")) or authorizer.policy_word,
             True,
         )
     return PolicySet(

@@ -18,6 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from scanner.policy.arn import split_arn
+from scanner.policy.authorizer import ResourceAuthorizer
+from scanner.policy.context import Request
+from scanner.policy.vocabulary import Reason
 
 # The AWS STS actions authorized by the trust policy of the role in the request.
 TRUST_ACTIONS = frozenset(
@@ -28,14 +31,6 @@ TRUST_ACTIONS = frozenset(
         "sts:setsourceidentity",
         "sts:tagsession",
     }
-)
-NO_TRUST_POLICY_NOTE = (
-    "no trust policy given: a role's trust policy must allow the principal (or its "
-    "account) before IAM policies can grant assuming it"
-)
-NO_ACCOUNT_TRUST_NOTE = (
-    "the trust policy has no statement allowing the principal or its account "
-    "(arn:aws:iam::{account}:root), so IAM policies cannot grant assuming the role"
 )
 
 
@@ -65,3 +60,20 @@ def _names_no_resource(statement: Any) -> bool:
         and "Resource" not in statement
         and "NotResource" not in statement
     )
+
+
+class RoleTrustAuthorizer(ResourceAuthorizer):
+    name = "role-trust"
+    policy_word = "trust policy"
+    title = "Trust policy"
+    requires_account_trust = True
+    untrusted_reason = Reason.NO_ROLE_TRUST
+
+    def missing_policy(self, request: Request) -> Reason | None:
+        return Reason.NO_TRUST_POLICY
+
+    def prepare(self, document: dict[str, Any]) -> dict[str, Any]:
+        return trust_policy_document(document)
+
+
+ROLE_TRUST = RoleTrustAuthorizer()

@@ -48,12 +48,13 @@ def test_all_agree_exits_0_with_spec_shape(tmp_path: Path, capsys) -> None:
     first = answers[0]
     assert first["decision"] == "allowed" and first["deciding_layer"] is None
     assert first["expected"] == "allowed" and first["agrees"] is True
+    full_access = {"policy": "level 0 #0", "sid": "FullAWSAccess", "index": 0, "effect": "Allow"}
     assert first["layers"][0] == {
         "layer": "scp",
         "decision": "allowed",
-        "statements": [
-            {"policy": "level 0 #0", "sid": "FullAWSAccess", "index": 0, "effect": "Allow"}
-        ],
+        "statements": [full_access],
+        # the spec's fields, extended with the result of each level of the path
+        "levels": [{"index": 0, "decision": "allowed", "allowing": [full_access], "denying": []}],
     }
     second = answers[1]
     assert (second["decision"], second["deciding_layer"]) == ("explicitDeny", "identity")
