@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanner.decide import build_scenario, evaluate_scenario, iam_side_decision
+from scanner.decide import build_scenario, iam_side_decision
 from scanner.model import Account, Organization, Role, SimulatorAnswer
+from scanner.policy import evaluate
 from scanner.request_context import RequestContext
 
 ENGINE_SIMULATOR_NOTE = "simulator: vaultscan engine (moto has no SimulatePrincipalPolicy)"
@@ -45,7 +46,7 @@ class EngineSimulator:
                 scps=scps,
                 rcps=[],
             )
-            evaluation = evaluate_scenario(scenario)
+            evaluation = evaluate(scenario)
             layers = {layer.layer: layer for layer in evaluation.layers}
             matched = tuple(
                 ref.policy

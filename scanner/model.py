@@ -8,21 +8,26 @@ works on these dataclasses, so it can be fed directly by tests and the sandbox.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+# The engine's vocabulary, defined once in scanner.policy (which imports nothing of the
+# scanner) and re-exported here for the stages that pass it on.
+from scanner.policy.vocabulary import Decision as Decision
+from scanner.policy.vocabulary import KeyManager as KeyManager
+from scanner.policy.vocabulary import Layer as Layer
+
 PolicyDocument = dict[str, Any]
-Decision = Literal["allowed", "explicitDeny", "implicitDeny"]
-Layer = Literal["scp", "rcp", "permissions_boundary", "identity", "resource_policy"]
 CheckStatus = Literal["pass", "fail", "error"]
 # how a sentence names each layer
-LAYER_WORDS = {
-    "scp": "SCP",
-    "rcp": "RCP",
-    "permissions_boundary": "permissions boundary",
-    "identity": "identity policy",
-    "resource_policy": "key policy",
+LAYER_WORDS: dict[str, str] = {
+    Layer.SCP: "SCP",
+    Layer.RCP: "RCP",
+    Layer.PERMISSIONS_BOUNDARY: "permissions boundary",
+    Layer.IDENTITY: "identity policy",
+    Layer.RESOURCE_POLICY: "key policy",
 }
 
 
@@ -127,7 +132,7 @@ class KmsKey:
     key_state: str = "Enabled"  # Enabled, Disabled, PendingDeletion, ...
     key_spec: str = "SYMMETRIC_DEFAULT"
     key_usage: str = "ENCRYPT_DECRYPT"
-    key_manager: str = "CUSTOMER"  # AWS or CUSTOMER
+    key_manager: str = KeyManager.CUSTOMER  # DescribeKey's KeyManager: AWS or CUSTOMER
     deletion_date: datetime | None = None
     grants: list[dict[str, Any]] = field(default_factory=list)
     # why it is checked: "configured" (from config), "vault:<name>" (used by a vault)
@@ -177,6 +182,71 @@ class AccountCollection:
 
 # --- decide ---------------------------------------------------------------------------
 
+KEY_STATE_CHECK = "kms:KeyState"  # can the key encrypt a vault at all
+ROLE_PRESENT_CHECK = "iam:DesignatedRole"  # does the account have a designated role
+
+
+@dataclass(frozen=True)
+class CheckId:
+    """What one check verifies: a required action (or KEY_STATE_CHECK,
+    ROLE_PRESENT_CHECK), and for checks of a key other than the configured one, which
+    key (its first alias or its id), so every check stays unique within a region.
+
+    Stored as text, `kms:CreateGrant` or `kms:CreateGrant (alias/vault-key)`: `str()`
+    writes that form and `parse()` reads it back."""
+
+    name: str
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})" if self.key else self.name
+
+    @classmethod
+    def parse(cls, text: str) -> CheckId:
+        name, sep, rest = text.partition(" (")
+        if sep and rest.endswith(")"):
+            return cls(name, rest[:-1])
+        return cls(text)
+
+    @property
+    def is_key_state(self) -> bool:
+        return self.name == KEY_STATE_CHECK
+
+
+def is_key_state_check(check: str) -> bool:
+    """`kms:KeyState` for the configured key, `kms:KeyState (alias/x)` for a vault's key."""
+    return CheckId.parse(check).is_key_state
+
+
+@dataclass(frozen=True)
+class Fix:
+    """The minimal change that turns one failed check into a pass. `statement` is always
+    something to add (or the corrected statement to put in place of
+    `offending_statement`)."""
+
+    kind: str
+    target: str
+    summary: str
+    statement: dict[str, Any] | None = None
+    commands: Sequence[str] = ()
+    offending_statement: dict[str, Any] | None = None  # the deny to edit, if any
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "commands", tuple(self.commands))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form stored in check_results.remediation (JSON)."""
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "target": self.target,
+            "summary": self.summary,
+            "statement": self.statement,
+            "commands": list(self.commands),
+        }
+        if self.offending_statement is not None:
+            out["offending_statement"] = self.offending_statement
+        return out
+
 
 @dataclass
 class CheckResult:
@@ -185,7 +255,7 @@ class CheckResult:
     account_id: str
     region: str
     role_arn: str
-    check: str  # an action such as "kms:CreateGrant", or "kms:KeyState"
+    check: str  # str(CheckId): "kms:CreateGrant", "kms:KeyState (alias/x)"
     resource: str
     status: CheckStatus
     decision: Decision | None = None  # the engine's final answer
@@ -196,7 +266,8 @@ class CheckResult:
     simulator_source: str | None = None
     disagreement: bool = False
     message: str = ""
-    remediation: dict[str, Any] | None = None
+    # a Fix; results built from stored rows may carry its stored (dict) form
+    remediation: Fix | dict[str, Any] | None = None
     scenario: dict[str, Any] | None = None  # replayable with `vaultscan explain`
     explanation: dict[str, Any] | None = None  # per-layer evaluation detail
     # confidence: condition keys vaultscan could not know that a statement deciding this
@@ -218,6 +289,10 @@ class CheckResult:
     def key(self) -> str:
         return check_key(self.account_id, self.region, self.role_arn, self.check)
 
+    @property
+    def check_id(self) -> CheckId:
+        return CheckId.parse(self.check)
+
     def verdict_fields(self) -> dict[str, Any]:
         """The verdict as stored in check_results and shown in result rows (region to
         remediation, in column order); the account, key and evidence are the caller's."""
@@ -235,8 +310,17 @@ class CheckResult:
             "simulator_source": self.simulator_source,
             "disagreement": self.disagreement,
             "message": self.message,
-            "remediation": self.remediation,
+            "remediation": (
+                self.remediation.to_dict()
+                if isinstance(self.remediation, Fix)
+                else self.remediation
+            ),
         }
+
+
+def fix_json(remediation: Fix | dict[str, Any] | None) -> dict[str, Any] | None:
+    """A remediation in its stored (JSON) form."""
+    return remediation.to_dict() if isinstance(remediation, Fix) else remediation
 
 
 def check_key(account_id: str, region: str, role_arn: str, check: str) -> str:

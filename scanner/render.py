@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from scanner.model import LAYER_WORDS
+from scanner.model import LAYER_WORDS, is_key_state_check
 from scanner.remediation import merge_fixes
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 # fixes that add permissions: one policy document per role / boundary covers them all
 MERGED_KINDS = ("add-identity-statement", "add-boundary-statement")
-KEY_STATE = "kms:KeyState"
 VERDICT_STYLE = {"PASS": "green", "FAIL": "bold red", "ERROR": "yellow"}
 
 
@@ -160,7 +159,7 @@ def layer_words(row: Row) -> str:
     """The deciding layer in words; a key that cannot be used (`kms:KeyState`, for the
     configured key or a vault's) is decided by no policy: its layer is the key's state."""
     words = LAYER_WORDS.get(row.get("deciding_layer") or "", "")
-    if not words and row.get("status") == "fail" and row.get("check", "").startswith(KEY_STATE):
+    if not words and row.get("status") == "fail" and is_key_state_check(row.get("check", "")):
         return "key state"
     return words
 

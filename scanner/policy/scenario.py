@@ -3,7 +3,7 @@ from files and folders, and the round trip back to JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,31 @@ class Scenario:
             self.context,
             self.permissions_boundary is not None,
             self.key_manager or KeyManager.CUSTOMER,
+        )
+
+    def with_request(
+        self,
+        *,
+        action: str,
+        resource: str,
+        resource_account: str,
+        context: dict[str, ContextValue],
+        name: str | None = None,
+    ) -> Scenario:
+        """The same policies asked another question. The compiled policies are shared
+        when the same service authorizer reads them (the scanner asks seven questions of
+        one role's policies)."""
+        same = authorizer_for(action, resource) is authorizer_for(self.action, self.resource)
+        return replace(
+            self,
+            action=action,
+            resource=resource,
+            resource_account=resource_account,
+            gave_resource_account=resource != "*",
+            context=context,
+            name=name,
+            _compiled=self._compiled if same else [],
+            _request=[],
         )
 
     # --- output ------------------------------------------------------------------------

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from scanner.profiles import BUILTIN_DIR, read_profile_file
+
 Document = dict[str, Any]
 
-VAULT_KEY_ACTIONS = [
-    "kms:CreateGrant",
-    "kms:DescribeKey",
-    "kms:RetireGrant",
-    "kms:Decrypt",
-    "kms:GenerateDataKey",
-]
+VAULT_PROFILE = "backup-vault-create.yaml"
+
+
+def vault_key_actions() -> list[str]:
+    """The key actions the built-in vault profile requires (read from the profile, the
+    one place they are listed)."""
+    profile = read_profile_file(BUILTIN_DIR / VAULT_PROFILE)
+    return [requirement.action for requirement in profile.requirements if requirement.needs_key]
 
 
 def _doc(*statements: Document) -> Document:
@@ -104,7 +107,7 @@ def vault_key_access(account_id: str) -> Document:
         {
             "Sid": "UseVaultKeys",
             "Effect": "Allow",
-            "Action": VAULT_KEY_ACTIONS,
+            "Action": vault_key_actions(),
             "Resource": f"arn:aws:kms:*:{account_id}:key/*",
         }
     )

@@ -363,7 +363,7 @@ def test_central_key_missing_from_key_policy_is_a_key_policy_failure():
     grant = _decide(_org(), _central([OWNER_ROOT, missing]))["kms:CreateGrant"]
     assert grant.status == "fail"
     assert grant.deciding_layer == "resource_policy"
-    assert grant.remediation["kind"] == "add-key-policy-statement"
+    assert grant.remediation.kind == "add-key-policy-statement"
     assert f"account {OWNER.id}" in grant.message
 
 

@@ -141,7 +141,7 @@ def test_simulator_deny_the_engine_does_not_see_is_a_failing_disagreement():
     assert vault_check.status == "fail"
     assert vault_check.disagreement is True
     assert "says implicitDeny" in vault_check.message and "says allowed" in vault_check.message
-    assert vault_check.remediation["kind"] == "investigate-simulator-deny"
+    assert vault_check.remediation.kind == "investigate-simulator-deny"
     assert results["kms:CreateGrant"].disagreement is False
 
 
@@ -212,7 +212,7 @@ def test_unusable_key_states_fail_with_their_fix(state, status, kind):
     result = _by_check(
         decide_account(_organization(), _collection(_role(*ALLOW_ALL_NEEDED), key), [PROFILE])
     )[KEY_STATE_CHECK]
-    assert (result.status, result.remediation["kind"]) == (status, kind)
+    assert (result.status, result.remediation.kind) == (status, kind)
     assert result.role_arn == ""
     if state == "PendingDeletion":
         assert "2030-01-02" in result.message
@@ -224,7 +224,7 @@ def test_asymmetric_key_fails_the_key_state_check():
         decide_account(_organization(), _collection(_role(*ALLOW_ALL_NEEDED), key), [PROFILE])
     )[KEY_STATE_CHECK]
     assert result.status == "fail"
-    assert result.remediation["kind"] == "use-symmetric-key"
+    assert result.remediation.kind == "use-symmetric-key"
 
 
 def test_missing_custom_key_fails_and_skips_key_actions():
@@ -238,7 +238,7 @@ def test_missing_custom_key_fails_and_skips_key_actions():
     )
     assert set(results) == {"backup:CreateBackupVault", KEY_STATE_CHECK}
     assert results[KEY_STATE_CHECK].status == "fail"
-    assert results[KEY_STATE_CHECK].remediation["kind"] == "create-key"
+    assert results[KEY_STATE_CHECK].remediation.kind == "create-key"
 
 
 def test_aws_managed_key_not_created_yet_is_not_a_failure():

@@ -67,7 +67,7 @@ def test_each_account_gets_its_expected_verdict(seeded, verdicts, name):
                 assert result.remediation is None
                 continue
             assert result.status == "fail"
-            assert result.remediation["kind"] == expectation.fix_kind
+            assert result.remediation.kind == expectation.fix_kind
             assert result.message
             if result.check == KEY_STATE_CHECK:
                 assert result.resource == account.key_arns[region]
@@ -82,14 +82,16 @@ def test_each_account_gets_its_expected_verdict(seeded, verdicts, name):
 
 
 def _failures(verdicts, name):
-    return [r for r in verdicts[name] if r.status == "fail"]
+    failing = [r for r in verdicts[name] if r.status == "fail"]
+    assert failing, f"{name} was planted with a failure"
+    return failing
 
 
 def test_missing_mount_capsule_fix_is_the_documented_statement(seeded, verdicts):
     [first, *_] = _failures(verdicts, "prod-orders")
     fix = first.remediation
-    assert fix["target"] == seeded.sandbox.by_name("prod-orders").role_arn
-    assert fix["statement"] == {
+    assert fix.target == seeded.sandbox.by_name("prod-orders").role_arn
+    assert fix.statement == {
         "Effect": "Allow",
         "Action": ["backup-storage:MountCapsule"],
         "Resource": "*",
@@ -103,10 +105,10 @@ def test_boundary_fix_names_the_boundary_and_the_key(seeded, verdicts):
     account = seeded.sandbox.by_name("prod-search")
     for result in _failures(verdicts, "prod-search"):
         fix = result.remediation
-        assert fix["target"].endswith(":policy/BackupBoundary")
-        assert fix["statement"]["Action"] == ["kms:CreateGrant"]
-        assert fix["statement"]["Resource"] == account.key_arns[result.region]
-        assert "create-policy-version" in fix["commands"][0]
+        assert fix.target.endswith(":policy/BackupBoundary")
+        assert fix.statement["Action"] == ["kms:CreateGrant"]
+        assert fix.statement["Resource"] == account.key_arns[result.region]
+        assert "create-policy-version" in fix.commands[0]
 
 
 def test_scp_deny_names_the_ou_policy_and_statement(verdicts):
@@ -114,40 +116,40 @@ def test_scp_deny_names_the_ou_policy_and_statement(verdicts):
         assert result.message.startswith("SCP p-")
         assert "(DenyBackupVaultCreation) at OU Legacy, statement DenyVaults" in result.message
         fix = result.remediation
-        assert fix["offending_statement"]["Sid"] == "DenyVaults"
-        assert fix["statement"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == (
+        assert fix.offending_statement["Sid"] == "DenyVaults"
+        assert fix.statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == (
             result.role_arn
         )
-        assert fix["target"].startswith("p-")
+        assert fix.target.startswith("p-")
 
 
 def test_scp_allow_list_says_which_level_lacks_the_action(verdicts):
     for result in _failures(verdicts, "sandbox-research"):
         assert "at OU Sandbox" in result.message
         fix = result.remediation
-        assert fix["statement"]["Action"] == ["backup-storage:MountCapsule"]
-        assert "SandboxAllowedServices" in fix["summary"]
+        assert fix.statement["Action"] == ["backup-storage:MountCapsule"]
+        assert "SandboxAllowedServices" in fix.summary
 
 
 def test_key_policy_without_root_restores_the_default_statement(seeded, verdicts):
     account = seeded.sandbox.by_name("prod-media")
     for result in _failures(verdicts, "prod-media"):
-        assert result.remediation["statement"] == {
+        assert result.remediation.statement == {
             "Sid": "Enable IAM User Permissions",
             "Effect": "Allow",
             "Principal": {"AWS": f"arn:aws:iam::{account.account_id}:root"},
             "Action": "kms:*",
             "Resource": "*",
         }
-        assert result.remediation["target"] == account.key_arns[result.region]
+        assert result.remediation.target == account.key_arns[result.region]
 
 
 def test_key_policy_deny_that_names_the_role_is_removed_not_exempted(verdicts):
     for result in _failures(verdicts, "prod-ledger"):
         fix = result.remediation
-        assert fix["offending_statement"]["Sid"] == "DenyGrantsForBackupOperator"
-        assert fix["statement"] is None
-        assert "remove the statement" in fix["summary"]
+        assert fix.offending_statement["Sid"] == "DenyGrantsForBackupOperator"
+        assert fix.statement is None
+        assert "remove the statement" in fix.summary
 
 
 def test_key_state_fixes_are_the_kms_commands(seeded, verdicts):
@@ -158,25 +160,39 @@ def test_key_state_fixes_are_the_kms_commands(seeded, verdicts):
         account = seeded.sandbox.by_name(name)
         for result in _failures(verdicts, name):
             key = account.key_arns[result.region]
-            assert [c.split()[2] for c in result.remediation["commands"]] == commands
+            assert [c.split()[2] for c in result.remediation.commands] == commands
             assert all(f"--key-id {key} --region {result.region}" in c
-                       for c in result.remediation["commands"])
+                       for c in result.remediation.commands)
 
 
 def test_rcp_deny_is_reported_at_the_account_level(seeded, verdicts):
     account = seeded.sandbox.by_name("security-forensics")
     for result in _failures(verdicts, "security-forensics"):
         assert f"at account {account.account_id}" in result.message
-        assert result.remediation["kind"] == "edit-rcp-deny"
+        assert result.remediation.kind == "edit-rcp-deny"
 
 
-def test_every_verdict_carries_a_replayable_scenario(verdicts):
-    from scanner.policy import Scenario, evaluate
+def test_every_verdict_carries_a_replayable_scenario(verdicts, tmp_path):
+    """Each stored scenario, written to a file and read back by `vaultscan explain`'s
+    loader, replays to the stored verdict and the stored explanation."""
+    import json
 
-    for results in verdicts.values():
-        for result in results:
-            if result.check == KEY_STATE_CHECK:
-                continue
-            replayed = evaluate(Scenario.from_dict(result.scenario))
-            assert replayed.decision == result.decision
-            assert replayed.deciding_layer == result.deciding_layer
+    from scanner.policy import load_scenarios
+    from scanner.policy.explain import answer
+
+    stored = [
+        result
+        for results in verdicts.values()
+        for result in results
+        if result.check_id.name != KEY_STATE_CHECK and result.scenario is not None
+    ]
+    assert len(stored) > 100
+    path = tmp_path / "verdicts.json"
+    path.write_text(json.dumps([result.scenario for result in stored]))
+    replayed = [answer(item) for item in load_scenarios([path])]
+    assert len(replayed) == len(stored)
+    for result, replay in zip(stored, replayed, strict=True):
+        assert replay.agrees is True, (result.check, replay)
+        assert replay.evaluation.decision == result.decision
+        assert replay.evaluation.deciding_layer == result.deciding_layer
+        assert replay.evaluation.to_dict() == result.explanation

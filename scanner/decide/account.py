@@ -1,0 +1,151 @@
+"""Every verdict for one collected account: per region its keys' state, and per role
+each required action of the profiles (once per key for key actions)."""
+
+from __future__ import annotations
+
+from scanner.decide.key_state import (
+    NOT_CREATED_STATES,
+    configured_alias,
+    key_state_result,
+    key_unusable_result,
+)
+from scanner.decide.naming import check_for
+from scanner.decide.scenarios import OrgPath, ask, policies_scenario, rcp_path_for, request_for
+from scanner.decide.verdict import Asked, decide_request
+from scanner.model import (
+    ROLE_PRESENT_CHECK,
+    AccountCollection,
+    CheckResult,
+    Fix,
+    KmsKey,
+    Organization,
+    Role,
+    SimulatorAnswer,
+)
+from scanner.policy import Scenario
+from scanner.profiles import Profile, Requirement
+
+GLOBAL_REGION = "global"
+
+
+class AccountContext:
+    """What every request of one account shares: its organization paths, and per (role,
+    key) the scenario whose compiled policies the next request reuses."""
+
+    def __init__(self, organization: Organization, collection: AccountCollection, partition: str):
+        self.organization = organization
+        self.collection = collection
+        self.partition = partition
+        self.account = collection.account
+        self.scps = OrgPath.of(organization, self.account, "scp")
+        self.rcps = OrgPath.of(organization, self.account, "rcp")
+        self._scenarios: dict[tuple[str, str | None], Scenario] = {}
+
+    def asked(self, role: Role, region: str, requirement: Requirement, key: KmsKey | None) -> Asked:
+        account = self.account
+        resource, context = request_for(
+            requirement,
+            organization=self.organization,
+            account=account,
+            role=role,
+            region=region,
+            key=key,
+            partition=self.partition,
+            scanned_at=self.collection.scanned_at,
+        )
+        check = check_for(requirement.action, key)
+        rcps = rcp_path_for(self.organization, account, key, self.rcps)
+        cache_key = (role.arn, key.arn if key is not None else None)
+        base = self._scenarios.get(cache_key)
+        if base is None:
+            base = policies_scenario(role, account, self.scps, rcps, key)
+        name = f"{account.id} {region} {role.name} {check}"
+        scenario = ask(base, account, requirement.action, resource, context.values, key, name)
+        self._scenarios[cache_key] = scenario  # its compiled policies serve the next one
+        return Asked(
+            account,
+            region,
+            role,
+            requirement.action,
+            resource,
+            check,
+            scenario,
+            self.scps,
+            rcps,
+            key,
+            context,
+        )
+
+
+def decide_account(
+    organization: Organization,
+    collection: AccountCollection,
+    profiles: list[Profile],
+    *,
+    partition: str = "aws",
+    regions: list[str] | None = None,
+) -> list[CheckResult]:
+    """Every verdict for one collected account (empty when the account could not be read)."""
+    if collection.error:
+        return []
+    ctx = AccountContext(organization, collection, partition)
+    regions = regions or sorted(
+        set(collection.keys) | {region for _arn, region in collection.simulations}
+    )
+    results: dict[str, CheckResult] = {}
+    if not collection.roles:
+        no_role = _no_designated_role(collection)
+        results[no_role.key] = no_role
+    requirements = [req for profile in profiles for req in profile.requirements]
+    for region in regions:
+        for result in _region_results(ctx, region, requirements):
+            results.setdefault(result.key, result)
+    return list(results.values())
+
+
+def _region_results(ctx: AccountContext, region: str, requirements: list[Requirement]):
+    keys = ctx.collection.keys.get(region, [])
+    for key in keys:
+        yield key_state_result(ctx.account, key, configured_alias(key))
+    for role in ctx.collection.roles:
+        answers = ctx.collection.simulations.get((role.arn, region), [])
+        for requirement in requirements:
+            if not requirement.needs_key:
+                yield decide_request(ctx.asked(role, region, requirement, None), answers)
+                continue
+            yield from _key_results(ctx, role, region, requirement, keys, answers)
+
+
+def _key_results(
+    ctx: AccountContext,
+    role: Role,
+    region: str,
+    requirement: Requirement,
+    keys: list[KmsKey],
+    answers: list[SimulatorAnswer],
+):
+    for key in keys:
+        if key.key_state in NOT_CREATED_STATES:
+            continue  # nothing to check yet; the key-state check says why
+        if key.key_policy is None or key.key_state == "Unreadable":
+            yield key_unusable_result(ctx.account, role, region, requirement.action, key)
+        else:
+            yield decide_request(ctx.asked(role, region, requirement, key), answers)
+
+
+def _no_designated_role(collection: AccountCollection) -> CheckResult:
+    account = collection.account
+    return CheckResult(
+        account_id=account.id,
+        region=GLOBAL_REGION,
+        role_arn="",
+        check=ROLE_PRESENT_CHECK,
+        resource="",
+        status="fail",
+        message="No designated backup role was found in this account (settings: roles).",
+        remediation=Fix(
+            kind="create-designated-role",
+            target=account.id,
+            summary="Create the backup role, or adjust roles.names / tag / path.",
+        ),
+    )
