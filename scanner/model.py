@@ -225,7 +225,7 @@ class Fix:
     `offending_statement`)."""
 
     kind: str
-    target: str
+    target: str | None  # what to change: a role, a policy (id or ARN), a key
     summary: str
     statement: dict[str, Any] | None = None
     commands: Sequence[str] = ()

@@ -16,16 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.model import Account, AccountOutcome, CheckResult, NamedPolicy, OrgUnit
+from scanner.model import Account, AccountOutcome, CheckResult, Fix, NamedPolicy, OrgUnit
 from scanner.policy import Scenario, evaluate
 
 ALLOWED = "allowed"
 ORG_LAYERS = {"scps": "scp", "rcps": "rcp"}
 LAYER_WORDS = {"scp": "SCP", "rcp": "RCP"}
-ALLOW_ALL = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
 
 
 @dataclass
@@ -155,13 +151,11 @@ def _verdict(row: dict[str, Any], scenario: dict[str, Any], note: str) -> CheckR
         policy, statement, message = _org_failure(evaluation, scenario, layer, action, role)
         result.policy, result.statement = policy, statement
         result.message = f"{message}{target} (re-decided after {note})."
-        result.remediation = {
-            "kind": f"{layer}-change",
-            "target": policy,
-            "summary": f"Change or detach the {LAYER_WORDS[layer]} that denies {action}.",
-            "statement": None,
-            "commands": [],
-        }
+        result.remediation = Fix(
+            kind=f"{layer}-change",
+            target=policy,
+            summary=f"Change or detach the {LAYER_WORDS[layer]} that denies {action}.",
+        )
         return result
     if row["status"] == "fail" and row["decision"] == decision and row["deciding_layer"] == layer:
         # the same layer outside Organizations still decides: the stored finding stands
@@ -186,36 +180,20 @@ def _org_failure(
             f"{words} {ref.policy}, statement {statement}, denies {action} to role {role}",
         )
     key = "scps" if layer == "scp" else "rcps"
-    for number, level in enumerate(scenario["policies"][key]):
+    failing = result.failing_levels() if result is not None else []
+    if failing:
+        # the engine's per-level result: the first level where nothing allows
+        number = failing[0].index
         names = scenario.get("policy_names", {}).get(key, [])
         level_names = names[number] if number < len(names) else []
-        if _level_decision(scenario, key, level, layer) != ALLOWED:
-            attached = ", ".join(level_names) or "nothing"
-            return (
-                level_names[0] if len(level_names) == 1 else None,
-                None,
-                f"No {words} allows {action} at level {number} (attached there: {attached}); "
-                "every level of the organization path must allow it",
-            )
+        attached = ", ".join(level_names) or "nothing"
+        return (
+            level_names[0] if len(level_names) == 1 else None,
+            None,
+            f"No {words} allows {action} at level {number} (attached there: {attached}); "
+            "every level of the organization path must allow it",
+        )
     return None, None, f"{words}s deny {action} to role {role}"
-
-
-def _level_decision(scenario: dict[str, Any], key: str, level: list[Any], layer: str) -> str:
-    """One SCP/RCP level alone, everything else allowing."""
-    probe = {
-        "request": scenario["request"],
-        "policies": {
-            "scps": [],
-            "rcps": [],
-            "permissions_boundary": None,
-            "identity": [ALLOW_ALL],
-            "resource_policy": None,
-            key: [level],
-        },
-    }
-    evaluation = _evaluate(probe)
-    found = next((item for item in evaluation.layers if item.layer == layer), None)
-    return found.decision if found is not None else ALLOWED
 
 
 def _account(row: dict[str, Any]) -> Account:
