@@ -176,7 +176,11 @@ class DatabaseCollector(Collector):
         with self._cache_lock:
             if self._cached is not None and self._cached[0] == token:
                 return self._cached[1]
-        families = [*self._check_metrics(conn), *self._failing_role_metrics(conn)]
+        families = [
+            *self._check_metrics(conn),
+            *self._failing_role_metrics(conn),
+            *self._breakdown_metrics(conn),
+        ]
         with self._cache_lock:
             self._cached = (token, families)
         return families
@@ -265,6 +269,36 @@ class DatabaseCollector(Collector):
             "vaultscan_failing_roles",
             "Currently failing (account, region, role) combinations, uncapped.",
             queries.failing_roles_total(conn),
+        )
+
+    def _breakdown_metrics(self, conn: Connection) -> Iterator[Metric]:
+        """What the dashboard's OU, account and region variables filter on."""
+        subtree = GaugeMetricFamily(
+            "vaultscan_ou_checks",
+            "Checks of every account below an OU, at any depth (ou: names path from the "
+            "root; depth 1 is the root), by latest status.",
+            labels=["ou_id", "ou", "depth", "status"],
+        )
+        for row in sorted(queries.ou_subtree_groups(conn)):
+            subtree.add_metric([row.ou_id, row.ou_names, str(row.depth), row.status], row.n)
+        yield subtree
+        accounts = GaugeMetricFamily(
+            "vaultscan_account_checks",
+            "Checks of one account in one region by latest status (pass, fail, error, each "
+            "exported, 0 included); failing pairs first, capped.",
+            labels=["account_id", "account_name", "ou", "region", "status"],
+        )
+        for row in queries.account_region_groups(conn, limit=self._max_detail):
+            labels = [row.account_id, row.account_name, _ou_label(row.ou_names), row.region]
+            accounts.add_metric([*labels, CheckStatus.PASS], row.passed)
+            accounts.add_metric([*labels, CheckStatus.FAIL], row.failed)
+            accounts.add_metric([*labels, CheckStatus.ERROR], row.errored)
+        yield accounts
+        yield _gauge(
+            "vaultscan_account_regions",
+            "(account, region) pairs with known checks, uncapped: more than the "
+            "vaultscan_account_checks pairs means that metric was capped.",
+            queries.account_region_total(conn),
         )
 
     def _drift_metrics(self, conn: Connection) -> Iterator[Metric]:

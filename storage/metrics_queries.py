@@ -259,3 +259,81 @@ def unreachable_accounts(conn: Connection, run_id: int, *, limit: int) -> list[U
     """Accounts run `run_id` could not read, by id, at most `limit`."""
     params = {"run_id": run_id, "limit": limit}
     return [UnreachableAccount(*row) for row in conn.execute(_UNREACHABLE, params)]
+
+
+class OuSubtreeGroup(NamedTuple):
+    ou_id: str  # the OU's own id (the last id of its path)
+    ou_names: str  # names path from the root
+    depth: int  # 1 for the root
+    status: str
+    n: int
+
+
+# Each account counts towards every OU on its path (the root included), so an OU's counts
+# cover its whole subtree. Bounded by OUs x statuses.
+_OU_SUBTREE = text(
+    f"""
+    WITH per_account AS (
+        SELECT account_id, status, count(*) AS n FROM check_state
+        WHERE status <> '{_GONE}' GROUP BY 1, 2
+    ), paths AS (
+        SELECT p.status, p.n, string_to_array(a.ou_path, '/') AS ids,
+               string_to_array(a.ou_path_names, '/') AS names
+        FROM per_account p JOIN accounts a ON a.account_id = p.account_id
+        WHERE a.ou_path <> ''
+    )
+    SELECT ids[depth] AS ou_id, max(array_to_string(names[1:depth], '/')) AS ou_names,
+           depth, status, sum(n) AS n
+    FROM paths, generate_series(1, cardinality(ids)) AS depth
+    GROUP BY ids[depth], depth, status
+    """
+)
+
+
+def ou_subtree_groups(conn: Connection) -> list[OuSubtreeGroup]:
+    """Known check keys of every account below each OU (at any depth), by status."""
+    return [
+        OuSubtreeGroup(ou_id, ou_names, depth, status, int(n))
+        for ou_id, ou_names, depth, status, n in conn.execute(_OU_SUBTREE)
+    ]
+
+
+class AccountRegionGroup(NamedTuple):
+    account_id: str
+    account_name: str
+    ou_names: str
+    region: str
+    passed: int
+    failed: int
+    errored: int
+
+
+_ACCOUNT_REGIONS = text(
+    f"""
+    SELECT cs.account_id, coalesce(a.name, '') AS account_name,
+           coalesce(a.ou_path_names, '') AS ou_names, cs.region,
+           count(*) FILTER (WHERE cs.status = 'pass') AS passed,
+           count(*) FILTER (WHERE cs.status = '{_FAIL}') AS failed,
+           count(*) FILTER (WHERE cs.status = 'error') AS errored
+    FROM check_state cs LEFT JOIN accounts a ON a.account_id = cs.account_id
+    WHERE cs.status <> '{_GONE}'
+    GROUP BY cs.account_id, a.name, a.ou_path_names, cs.region
+    ORDER BY failed DESC, errored DESC, cs.account_id, cs.region
+    LIMIT :limit
+    """
+)
+
+_ACCOUNT_REGIONS_TOTAL = text(
+    "SELECT count(*) FROM (SELECT DISTINCT account_id, region FROM check_state"
+    f" WHERE status <> '{_GONE}') AS pairs"
+)
+
+
+def account_region_groups(conn: Connection, *, limit: int) -> list[AccountRegionGroup]:
+    """Known checks per (account, region) by status: failing pairs first, at most `limit`."""
+    return [AccountRegionGroup(*row) for row in conn.execute(_ACCOUNT_REGIONS, {"limit": limit})]
+
+
+def account_region_total(conn: Connection) -> int:
+    """(account, region) pairs with known checks, uncapped."""
+    return int(conn.execute(_ACCOUNT_REGIONS_TOTAL).scalar_one())

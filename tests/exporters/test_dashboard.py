@@ -15,7 +15,20 @@ from promtools import REPO_ROOT, require_tool
 
 DASHBOARD = REPO_ROOT / "exporters" / "grafana" / "vaultscan.json"
 # What Grafana puts in place of its variables; "All" of a multi-value variable is .*
-VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s", "$ou": ".*"}
+VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$__interval": "15s",
+    "$ou": ".*",
+    "$account": ".*",
+    "$region": ".*",
+}
+# The last row: the scanner itself and whole-organization totals, deliberately unfiltered
+# (its title says so). Every panel above it filters by the OU variable.
+UNFILTERED_ROW = "Scanner and whole-organization totals"
+# An unreachable account is unknown in every region: no region label to filter on.
+NO_REGION_LABEL = {"Unreachable accounts", "Compliance by OU"}
+NO_ACCOUNT_LABEL = {"Compliance by OU"}
 
 
 def _dashboard() -> dict[str, Any]:
@@ -39,7 +52,9 @@ def test_dashboard_top_level() -> None:
     variables = {var["name"]: var for var in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    assert variables["ou"]["includeAll"] and variables["ou"]["allValue"] == ".*"
+    for name in ("ou", "account", "region"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*", name
+        assert variables[name]["multi"], name
 
 
 def test_panels_have_ids_positions_and_queries() -> None:
@@ -71,7 +86,8 @@ def test_dashboard_covers_what_operators_need() -> None:
         "vaultscan_compliance_ratio",
         "vaultscan_role_failing_since_timestamp_seconds",
         "vaultscan_drift_events_total",
-        "vaultscan_checks_by_ou",
+        "vaultscan_ou_checks",
+        "vaultscan_account_checks",
         "vaultscan_last_successful_scan_timestamp_seconds",
         "vaultscan_scheduler_scans_total",
     ):
@@ -125,7 +141,59 @@ def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
-@pytest.mark.parametrize("name", ["ou"])
-def test_template_variable_queries_name_real_metrics(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [
+        ("ou", "vaultscan_ou_checks"),
+        ("account", "vaultscan_account_checks"),
+        ("region", "vaultscan_account_checks"),
+    ],
+)
+def test_template_variable_queries_name_real_metrics(name: str, metric: str) -> None:
     variable = next(v for v in _dashboard()["templating"]["list"] if v["name"] == name)
-    assert "vaultscan_checks_by_ou" in variable["definition"]
+    assert metric in variable["definition"]
+
+
+def _filtered_panels() -> list[dict[str, Any]]:
+    """The panels above the unfiltered last row."""
+    panels = _dashboard()["panels"]
+    row = next(p for p in panels if p["type"] == "row" and p["title"].startswith(UNFILTERED_ROW))
+    above = [p for p in panels if p["type"] != "row" and p["gridPos"]["y"] < row["gridPos"]["y"]]
+    below = [p for p in panels if p["type"] != "row" and p["gridPos"]["y"] > row["gridPos"]["y"]]
+    assert len(above) >= 12 and below, "the layout lost its filtered or its totals section"
+    return above
+
+
+def test_every_panel_filters_by_ou_account_and_region() -> None:
+    ou_subtree = 'ou=~"$ou(/.*)?"'  # an OU and every OU below it
+    for panel in _filtered_panels():
+        for target in panel["targets"]:
+            expr = target["expr"]
+            # every selector of a vaultscan series carries the filters
+            selectors = re.findall(r"vaultscan_\w+(\{[^}]*\})?", expr)
+            assert selectors, f"{panel['title']}: no vaultscan metric"
+            assert all(ou_subtree in s for s in selectors), f"{panel['title']}: {expr}"
+            if panel["title"] not in NO_ACCOUNT_LABEL:
+                assert all('account_name=~"$account"' in s for s in selectors), panel["title"]
+            if panel["title"] not in NO_REGION_LABEL:
+                assert all('region=~"$region"' in s for s in selectors), panel["title"]
+
+
+def test_annotations_mark_scans_and_regressions(tmp_path: Path) -> None:
+    annotations = {a["name"]: a for a in _dashboard()["annotations"]["list"]}
+    scans, regressions = annotations["Scans"], annotations["Regressions"]
+    assert "vaultscan_last_scan_timestamp_seconds" in scans["expr"]
+    assert 'status="fail"' in regressions["expr"] and 'ou=~"$ou(/.*)?"' in regressions["expr"]
+    rules = [
+        {"record": f"dashboard:annotation_{n}", "expr": substitute(a["expr"])}
+        for n, a in enumerate((scans, regressions))
+    ]
+    path = tmp_path / "annotations.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "annotations", "rules": rules}]}))
+    result = subprocess.run(
+        [require_tool("promtool"), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -195,3 +195,67 @@ def test_same_collector_sees_the_next_finished_run(engine: Engine) -> None:
     assert r.get_sample_value("vaultscan_checks", {"status": "fail"}) == 5
     assert r.get_sample_value("vaultscan_failing_checks_by_layer", {"layer": "rcp"}) == 3
     assert r.get_sample_value("vaultscan_failing_roles") == 2
+
+
+def test_ou_checks_cover_the_whole_subtree_and_accounts_carry_their_region(
+    engine: Engine,
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from storage.models import Account, CheckState
+
+    seed_small(engine)  # Root/Prod: prod-a (3 pass), prod-b (1 pass, 2 fail); Root/Dev
+    with Session(engine) as session, session.begin():
+        # a deeper account under Prod, failing: Prod itself must not look compliant
+        session.add(
+            Account(
+                account_id="444444444444",
+                name="payments-a",
+                ou_path="r-ab12/ou-ab12-11111111/ou-ab12-33333333",
+                ou_path_names="Root/Prod/Payments",
+            )
+        )
+        session.flush()
+        session.add(
+            CheckState(
+                check_key="444444444444|us-east-1|r|kms:Decrypt",
+                account_id="444444444444",
+                region="us-east-1",
+                role_arn="arn:aws:iam::444444444444:role/BackupRole",
+                check="kms:Decrypt",
+                status="fail",
+                last_scan_run_id=1,
+            )
+        )
+    registry = _registry(engine)
+
+    def ou(names: str, status: str) -> float | None:
+        return next(
+            (
+                sample.value
+                for family in registry.collect()
+                if family.name == "vaultscan_ou_checks"
+                for sample in family.samples
+                if sample.labels["ou"] == names and sample.labels["status"] == status
+            ),
+            None,
+        )
+
+    assert ou("Root/Prod/Payments", "fail") == 1
+    assert ou("Root/Prod", "fail") == 2 + 1  # prod-b's two and the child OU's one
+    assert ou("Root/Prod", "pass") == 4
+    assert ou("Root", "fail") == 3
+    labels = {
+        "account_id": "444444444444",
+        "account_name": "payments-a",
+        "ou": "Root/Prod/Payments",
+        "region": "us-east-1",
+    }
+    assert registry.get_sample_value("vaultscan_account_checks", {**labels, "status": "fail"}) == 1
+    assert registry.get_sample_value("vaultscan_account_checks", {**labels, "status": "pass"}) == 0
+    assert registry.get_sample_value("vaultscan_account_regions") == 3
+    capped = _registry(engine, max_detail_series=1)
+    series = [
+        s for f in capped.collect() if f.name == "vaultscan_account_checks" for s in f.samples
+    ]
+    assert len(series) == 3 and {s.labels["account_id"] for s in series} == {"222222222222"}

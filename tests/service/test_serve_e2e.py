@@ -40,6 +40,8 @@ DASHBOARD_VARIABLES = {
     "$__range": "5m",
     "$__interval": "15s",
     "$ou": ".*",
+    "$account": ".*",
+    "$region": ".*",
 }
 
 
@@ -183,10 +185,21 @@ def test_every_dashboard_query_returns_data(scenario: Scenario) -> None:
     )
     dashboard = json.loads(DASHBOARD.read_text())
     template = next(v for v in dashboard["templating"]["list"] if v["name"] == "ou")
-    # Grafana's label_values(vaultscan_checks_by_ou, ou), as PromQL
-    assert template["definition"] == "label_values(vaultscan_checks_by_ou, ou)"
-    ous = prometheus.query("group by (ou) (vaultscan_checks_by_ou)")
+    # Grafana's label_values(vaultscan_ou_checks, ou), as PromQL
+    assert template["definition"] == "label_values(vaultscan_ou_checks, ou)"
+    ous = [r["metric"]["ou"] for r in prometheus.query("group by (ou) (vaultscan_ou_checks)")]
     assert len(ous) >= 3, "the OU variable would offer no choice"
+    assert prometheus.query("group by (account_name) (vaultscan_account_checks)")
+    assert prometheus.query("group by (region) (vaultscan_account_checks)")
+    # one OU selected: an OU with a child OU includes the child's accounts
+    parent = min((ou for ou in ous if any(o.startswith(ou + "/") for o in ous)), key=len)
+    child_accounts = prometheus.query(
+        f'group by (account_name) (vaultscan_account_checks{{ou=~"{parent}(/.*)?"}})'
+    )
+    direct_accounts = prometheus.query(
+        f'group by (account_name) (vaultscan_account_checks{{ou="{parent}"}})'
+    )
+    assert len(child_accounts) > len(direct_accounts)
     executed = 0
     empty = []
     for panel in dashboard["panels"]:
@@ -198,6 +211,17 @@ def test_every_dashboard_query_returns_data(scenario: Scenario) -> None:
             executed += 1
             if not prometheus.query(expr):
                 empty.append(f"{panel['title']}: {expr}")
+    # the annotations: each marked something during the test (a scan, the regression)
+    for annotation in dashboard["annotations"]["list"]:
+        if "expr" not in annotation:
+            continue  # Grafana's built-in annotations
+        expr = annotation["expr"]
+        for name in sorted(DASHBOARD_VARIABLES, key=len, reverse=True):
+            expr = expr.replace(name, DASHBOARD_VARIABLES[name])
+        executed += 1
+        # evaluated now: within two minutes of the second scan and its regression
+        if not prometheus.query(expr):
+            empty.append(f"annotation {annotation['name']}: {expr}")
     assert not empty, "queries without data:\n" + "\n".join(empty)
     assert executed >= 20
 
