@@ -145,6 +145,7 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
     from exporters.http import start_http_server
     from exporters.metrics import SchedulerMetrics, build_registry
     from exporters.outlets import OutletMetrics
+    from scanner.events.service import start_event_consumer
     from scanner.outlets import after_scan_step
     from scanner.service import (
         ScanService,
@@ -194,8 +195,11 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
         scheduler = build_scheduler(service, settings.schedule, settings.retention)
         scheduler.start()
         log.info("scheduler started job=%s", scheduler.get_job("scan"))
+        events = start_event_consumer(settings, engine, registry, service)
         wait_for(stopping)
         scheduler.shutdown(wait=False)  # no new scans; the running one is handled below
+        if events is not None:
+            events.stop(settings.schedule.stop_grace_seconds)
         stopped = service.stop(settings.schedule.stop_grace_seconds)
         return EXIT_OK if stopped else EXIT_ERROR
     finally:

@@ -47,6 +47,7 @@ class Batch:
     to_delete: list[QueueMessage] = field(default_factory=list)  # ignored: delete at once
     plan: Plan = field(default_factory=Plan)
     duplicates: int = 0
+    malformed: set[str] = field(default_factory=set)  # message ids
 
 
 class EventConsumer:
@@ -117,11 +118,26 @@ class EventConsumer:
     def _add(self, batch: Batch, messages: list[QueueMessage]) -> None:
         seen = {event.event_id for event in batch.events.values()}
         for message in messages:
-            batch.messages.append(message)
+            known = next(
+                (n for n, m in enumerate(batch.messages) if m.message_id == message.message_id),
+                None,
+            )
+            if known is not None:
+                # back within the batch (its visibility timeout ran out): keep the newest
+                # receipt handle, the one a delete must use
+                batch.messages[known] = message
+                batch.to_delete = [
+                    message if m.message_id == message.message_id else m for m in batch.to_delete
+                ]
+                if message.message_id not in batch.malformed:
+                    continue
+            else:
+                batch.messages.append(message)
             self._count("received")
             try:
                 event = parse_message(message.body)
             except MalformedEvent as exc:
+                batch.malformed.add(message.message_id)
                 self._count("failed", "malformed")
                 self._give_up_or_retry(message, f"malformed event: {exc}")
                 continue
