@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/collect_bench.py
 	$(BIN)/python benchmarks/storage_bench.py --embedded
 	$(BIN)/python benchmarks/metrics_bench.py
+	$(BIN)/python benchmarks/outlets_bench.py
 
 clean:
 	rm -rf $(VENV) .tools .vaultscan
