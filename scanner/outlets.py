@@ -78,7 +78,7 @@ def configured_outlets(
     settings: Settings, *, session: Any = None, metrics: Any = None
 ) -> list[Outlet]:
     """Every outlet the settings enable, in the order they run after a scan."""
-    if not _any_enabled(settings):
+    if not any_outlet_enabled(settings):
         return []
     session = session or aws_session(settings)
     outlets: list[Outlet] = []
@@ -90,36 +90,58 @@ def configured_outlets(
     return outlets
 
 
+def publish_run(
+    settings: Settings,
+    engine: Any,
+    run_id: int,
+    *,
+    outlets: list[Outlet] | None = None,
+    session: Any = None,
+    metrics: Any = None,
+) -> dict[str, bool]:
+    """Publish the state after `run_id` to every enabled outlet; outlet name -> delivered.
+    Never raises: building the outlets or reading the findings failing counts as the
+    "setup" outlet failing."""
+    from exporters.outlets import load_findings, publish_all
+
+    try:
+        if outlets is None:
+            outlets = configured_outlets(settings, session=session, metrics=metrics)
+        scan = load_findings(engine, run_id)
+    except Exception as exc:  # never fail the scan for an outlet
+        log.error("outlets skipped run_id=%s error=%s: %s", run_id, type(exc).__name__, exc)
+        if metrics is not None:
+            metrics.delivered("setup", False)
+        return {"setup": False}
+    return publish_all(outlets, scan, metrics)
+
+
 def after_scan_step(
     settings: Settings, engine: Any, *, session: Any = None, metrics: Any = None
 ) -> Callable[[int], None] | None:
-    """The post-scan step of `serve`: publish the finished run to every enabled outlet, or
-    None when none is enabled. Outlets are built lazily, on the first scan, so a slow or
-    unreachable STS endpoint never delays start-up; a failure to build them is logged and
-    retried on the next scan."""
-    from exporters.outlets import load_findings, publish_all
-
-    if not _any_enabled(settings):
+    """The post-scan step of `serve`: publish_run for each finished run, or None when no
+    outlet is enabled. Outlets are built on the first scan, not at start-up, so a slow or
+    unreachable STS endpoint never delays start-up; a failure to build them is logged,
+    counted and tried again on the next scan."""
+    if not any_outlet_enabled(settings):
         return None
-    built: list[Outlet] | None = None
+    built: list[Outlet] = []
 
     def step(run_id: int) -> None:
-        nonlocal built
-        try:
-            if built is None:
-                built = configured_outlets(settings, session=session, metrics=metrics)
-            scan = load_findings(engine, run_id)
-        except Exception as exc:  # never fail the scan for an outlet
-            log.error("outlets skipped run_id=%s error=%s: %s", run_id, type(exc).__name__, exc)
-            if metrics is not None:
-                metrics.delivered("setup", False)
-            return
-        publish_all(built, scan, metrics)
+        if not built:
+            try:
+                built.extend(configured_outlets(settings, session=session, metrics=metrics))
+            except Exception as exc:
+                log.error("outlets not built error=%s: %s", type(exc).__name__, exc)
+                if metrics is not None:
+                    metrics.delivered("setup", False)
+                return
+        publish_run(settings, engine, run_id, outlets=built, metrics=metrics)
 
     return step
 
 
-def _any_enabled(settings: Settings) -> bool:
+def any_outlet_enabled(settings: Settings) -> bool:
     notifications = settings.notifications
     return (
         settings.securityhub.enabled

@@ -13,6 +13,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "scan": (
         "vaultscan scan --config vaultscan.yaml",
         "vaultscan scan --fail-on-noncompliant --format csv > verdicts.csv",
+        "vaultscan scan --publish",
     ),
     "results": (
         "vaultscan results --status fail",

@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="then send the findings to the outlets the configuration enables (Security Hub, "
+        "OCSF, notifications: docs/integrations.md), as serve does after each scan",
+    )
+    parser.add_argument(
         "--fail-on-noncompliant",
         action="store_true",
         help="exit 1 when any check fails (for CI pipelines)",
@@ -164,6 +170,8 @@ def _scan(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"database error during the scan: {str(exc).strip().splitlines()[0]}"
             ) from None
+        if args.publish:
+            _publish(settings, engine, report, console)
     rows = report_rows(report)
     if args.format == "json":
         print(json.dumps(report_json(report, rows), indent=2, default=str))
@@ -185,6 +193,23 @@ def _scan(args: argparse.Namespace) -> int:
     if args.fail_on_noncompliant and report.failed_checks:
         return EXIT_NONCOMPLIANT
     return EXIT_OK
+
+
+def _publish(settings: Any, engine: Engine, report: Any, console: Any) -> None:
+    """--publish: the outlets' post-scan step, reported on the console (stderr for JSON
+    and CSV); a failed delivery is logged and shown, never the scan's exit status."""
+    from scanner.outlets import any_outlet_enabled, publish_run
+    from scanner.vocabulary import COMPLETE_RUN_STATUSES
+
+    status = report.totals.status if report.totals else None
+    if not any_outlet_enabled(settings):
+        console.print("--publish: no outlet is enabled in the configuration", highlight=False)
+        return
+    if status not in COMPLETE_RUN_STATUSES:
+        console.print(f"--publish: nothing published, the run is {status}", highlight=False)
+        return
+    for name, ok in publish_run(settings, engine, report.run_id).items():
+        console.print(f"{name}: {'delivered' if ok else 'FAILED (see the log)'}", highlight=False)
 
 
 def report_json(report: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from exporters.outlets.notify import (
 from exporters.outlets.securityhub import finding_id
 from scanner.config import Settings
 from scanner.model import ScanSummary
-from scanner.outlets import after_scan_step
+from scanner.outlets import after_scan_step, publish_run
 from scanner.runner import ScanReport
 from scanner.service import ScanService
 from storage.db import make_engine
@@ -274,3 +274,23 @@ def test_serve_step_publishes_and_never_fails_the_scan(engine, receiver, caplog)
     assert sample("vaultscan_outlet_deliveries_total", {"outlet": "slack", "result": "failed"}) == 1
     assert "delivery failed outlet=slack" in caplog.text
     assert "/unreachable" not in caplog.text  # webhook paths are credentials
+
+
+def test_outlets_that_cannot_be_built_count_as_setup_failures(engine):
+    """Security Hub enabled but STS unreachable: nothing raises, the failure is counted and
+    the step tries again on the next scan."""
+    record_scan(engine, {(A, "kms:CreateGrant"): "fail"})
+    settings = Settings(securityhub={"enabled": True})
+
+    class NoSts:
+        def client(self, service: str, **_: Any) -> Any:
+            raise ConnectionError(f"{service} endpoint unreachable")
+
+    registry = CollectorRegistry()
+    metrics = OutletMetrics(registry)
+    assert publish_run(settings, engine, 1, session=NoSts(), metrics=metrics) == {"setup": False}
+    step = after_scan_step(settings, engine, session=NoSts(), metrics=metrics)
+    step(1)
+    step(1)
+    sample = registry.get_sample_value
+    assert sample("vaultscan_outlet_deliveries_total", {"outlet": "setup", "result": "failed"}) == 3

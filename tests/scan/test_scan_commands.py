@@ -214,3 +214,21 @@ def test_no_progress_bar_output_when_not_on_a_terminal(capsys):
     with scan_progress(make_console()) as progress:
         progress(1, 2, None)
     assert capsys.readouterr().out == ""
+
+
+def test_scan_publish_writes_the_enabled_outlets(seeded, sandbox_config, database_url, capsys):
+    account = seeded.sandbox.by_name("prod-media")
+    events_file = sandbox_config.parent / "findings.ocsf.jsonl"
+    config = yaml.safe_load(sandbox_config.read_text())
+    config["accounts"] = {"include": [account.account_id]}
+    config["ocsf"] = {"enabled": True, "path": str(events_file)}
+    sandbox_config.write_text(yaml.safe_dump(config))
+    argv = ["scan", "--config", str(sandbox_config), "--database-url", database_url]
+    assert cli.main([*argv, "--publish", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "ocsf: delivered" in err
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    failing = json.loads(out)["totals"]["checks_failed"]
+    assert failing > 0 and len(events) == failing
+    assert {e["cloud"]["account"]["uid"] for e in events} == {account.account_id}
+    assert {e["activity_name"] for e in events} == {"Create"}  # new failures: first scan
