@@ -155,7 +155,6 @@ def test_crd_validation_rejects_a_broken_service_monitor(tmp_path: Path) -> None
 
 
 BAD_VALUES = {
-    "database url in clear": {"config": {"database": {"url": "postgresql://u:p@db/vaultscan"}}},
     "unknown top-level key": {"replicas": 2},
     "unknown config key": {"config": {"region": ["us-east-1"]}},
     "wrong type": {"replicaCount": "two"},
@@ -170,9 +169,9 @@ BAD_VALUES = {
         "config": {"notifications": {"slack": {"webhook_url": "https://hooks.slack.com/x"}}}
     },
     "webhook secret in clear": {"config": {"notifications": {"webhook": {"secret": "s"}}}},
-    "database url through extraEnv": {
-        "extraEnv": [{"name": "VAULTSCAN_DATABASE__URL", "value": "postgresql://u:p@db/v"}]
-    },
+    "runbook base url not absolute": {"runbookBaseUrl": "docs.example.com"},
+    "unknown alert option": {"prometheusRule": {"alerts": {"VaultscanScanStale": {"page": True}}}},
+    "topology spread without a key": {"topologySpreadConstraints": [{"maxSkew": 1}]},
 }
 
 
@@ -381,3 +380,91 @@ def test_packaged_chart_carries_the_rules_file_content(tmp_path: Path) -> None:
         assert member.isfile(), "the package must hold the file, not a link"
         packaged = archive.extractfile(member).read()  # type: ignore[union-attr]
     assert packaged == RULES_FILE.read_bytes()
+
+
+# --- operations options -------------------------------------------------------------------
+
+DATABASE_URL_IN_VALUES = {
+    "config.database.url": {"config": {"database": {"url": "postgresql://u:p@db/vaultscan"}}},
+    "database.url": {
+        "database": {"existingSecret": "vaultscan-db", "url": "postgresql://u:p@db/v"}
+    },
+    "extraEnv": {
+        "extraEnv": [{"name": "VAULTSCAN_DATABASE__URL", "value": "postgresql://u:p@db/v"}]
+    },
+}
+
+
+@pytest.mark.parametrize("where", sorted(DATABASE_URL_IN_VALUES))
+def test_a_database_url_in_values_is_refused_with_an_explanation(
+    where: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(DATABASE_URL_IN_VALUES[where]))
+    result = run(tool("helm"), "template", "vs", str(CHART_DIR), "-f", str(path), check=False)
+    assert result.returncode != 0
+    assert f"{where}" in result.stderr
+    assert "kubectl create secret generic vaultscan-db" in result.stderr
+    assert "database.existingSecret" in result.stderr
+    assert "u:p@db" not in result.stderr  # the message never repeats the credentials
+
+
+def test_alerts_take_thresholds_severities_and_absolute_runbooks_from_values() -> None:
+    source = {
+        rule["alert"]: rule
+        for group in yaml.safe_load(RULES_FILE.read_text())["groups"]
+        for rule in group["rules"]
+    }
+    rendered = {
+        rule["alert"]: rule
+        for group in one(render("operations-values"), "PrometheusRule")["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    assert set(rendered) == set(source) - {"VaultscanScanFailed"}  # disabled
+    for name, rule in rendered.items():
+        relative = source[name]["annotations"]["runbook_url"]
+        assert (
+            rule["annotations"]["runbook_url"] == f"https://docs.example.com/vaultscan/{relative}"
+        )
+    compliance = rendered["VaultscanComplianceBelowThreshold"]
+    assert compliance["expr"].rstrip().endswith("< 0.9")
+    assert "Fewer than 90%" in compliance["annotations"]["description"]
+    disagreement = rendered["VaultscanSimulatorDisagreement"]
+    assert (disagreement["labels"]["severity"], disagreement["for"]) == ("warning", "30m")
+    # everything not overridden is as in the rules file
+    stale = dict(
+        rendered["VaultscanScanStale"], annotations=source["VaultscanScanStale"]["annotations"]
+    )
+    assert stale == source["VaultscanScanStale"]
+
+
+def test_dashboard_configmap_for_the_grafana_sidecar() -> None:
+    configmap = one(render("operations-values"), "ConfigMap", "vs-vaultscan-dashboard")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "Security"}
+    dashboard = json.loads(configmap["data"]["vaultscan.json"])
+    source = json.loads((REPO_ROOT / "exporters" / "grafana" / "vaultscan.json").read_text())
+    assert dashboard["panels"] == source["panels"]
+    assert dashboard["templating"] == source["templating"]
+    assert [link["url"] for link in dashboard["links"]] == [
+        "https://docs.example.com/vaultscan/docs/operations.md"
+    ]
+    names = [doc["metadata"]["name"] for doc in find(render("default"), "ConfigMap")]
+    assert "vs-vaultscan-dashboard" not in names  # off by default
+    link = CHART_DIR / "files" / "vaultscan-dashboard.json"
+    assert link.is_symlink(), "the chart must link to exporters/grafana, not hold a copy"
+
+
+def test_extra_env_from_volumes_and_topology_spread() -> None:
+    deployment = one(render("operations-values"), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "vaultscan-credentials"}}]
+    assert {"name": "ca", "configMap": {"name": "corporate-ca"}} in pod["volumes"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    [spread] = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    # the selector defaults to the scanner's own pods
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]

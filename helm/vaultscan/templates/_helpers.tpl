@@ -124,5 +124,45 @@ seccompProfile:
 {{- if not $rules.groups }}
 {{- fail "files/vaultscan.rules.yml has no rule groups" }}
 {{- end }}
+{{- $overrides := .Values.prometheusRule.alerts | default dict }}
+{{- $base := .Values.runbookBaseUrl | default "" | trimSuffix "/" }}
+{{- $threshold := .Values.prometheusRule.complianceThreshold | default 0.95 }}
+{{- range $group := $rules.groups }}
+{{- $kept := list }}
+{{- range $rule := $group.rules }}
+{{- $override := get $overrides ($rule.alert | default "") | default dict }}
+{{- if ne (toString (get $override "enabled")) "false" }}
+{{- if $override.severity }}{{ $_ := set $rule.labels "severity" $override.severity }}{{ end }}
+{{- if $override.for }}{{ $_ := set $rule "for" $override.for }}{{ end }}
+{{- if eq ($rule.alert | default "") "VaultscanComplianceBelowThreshold" }}
+{{- $_ := set $rule "expr" (replace "< 0.95" (printf "< %v" $threshold) $rule.expr) }}
+{{- $percent := printf "%v%%" (mulf $threshold 100.0) }}
+{{- $_ := set $rule.annotations "description" (replace "95%" $percent $rule.annotations.description) }}
+{{- end }}
+{{- if and $base $rule.annotations $rule.annotations.runbook_url }}
+{{- $_ := set $rule.annotations "runbook_url" (printf "%s/%s" $base $rule.annotations.runbook_url) }}
+{{- end }}
+{{- $kept = append $kept $rule }}
+{{- end }}
+{{- end }}
+{{- $_ := set $group "rules" $kept }}
+{{- end }}
 {{- toYaml $rules.groups }}
+{{- end }}
+
+{{/* Refuse a database URL anywhere in the values: it would sit in clear in the release
+(helm get values) and in the ConfigMap. The URL belongs in a Secret. */}}
+{{- define "vaultscan.validateValues" -}}
+{{- $advice := "put the database URL in a Secret and name it in database.existingSecret (key database.secretKey), e.g.: kubectl create secret generic vaultscan-db --from-literal=url='postgresql+psycopg://USER:PASSWORD@HOST:5432/vaultscan'" }}
+{{- if .Values.database.url }}
+{{- fail (printf "database.url is set in the values: a URL there would be stored in clear in the release; %s" $advice) }}
+{{- end }}
+{{- if and .Values.config.database (hasKey .Values.config.database "url") }}
+{{- fail (printf "config.database.url is set in the values: it would be written in clear to the ConfigMap; %s" $advice) }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if eq .name "VAULTSCAN_DATABASE__URL" }}
+{{- fail (printf "extraEnv sets VAULTSCAN_DATABASE__URL: the chart already sets it from database.existingSecret; %s" $advice) }}
+{{- end }}
+{{- end }}
 {{- end }}
