@@ -420,9 +420,7 @@ def key_state_fix(key_arn: str, region: str, state: str, *, alias: str | None = 
 _SID_BY_PREFIX = {"kms": "UseVaultKey", "backup": "CreateBackupVaults"}
 
 
-def merge_fixes(
-    fixes: Sequence[Fix | Mapping[str, Any]], kind: str
-) -> dict[str, dict[str, Any]]:
+def merge_fixes(fixes: Sequence[Fix | Mapping[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     """Fixes of `kind` that add statements, merged per target into one policy document.
     Takes fixes or their stored form (result rows read back from the database).
 

@@ -33,6 +33,7 @@ from scanner.aws.keys import (
     key_from_metadata,
     read_policy_grants_tags,
 )
+from scanner.aws.ratelimit import is_throttling, throttled_text
 from scanner.aws.session import AccountAccessError, AwsSessions, Credentials, error_text
 from scanner.aws.simulator import SimulationRequest, Simulator, SimulatorError
 from scanner.config import RoleSelector, Settings
@@ -206,6 +207,8 @@ class _AccountReader:
         action = f"{client.meta.service_model.signing_name}:{operation}"
         where = f" in {region}" if region else ""
         code = exc.response.get("Error", {}).get("Code", "")
+        if is_throttling(exc):  # not a missing permission: say it was throttling
+            return AccountReadError(f"{action}{where} {throttled_text(exc)}")
         hint = READ_ERROR_HINTS.get(code, "")
         return AccountReadError(f"{action}{where} failed: {error_text(exc)}{hint}")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from scanner.aws.ratelimit import is_throttling, throttled_text
 from scanner.aws.session import AccountAccessError, AwsSessions, error_text
 from scanner.config import Settings
 from scanner.model import Account, NamedPolicy, Organization, OrgUnit
@@ -142,6 +143,13 @@ class _Walker:
 
 
 def _discovery_error(operation: str, exc: BaseException) -> DiscoveryError:
+    if isinstance(exc, ClientError) and is_throttling(exc):
+        # not a permission problem: say so, or the operator goes hunting for one
+        return DiscoveryError(
+            f"organizations:{operation} {throttled_text(exc)}: AWS Organizations is "
+            "throttling this organization's calls; the next scan starts over (AWS_MAX_ATTEMPTS "
+            "allows more attempts, see docs/reliability.md)."
+        )
     return DiscoveryError(
         f"organizations:{operation} failed: {error_text(exc)}. The scanner needs read access "
         "to AWS Organizations from the management account or a delegated administrator "

@@ -1,12 +1,17 @@
-"""Client-side rate limits and throttling retries.
+"""Client-side pacing, and the one retry policy of the scanner's AWS calls.
 
-AWS Organizations throttles per organization, so the whole scan shares one token bucket per
-operation, sized to the documented rates (Organizations user guide, "Quotas for AWS
-Organizations", throttling section:
+Retries are botocore's: every client is made in botocore's `standard` retry mode with
+SDK_MAX_ATTEMPTS attempts in all (https://boto3.amazonaws.com/v1/documentation/api/latest/
+guide/retries.html: exponential backoff with jitter, a per-client retry quota, throttling
+and transient errors retried). A user's AWS_RETRY_MODE (standard or adaptive) and
+AWS_MAX_ATTEMPTS, from the environment or the profile, take precedence. The scanner adds
+no retries on top: an always-throttled call makes exactly SDK_MAX_ATTEMPTS requests, then
+fails with the throttling error, which callers report as throttling.
+
+The scanner's part is pacing: AWS Organizations throttles per organization, so the whole
+scan shares one token bucket per operation, sized to the documented rates (Organizations
+user guide, "Quotas for AWS Organizations", throttling section:
 https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html).
-On top of botocore's own retries (whatever the user's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS
-say), a throttled call is retried here with capped exponential backoff and full jitter, so
-a busy organization slows the scan down instead of failing it.
 
 The clock, sleep and random source are injectable so tests never really wait.
 """
@@ -14,6 +19,7 @@ The clock, sleep and random source are injectable so tests never really wait.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore import xform_name
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from scanner import deadline
@@ -99,9 +106,10 @@ class TokenBucket:
 
 @dataclass
 class RetryPolicy:
-    """Capped exponential backoff with full jitter for throttled calls."""
+    """Capped exponential backoff with full jitter for throttled calls that the SDK did
+    not retry. One attempt by default: botocore retries (see the module docstring)."""
 
-    max_attempts: int = 8
+    max_attempts: int = 1
     base_delay: float = 0.5
     max_delay: float = 20.0
     sleep: Callable[[float], None] = time.sleep
@@ -112,6 +120,56 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return self.random() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+
+
+SDK_RETRY_MODE = "standard"
+SDK_MAX_ATTEMPTS = 5
+_SDK_MODES = ("standard", "adaptive")
+
+
+def sdk_retry_config(session: Any) -> Config:
+    """The botocore client configuration carrying the retry policy: the user's
+    AWS_RETRY_MODE / AWS_MAX_ATTEMPTS (environment or profile) when set, else standard
+    mode with SDK_MAX_ATTEMPTS attempts. `legacy` mode is replaced by standard."""
+    mode = _user_setting(session, "retry_mode", "AWS_RETRY_MODE")
+    attempts = _user_setting(session, "max_attempts", "AWS_MAX_ATTEMPTS")
+    total = SDK_MAX_ATTEMPTS
+    if attempts is not None and str(attempts).isdigit() and int(attempts) >= 1:
+        total = int(attempts)
+    return Config(
+        retries={
+            "mode": mode if mode in _SDK_MODES else SDK_RETRY_MODE,
+            "total_max_attempts": total,
+        }
+    )
+
+
+def _user_setting(session: Any, name: str, env_name: str) -> str | None:
+    value = os.environ.get(env_name)
+    if value:
+        return value.strip().lower()
+    try:
+        scoped = session._session.get_scoped_config()  # the profile's settings
+    except Exception:  # no such profile: boto3 reports that when a client is made
+        return None
+    value = scoped.get(name)
+    return str(value).strip().lower() if value else None
+
+
+def attempts_made(exc: BaseException) -> int:
+    """How many requests the SDK made for the call that raised `exc`."""
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+    return 1
+
+
+def throttled_text(exc: ClientError) -> str:
+    """`still throttled after N attempts (Code: message)`, for error messages."""
+    error = exc.response.get("Error", {})
+    return (
+        f"still throttled after {attempts_made(exc)} attempts "
+        f"({error.get('Code', 'Throttling')}: {error.get('Message', '')})"
+    )
 
 
 def is_throttling(exc: BaseException) -> bool:

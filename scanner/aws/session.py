@@ -3,8 +3,9 @@
 A Session per account costs about 8x more than clients made from one Session, so every
 client comes from `AwsSessions.session`. boto3 Sessions are not thread-safe: client
 creation is serialized by a lock, and clients (which are thread-safe) are cached.
-No retry or endpoint configuration is passed to clients, so the user's SDK configuration
-(profile, AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, ...) always applies.
+Clients carry the retry policy of scanner.aws.ratelimit (botocore standard mode, the
+user's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS first); everything else of the user's SDK
+configuration (profile, AWS_ENDPOINT_URL, ...) applies unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scanner.aws.calls import CallRecorder
-from scanner.aws.ratelimit import ORGANIZATIONS_RATES, Throttle
+from scanner.aws.ratelimit import (
+    ORGANIZATIONS_RATES,
+    Throttle,
+    is_throttling,
+    sdk_retry_config,
+    throttled_text,
+)
 
 if TYPE_CHECKING:
     from scanner.config import Settings
@@ -91,9 +98,10 @@ class AwsSessions:
         self.recorder = recorder or CallRecorder()
         # Organizations quotas are per organization: one set of buckets for the scan.
         self.org_throttle = org_throttle or Throttle(ORGANIZATIONS_RATES)
-        # member-account calls: throttling retries only (their quotas are per account)
+        # member-account calls: no pacing (their quotas are per account); retries are the SDK's
         self.throttle = throttle or Throttle()
         self.session_name = session_name(settings.member.session_name, host)
+        self._retry_config = sdk_retry_config(self.session)
         self._client_lock = threading.Lock()
         # (service, region, account id, access key id) -> client; ambient: account None
         self._clients: dict[tuple[str, str, str | None, str | None], Any] = {}
@@ -127,7 +135,9 @@ class AwsSessions:
                     "aws_secret_access_key": credentials.secret_access_key,
                     "aws_session_token": credentials.session_token,
                 }
-            client = self.session.client(service, region_name=region, **secrets)
+            client = self.session.client(
+                service, region_name=region, config=self._retry_config, **secrets
+            )
             self.recorder.attach(client, credentials.account_id if credentials else None)
             self._clients[key] = client
             return client
@@ -194,7 +204,8 @@ class AwsSessions:
         try:
             answer = self.throttle.call(sts, "AssumeRole", **params)
         except (ClientError, BotoCoreError) as exc:
-            reason = f"cannot assume {role_arn}: {error_text(exc)}"
+            detail = throttled_text(exc) if is_throttling(exc) else error_text(exc)
+            reason = f"cannot assume {role_arn}: {detail}"
             log.warning("assume role failed", extra={"account": account_id, "call": "AssumeRole"})
             raise AccountAccessError(account_id, reason) from exc
         raw = answer["Credentials"]

@@ -207,14 +207,11 @@ def test_excluded_ou_subtree_is_not_walked(moto_org: MotoOrg, tree: dict[str, st
     assert sessions.recorder.counts["organizations:ListAccountsForParent"] == 2
 
 
-def test_pages_and_throttling_are_handled(aws_env: None) -> None:
-    """Stubbed Organizations: two pages of accounts, throttled twice, no real sleeping."""
-    sleeps: list[float] = []
+def test_pages_are_followed(aws_env: None) -> None:
+    """Stubbed Organizations: two pages of accounts, no real sleeping. (A Stubber answers
+    before botocore's retry handler: the SDK's retries are tested at the HTTP level.)"""
     settings = load_settings(overrides={})
-    sessions = AwsSessions(
-        settings,
-        org_throttle=Throttle(retry=RetryPolicy(sleep=sleeps.append, random=lambda: 1.0)),
-    )
+    sessions = AwsSessions(settings, org_throttle=Throttle())
     client = sessions.org_client()
     root = {"Id": "r-ab12", "Name": "Root", "PolicyTypes": []}
     account = {"Id": "111111111111", "Name": "one", "Email": "one@example.com", "Status": "ACTIVE"}
@@ -224,10 +221,6 @@ def test_pages_and_throttling_are_handled(aws_env: None) -> None:
             "describe_organization", {"Organization": {"MasterAccountId": "999999999999"}}
         )
         stub.add_response("list_roots", {"Roots": [root]})
-        for _ in range(2):
-            stub.add_client_error(
-                "list_accounts_for_parent", "TooManyRequestsException", "slow down"
-            )
         stub.add_response(
             "list_accounts_for_parent",
             {"Accounts": [account], "NextToken": "page-2"},
@@ -243,7 +236,6 @@ def test_pages_and_throttling_are_handled(aws_env: None) -> None:
         stub.assert_no_pending_responses()
     assert [a.id for a in organization.accounts] == ["111111111111", "222222222222"]
     assert organization.scps_enabled is False and organization.scps == {}
-    assert sleeps == [0.5, 1.0]  # exponential backoff, jitter factor pinned to 1
 
 
 def test_access_denied_names_the_call(aws_env: None) -> None:
@@ -272,20 +264,61 @@ def test_organization_role_is_assumed_once(moto_org: MotoOrg, tree: dict[str, st
     assert calls["organizations:ListRoots"] == 2
 
 
-def test_throttling_gives_up_after_bounded_attempts(moto_org: MotoOrg) -> None:
-    sleeps: list[float] = []
+def test_always_throttled_call_makes_the_sdk_attempts_and_is_reported_as_throttling(
+    moto_org: MotoOrg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One retry policy: botocore's standard mode (5 attempts in all), nothing on top."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    from scanner.aws.ratelimit import SDK_MAX_ATTEMPTS
+
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     settings = load_settings(overrides={})
-    sessions = AwsSessions(
-        settings,
-        session=moto_org.session,
-        org_throttle=Throttle(retry=RetryPolicy(max_attempts=3, sleep=sleeps.append)),
-    )
-    fired = inject_error(
-        sessions.org_client(), "organizations.ListRoots", "TooManyRequestsException"
-    )
-    with pytest.raises(DiscoveryError, match="TooManyRequestsException"):
+    sessions = AwsSessions(settings, session=moto_org.session)
+    requests = throttle_on_the_wire(sessions.org_client(), "ListRoots")
+    with pytest.raises(DiscoveryError) as caught:
         discover(sessions, settings)
-    assert fired[0] == 3 and len(sleeps) == 2
+    assert requests[0] == SDK_MAX_ATTEMPTS == 5
+    message = str(caught.value)
+    assert "organizations:ListRoots still throttled after 5 attempts" in message
+    assert "TooManyRequestsException" in message
+    assert "read access" not in message  # not blamed on missing permissions
+
+
+def test_user_retry_settings_take_precedence(
+    moto_org: MotoOrg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    sessions = AwsSessions(load_settings(overrides={}), session=moto_org.session)
+    retries = sessions.org_client().meta.config.retries
+    assert retries == {"mode": "adaptive", "total_max_attempts": 2}
+    monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    sessions = AwsSessions(load_settings(overrides={}), session=moto_org.session)
+    retries = sessions.org_client().meta.config.retries
+    assert retries == {"mode": "standard", "total_max_attempts": 5}
+
+
+def throttle_on_the_wire(client, operation: str) -> list[int]:
+    """Answer every `operation` request with HTTP 400 TooManyRequestsException, below
+    botocore's retry handler (so its retries are counted); returns the request count."""
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def stream(self, **_):
+            yield b'{"__type": "TooManyRequestsException", "message": "Rate exceeded"}'
+
+    requests = [0]
+
+    def answer(request, **_):
+        requests[0] += 1
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
+
+    client.meta.events.register_first(f"before-send.organizations.{operation}", answer)
+    return requests
 
 
 def test_organization_role_that_cannot_be_assumed(moto_org: MotoOrg) -> None:

@@ -68,9 +68,20 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     assert half.delay(3) == 1.0
 
 
-def test_retries_throttling_then_succeeds(aws_env: None) -> None:
+def test_by_default_the_scanner_adds_no_retry_to_the_sdks(aws_env: None) -> None:
     sleeps: list[float] = []
-    throttle = Throttle(retry=RetryPolicy(sleep=sleeps.append, random=lambda: 1.0))
+    throttle = Throttle(retry=RetryPolicy(sleep=sleeps.append))
+    client = boto3.Session().client("iam", region_name="us-east-1")
+    with Stubber(client) as stub:
+        stub.add_client_error("list_roles", "Throttling", "Rate exceeded")
+        with pytest.raises(ClientError, match="Throttling"):
+            throttle.call(client, "ListRoles")
+    assert sleeps == []  # one attempt: botocore's standard mode retries, nothing on top
+
+
+def test_explicit_retries_back_off_then_succeed(aws_env: None) -> None:
+    sleeps: list[float] = []
+    throttle = Throttle(retry=RetryPolicy(max_attempts=3, sleep=sleeps.append, random=lambda: 1.0))
     client = boto3.Session().client("iam", region_name="us-east-1")
     with Stubber(client) as stub:
         stub.add_client_error("list_roles", "Throttling", "Rate exceeded")
@@ -95,7 +106,7 @@ def test_other_errors_are_not_retried(aws_env: None) -> None:
 
 def test_pages_follow_tokens_and_retry_a_single_page(aws_env: None) -> None:
     sleeps: list[float] = []
-    throttle = Throttle(retry=RetryPolicy(sleep=sleeps.append))
+    throttle = Throttle(retry=RetryPolicy(max_attempts=2, sleep=sleeps.append))
     client = boto3.Session().client("kms", region_name="us-east-1")
     key = "arn:aws:kms:us-east-1:111122223333:key/k"
     with Stubber(client) as stub:

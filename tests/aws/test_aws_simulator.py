@@ -184,7 +184,10 @@ def test_follows_markers_and_reads_the_older_per_pair_shape(iam: Any) -> None:
 
 def test_throttled_simulation_is_retried(iam: Any) -> None:
     sleeps: list[float] = []
-    simulator = AwsSimulator(throttle=Throttle(retry=RetryPolicy(sleep=sleeps.append)))
+    # retries are botocore's (standard mode) in production; a Stubber answers before them,
+    # so the scanner's own retry is switched on here to exercise the simulator's loop
+    retry = RetryPolicy(max_attempts=2, sleep=sleeps.append)
+    simulator = AwsSimulator(throttle=Throttle(retry=retry))
     with Stubber(iam) as stub:
         stub.add_client_error("simulate_principal_policy", "Throttling", "Rate exceeded")
         stub.add_response(
