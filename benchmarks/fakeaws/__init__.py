@@ -1,0 +1,1 @@
+"""A fake AWS for scale benchmarks: see server.py."""

@@ -1,0 +1,281 @@
+"""A whole vaultscan scan of a large synthetic organization, against the fake AWS
+(benchmarks/fakeaws: real wire protocols, fixed per-call latency, AWS's request quotas as
+token buckets with real throttling errors) and a scratch PostgreSQL database.
+
+Prints wall time, API calls per account by operation, throttles met and absorbed, peak
+RSS of the scanning process, time spent writing to PostgreSQL, and the physical bound:
+the least time the same quotas and latency allow (see `physical_bound`). The last line is
+
+  scale: accounts=N wall_s=W bound_s=B ratio=R peak_rss_mb=M throttles=T failed_checks=F
+
+Run: .venv/bin/python benchmarks/scan_scale.py --accounts 1000 [--concurrency 8]
+The fake server is a child process, always stopped on exit; the database is dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from fakeaws.org import FakeOrg  # noqa: E402
+from fakeaws.quotas import IAM_RATE, ORGANIZATIONS_RATES, STS_ASSUME_ROLE_RATE  # noqa: E402
+
+ADMIN_URL = os.environ.get("VAULTSCAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REGIONS = "us-east-1,eu-west-1,ap-southeast-2"
+# The longest chain of calls one account needs, one after the other: AssumeRole, then
+# ListBackupVaults, DescribeKey of a vault key, then the simulator/key-policy reads.
+ACCOUNT_CHAIN_CALLS = 4
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--ous", type=int, default=0, help="default: accounts/15, at least 4")
+    parser.add_argument("--regions", default=REGIONS)
+    parser.add_argument("--roles", default="2-2", help="designated roles per account, min-max")
+    parser.add_argument("--keys", default="1-2", help="KMS keys per account and region")
+    parser.add_argument("--latency-ms", type=float, default=40.0)
+    parser.add_argument("--concurrency", type=int, default=0, help="0: the scanner's default")
+    parser.add_argument("--simulator", choices=["aws", "engine"], default="aws")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    return parser.parse_args(argv)
+
+
+# --- the fake AWS ------------------------------------------------------------------------
+
+
+@contextmanager
+def fake_aws(args: argparse.Namespace) -> Iterator[str]:
+    command = [
+        sys.executable,
+        str(HERE / "fakeaws" / "server.py"),
+        f"--accounts={args.accounts}",
+        f"--ous={args.ous}",
+        f"--regions={args.regions}",
+        f"--roles={args.roles}",
+        f"--keys={args.keys}",
+        f"--latency-ms={args.latency_ms}",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        if not line.startswith("listening "):
+            raise RuntimeError(f"fake AWS did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def fake_stats(endpoint: str) -> dict[str, Counter[str]]:
+    with urllib.request.urlopen(f"{endpoint}/_fake/stats", timeout=10) as answer:
+        raw = json.load(answer)
+    return {name: Counter(values) for name, values in raw.items()}
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    import psycopg
+
+    name = f"vaultscan_scale_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
+    user, host, port = info.get("user", "postgres"), info.get("host", "127.0.0.1"), info.get("port", "5432")
+    try:
+        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class WriteTimer:
+    """Wall time spent in the storage functions the scan calls, summed over threads."""
+
+    NAMES = ("start_run", "record_outcomes", "finish_run", "mark_interrupted")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self.by_name: Counter[str] = Counter()
+
+    def install(self) -> None:
+        import storage.repository as repository
+
+        for name in self.NAMES:
+            setattr(repository, name, self._timed(name, getattr(repository, name)))
+
+    def _timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                self.seconds += elapsed
+                self.by_name[name] += elapsed
+                self.calls += 1
+
+        return timed
+
+
+# --- the bound -------------------------------------------------------------------------
+
+
+def _pages(count: int, size: int = 20) -> int:
+    return max(1, math.ceil(count / size))
+
+
+def organization_calls(org: FakeOrg) -> Counter[str]:
+    """The fewest Organizations calls that read the tree and the SCP attachments."""
+    calls: Counter[str] = Counter({"DescribeOrganization": 1, "ListRoots": 1, "ListPolicies": 1})
+    for parent, children in org.children.items():
+        calls["ListOrganizationalUnitsForParent"] += _pages(len(children))
+        calls["ListAccountsForParent"] += _pages(len(org.accounts_by_parent.get(parent, [])))
+    for targets in org.scp_targets.values():
+        calls["ListTargetsForPolicy"] += _pages(len(targets))
+    calls["DescribePolicy"] = len(org.scp_targets)
+    return calls
+
+
+def physical_bound(org: FakeOrg, latency: float, iam_calls_per_account: float) -> dict[str, float]:
+    """Seconds the quotas and latency impose, whatever the client does: each quota-bound
+    stream (every Organizations operation has its own bucket, sts:AssumeRole one for the
+    scanner's account) needs (calls - burst) / rate; they can all run at once, so the
+    slowest one sets the pace; the last account found then needs its own chain of calls
+    (ACCOUNT_CHAIN_CALLS one after another, and its IAM reads within the account's IAM
+    bucket)."""
+    streams = {
+        f"organizations:{op}": max(0.0, calls - ORGANIZATIONS_RATES[op]) / ORGANIZATIONS_RATES[op]
+        for op, calls in organization_calls(org).items()
+    }
+    streams["sts:AssumeRole"] = max(0.0, org.accounts - STS_ASSUME_ROLE_RATE) / STS_ASSUME_ROLE_RATE
+    tail = max(ACCOUNT_CHAIN_CALLS * latency, max(0.0, iam_calls_per_account - IAM_RATE) / IAM_RATE)
+    slowest = max(streams, key=lambda name: streams[name])
+    return {"bound": streams[slowest] + tail, "slowest": slowest, "slowest_s": streams[slowest],
+            "tail_s": tail, **streams}
+
+
+# --- the scan ----------------------------------------------------------------------------
+
+
+def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str, Any]:
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="scanner",
+        AWS_SECRET_ACCESS_KEY="scanner",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    from scanner.aws.calls import CallRecorder
+    from scanner.config import load_settings
+    from scanner.runner import run_scan
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    overrides: dict[str, Any] = {
+        "regions": args.regions.split(","),
+        "keys": {"default": "alias/vaultscan-backup"},
+        "simulator": args.simulator,
+        "database": {"url": database_url},
+    }
+    if args.concurrency:
+        overrides["concurrency"] = args.concurrency
+    settings = load_settings(overrides=overrides)
+    timer = WriteTimer()
+    timer.install()
+    recorder = CallRecorder()
+    start = time.perf_counter()
+    report = run_scan(settings, engine=engine, trigger="benchmark", recorder=recorder,
+                      keep_results=False)
+    wall = time.perf_counter() - start
+    engine.dispose()
+    return {"report": report, "wall": wall, "recorder": recorder, "timer": timer,
+            "concurrency": settings.concurrency}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.ous = args.ous or max(4, args.accounts // 15)
+    org = FakeOrg(accounts=args.accounts, ous=args.ous, regions=args.regions.split(","))
+    with fake_aws(args) as endpoint, scratch_database() as database_url:
+        result = scan(args, endpoint, database_url)
+        stats = fake_stats(endpoint)
+    report, wall = result["report"], result["wall"]
+    totals = report.totals
+    recorder = result["recorder"]
+    members = max(1, args.accounts)
+    per_account = {
+        action: count / members
+        for action, count in sorted(recorder.counts.items())
+        if not action.startswith("organizations:")
+    }
+    iam_per_account = sum(v for k, v in per_account.items() if k.startswith("iam:"))
+    bound = physical_bound(org, args.latency_ms / 1000, iam_per_account)
+    throttles = sum(stats["throttled"].values())
+    errored_accounts = totals.accounts_errored if totals else -1
+    failed = (totals.checks_failed + totals.checks_errored) if totals else -1
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    db_share = result["timer"].seconds / wall if wall else 0.0
+
+    print(f"organization: {args.accounts} accounts in {args.ous} OUs, regions {args.regions}, "
+          f"designated roles {args.roles}, keys {args.keys}, latency {args.latency_ms:g} ms, "
+          f"simulator {args.simulator}, concurrency {result['concurrency']}")
+    print(f"wall: {wall:.1f} s  (discovery+scan+recording)")
+    print(f"accounts: total={totals.accounts_total if totals else '?'} "
+          f"scanned={totals.accounts_scanned if totals else '?'} errored={errored_accounts}")
+    print(f"checks: total={totals.checks_total if totals else '?'} "
+          f"passed={totals.checks_passed if totals else '?'} failed+errored={failed}")
+    print("API calls per member account:")
+    for action, value in per_account.items():
+        print(f"  {action:36s} {value:8.2f}")
+    print(f"  {'total':36s} {sum(per_account.values()):8.2f}")
+    org_calls = {k: v for k, v in recorder.counts.items() if k.startswith("organizations:")}
+    print(f"organizations calls: {dict(sorted(org_calls.items()))}")
+    print(f"throttles met (answered by the fake): {throttles} {dict(stats['throttled'])}")
+    print(f"throttles absorbed: {throttles if failed == 0 and errored_accounts == 0 else 'NO'} "
+          f"(errored accounts {errored_accounts}, failed/errored checks {failed})")
+    print(f"peak RSS (scanner process): {peak_rss_mb:.0f} MB")
+    print(f"PostgreSQL writes: {result['timer'].seconds:.2f} s in {result['timer'].calls} calls "
+          f"= {100 * db_share:.1f}% of wall "
+          f"({', '.join(f'{k} {v:.2f} s' for k, v in result['timer'].by_name.items())})")
+    print(f"physical bound: {bound['bound']:.1f} s = slowest stream {bound['slowest']} "
+          f"{bound['slowest_s']:.1f} s + last account {bound['tail_s']:.2f} s")
+    for name, seconds in bound.items():
+        if ":" in name and seconds > 0.05:
+            print(f"  {name:45s} {seconds:7.1f} s")
+    ratio = wall / bound["bound"] if bound["bound"] else float("inf")
+    if args.json:
+        print(json.dumps({"wall_s": wall, "bound": bound, "per_account": per_account,
+                          "throttled": stats["throttled"], "db_s": result["timer"].seconds}))
+    print(
+        f"scale: accounts={args.accounts} wall_s={wall:.1f} bound_s={bound['bound']:.1f} "
+        f"ratio={ratio:.2f} peak_rss_mb={peak_rss_mb:.0f} throttles={throttles} "
+        f"failed_checks={failed}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
