@@ -324,6 +324,9 @@ class Settings(BaseSettings):
     )
     profile_files: list[Path] = Field(default_factory=list)
     simulator: Literal["aws", "engine"] = "aws"
+    # how a member account's roles are read: iam:GetAccountAuthorizationDetails (one call
+    # for every role and customer-managed policy) or the per-role calls (docs/read-role.md)
+    iam_read: Literal["authorization-details", "per-role"] = "authorization-details"
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     concurrency: int = Field(default=8, ge=1, le=64)
     # one account never holds a scan longer than this (see docs/configuration.md)

@@ -76,7 +76,15 @@ class AwsManagedPolicies:
     def __init__(self, ttl: float = AWS_MANAGED_TTL_SECONDS) -> None:
         self._lock = threading.Lock()
         self._documents: dict[str, tuple[PolicyDocument, float]] = {}
+        self._reading: dict[str, threading.Lock] = {}
         self.ttl = ttl
+
+    def reading(self, arn: str) -> threading.Lock:
+        """Held while one thread reads `arn`, so threads that need the same policy at the
+        same time wait for that read instead of repeating it: once per scan, not per
+        account in flight."""
+        with self._lock:
+            return self._reading.setdefault(arn, threading.Lock())
 
     def get(self, arn: str) -> PolicyDocument | None:
         with self._lock:
@@ -273,6 +281,12 @@ class _AccountReader:
         return role
 
     def managed_policy(self, arn: str) -> PolicyDocument:
+        if AWS_MANAGED_POLICY_PREFIX in arn:
+            with self.aws_managed.reading(arn):
+                return self._managed_policy(arn)
+        return self._managed_policy(arn)
+
+    def _managed_policy(self, arn: str) -> PolicyDocument:
         aws_managed = AWS_MANAGED_POLICY_PREFIX in arn
         cached = self.aws_managed.get(arn) if aws_managed else self.customer_managed.get(arn)
         if cached is not None:
@@ -365,6 +379,26 @@ class _AccountReader:
         return f"arn:{self.partition}:kms:{region}:{self.account.id}:{kind}{reference}"
 
 
+def read_roles(reader: _AccountReader, settings: Settings) -> list[Role]:
+    """The designated roles: from iam:GetAccountAuthorizationDetails (one call), or per
+    role (settings.iam_read "per-role", and for read roles not yet allowed the former)."""
+    from scanner.aws.iam_details import designated_roles
+
+    if settings.iam_read == "per-role":
+        return reader.roles()
+    try:
+        return designated_roles(reader)
+    except AccountReadError as exc:
+        if "AccessDenied" not in str(exc):
+            raise
+        # an older read role: keep scanning with the per-role calls it does allow
+        log.warning(
+            "iam:GetAccountAuthorizationDetails denied; reading roles one by one",
+            extra={"account": reader.account.id},
+        )
+        return reader.roles()
+
+
 def collect_account(
     sessions: AwsSessions,
     settings: Settings,
@@ -380,7 +414,7 @@ def collect_account(
     try:
         credentials = sessions.assume_member(account.id)
         reader = _AccountReader(sessions, settings, account, credentials, organization)
-        collection.roles = reader.roles()
+        collection.roles = read_roles(reader, settings)
         for region in settings.regions:
             collection.keys[region] = reader.keys(region)
         for region in settings.regions:

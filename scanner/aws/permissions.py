@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # Called in every member account through the read role (member.read_role_name).
 MEMBER_READ_ACTIONS: tuple[str, ...] = (
+    "iam:GetAccountAuthorizationDetails",
     "iam:ListRoles",
     "iam:ListRoleTags",
     "iam:GetRole",
