@@ -101,7 +101,11 @@ def scratch_database() -> Iterator[str]:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
-    user, host, port = info.get("user", "postgres"), info.get("host", "127.0.0.1"), info.get("port", "5432")
+    user, host, port = (
+        info.get("user", "postgres"),
+        info.get("host", "127.0.0.1"),
+        info.get("port", "5432"),
+    )
     try:
         yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
     finally:
@@ -172,8 +176,13 @@ def physical_bound(org: FakeOrg, latency: float, iam_calls_per_account: float) -
     streams["sts:AssumeRole"] = max(0.0, org.accounts - STS_ASSUME_ROLE_RATE) / STS_ASSUME_ROLE_RATE
     tail = max(ACCOUNT_CHAIN_CALLS * latency, max(0.0, iam_calls_per_account - IAM_RATE) / IAM_RATE)
     slowest = max(streams, key=lambda name: streams[name])
-    return {"bound": streams[slowest] + tail, "slowest": slowest, "slowest_s": streams[slowest],
-            "tail_s": tail, **streams}
+    return {
+        "bound": streams[slowest] + tail,
+        "slowest": slowest,
+        "slowest_s": streams[slowest],
+        "tail_s": tail,
+        **streams,
+    }
 
 
 # --- the scan ----------------------------------------------------------------------------
@@ -207,12 +216,18 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     timer.install()
     recorder = CallRecorder()
     start = time.perf_counter()
-    report = run_scan(settings, engine=engine, trigger="benchmark", recorder=recorder,
-                      keep_results=False)
+    report = run_scan(
+        settings, engine=engine, trigger="benchmark", recorder=recorder, keep_results=False
+    )
     wall = time.perf_counter() - start
     engine.dispose()
-    return {"report": report, "wall": wall, "recorder": recorder, "timer": timer,
-            "concurrency": settings.concurrency}
+    return {
+        "report": report,
+        "wall": wall,
+        "recorder": recorder,
+        "timer": timer,
+        "concurrency": settings.concurrency,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,14 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     db_share = result["timer"].seconds / wall if wall else 0.0
 
-    print(f"organization: {args.accounts} accounts in {args.ous} OUs, regions {args.regions}, "
-          f"designated roles {args.roles}, keys {args.keys}, latency {args.latency_ms:g} ms, "
-          f"simulator {args.simulator}, concurrency {result['concurrency']}")
+    print(
+        f"organization: {args.accounts} accounts in {args.ous} OUs, regions {args.regions}, "
+        f"designated roles {args.roles}, keys {args.keys}, latency {args.latency_ms:g} ms, "
+        f"simulator {args.simulator}, concurrency {result['concurrency']}"
+    )
     print(f"wall: {wall:.1f} s  (discovery+scan+recording)")
-    print(f"accounts: total={totals.accounts_total if totals else '?'} "
-          f"scanned={totals.accounts_scanned if totals else '?'} errored={errored_accounts}")
-    print(f"checks: total={totals.checks_total if totals else '?'} "
-          f"passed={totals.checks_passed if totals else '?'} failed+errored={failed}")
+    print(
+        f"accounts: total={totals.accounts_total if totals else '?'} "
+        f"scanned={totals.accounts_scanned if totals else '?'} errored={errored_accounts}"
+    )
+    print(
+        f"checks: total={totals.checks_total if totals else '?'} "
+        f"passed={totals.checks_passed if totals else '?'} failed+errored={failed}"
+    )
     print("API calls per member account:")
     for action, value in per_account.items():
         print(f"  {action:36s} {value:8.2f}")
@@ -254,21 +275,36 @@ def main(argv: list[str] | None = None) -> int:
     org_calls = {k: v for k, v in recorder.counts.items() if k.startswith("organizations:")}
     print(f"organizations calls: {dict(sorted(org_calls.items()))}")
     print(f"throttles met (answered by the fake): {throttles} {dict(stats['throttled'])}")
-    print(f"throttles absorbed: {throttles if failed == 0 and errored_accounts == 0 else 'NO'} "
-          f"(errored accounts {errored_accounts}, failed/errored checks {failed})")
+    print(
+        f"throttles absorbed: {throttles if failed == 0 and errored_accounts == 0 else 'NO'} "
+        f"(errored accounts {errored_accounts}, failed/errored checks {failed})"
+    )
     print(f"peak RSS (scanner process): {peak_rss_mb:.0f} MB")
-    print(f"PostgreSQL writes: {result['timer'].seconds:.2f} s in {result['timer'].calls} calls "
-          f"= {100 * db_share:.1f}% of wall "
-          f"({', '.join(f'{k} {v:.2f} s' for k, v in result['timer'].by_name.items())})")
-    print(f"physical bound: {bound['bound']:.1f} s = slowest stream {bound['slowest']} "
-          f"{bound['slowest_s']:.1f} s + last account {bound['tail_s']:.2f} s")
+    print(
+        f"PostgreSQL writes: {result['timer'].seconds:.2f} s in {result['timer'].calls} calls "
+        f"= {100 * db_share:.1f}% of wall "
+        f"({', '.join(f'{k} {v:.2f} s' for k, v in result['timer'].by_name.items())})"
+    )
+    print(
+        f"physical bound: {bound['bound']:.1f} s = slowest stream {bound['slowest']} "
+        f"{bound['slowest_s']:.1f} s + last account {bound['tail_s']:.2f} s"
+    )
     for name, seconds in bound.items():
         if ":" in name and seconds > 0.05:
             print(f"  {name:45s} {seconds:7.1f} s")
     ratio = wall / bound["bound"] if bound["bound"] else float("inf")
     if args.json:
-        print(json.dumps({"wall_s": wall, "bound": bound, "per_account": per_account,
-                          "throttled": stats["throttled"], "db_s": result["timer"].seconds}))
+        print(
+            json.dumps(
+                {
+                    "wall_s": wall,
+                    "bound": bound,
+                    "per_account": per_account,
+                    "throttled": stats["throttled"],
+                    "db_s": result["timer"].seconds,
+                }
+            )
+        )
     print(
         f"scale: accounts={args.accounts} wall_s={wall:.1f} bound_s={bound['bound']:.1f} "
         f"ratio={ratio:.2f} peak_rss_mb={peak_rss_mb:.0f} throttles={throttles} "

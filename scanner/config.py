@@ -82,6 +82,9 @@ def _check_region(value: str) -> str:
 Region = Annotated[str, AfterValidator(_check_region)]
 
 
+MAX_CONCURRENCY = 512
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the source and each bad field."""
 
@@ -328,7 +331,8 @@ class Settings(BaseSettings):
     # for every role and customer-managed policy) or the per-role calls (docs/read-role.md)
     iam_read: Literal["authorization-details", "per-role"] = "authorization-details"
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    concurrency: int = Field(default=8, ge=1, le=64)
+    # accounts scanned at once: a number, or "auto" (sized to AWS's quotas, scanner/aws/sizing.py)
+    concurrency: int | Literal["auto"] = "auto"
     # one account never holds a scan longer than this (see docs/configuration.md)
     account_time_limit_seconds: int = Field(default=900, ge=1, le=86400)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
@@ -349,6 +353,27 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency_value(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if (
+            isinstance(value, bool)
+            or not 1 <= number <= MAX_CONCURRENCY
+            or number != value
+            and (not isinstance(value, str) or value.strip() != str(number))
+        ):
+            raise ValueError(
+                f"expected 'auto' or a number of accounts from 1 to {MAX_CONCURRENCY}, "
+                f"got {value!r}"
+            )
+        return number
 
     @field_validator("regions")
     @classmethod

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scanner import deadline
+from scanner.aws.sizing import scan_concurrency
 from scanner.model import Account, AccountOutcome, Organization, ScanSummary
 
 if TYPE_CHECKING:
@@ -306,10 +307,11 @@ def _scan_accounts(
 
     # Spare workers: an account abandoned at its time limit keeps its thread until its
     # next AWS call, and must not take a slot from the accounts still to scan.
-    pool = ThreadPoolExecutor(max_workers=2 * settings.concurrency, thread_name_prefix="scan")
+    workers = scan_concurrency(settings, total)
+    pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="scan")
     try:
         while True:
-            while len(in_flight) < settings.concurrency and not stopped:
+            while len(in_flight) < workers and not stopped:
                 if stop_event is not None and stop_event.is_set():
                     stopped = True
                     break

@@ -33,7 +33,7 @@ def test_defaults_without_any_file() -> None:
     assert settings.roles.names == ["*Backup*"]
     assert settings.keys.for_region("eu-west-1") == "alias/aws/backup"
     assert settings.profiles == ["backup-vault-create"]
-    assert settings.simulator == "aws" and settings.concurrency == 8
+    assert settings.simulator == "aws" and settings.concurrency == "auto"
     assert settings.schedule.interval_minutes == 360 and settings.metrics.port == 9108
     assert settings.database.url is None and settings.database.data_dir == Path(".vaultscan")
 
@@ -110,7 +110,7 @@ def test_every_bad_field_is_named_with_the_file(tmp_path: Path) -> None:
         tmp_path,
         """
 regions: [eu-west-1, moon-base-1a]
-concurrency: 100
+concurrency: 1000
 rolez: {names: [x]}
 accounts: {include: ["12345"]}
 member: {read_role_nam: X}
@@ -121,7 +121,7 @@ member: {read_role_nam: X}
     message = caught.value.message
     assert str(path) in message
     assert "regions.1: expected an AWS region name like 'eu-west-1', got 'moon-base-1a'" in message
-    assert "concurrency: Input should be less than or equal to 64 (got 100)" in message
+    assert "concurrency: expected 'auto' or a number of accounts from 1 to 512, got 1000" in message
     assert "rolez: unknown setting" in message
     assert "member.read_role_nam: unknown setting" in message
     assert "accounts.include.0:" in message and "'12345'" in message

@@ -131,8 +131,12 @@ BOUNDARY_POLICY = _doc(
 )
 AWS_MANAGED_POLICY = _doc(
     [
-        {"Sid": "ReadEverything", "Effect": "Allow", "Action": ["*:Describe*", "*:List*", "*:Get*"]
-         , "Resource": "*"},
+        {
+            "Sid": "ReadEverything",
+            "Effect": "Allow",
+            "Action": ["*:Describe*", "*:List*", "*:Get*"],
+            "Resource": "*",
+        },
         *_statements("AwsManaged", 20, APP_ACTIONS),
     ]
 )
@@ -180,7 +184,7 @@ def key_policy(account: str, roles: list[str]) -> str:
                 "Principal": {"AWS": f"arn:aws:iam::{account}:role/app-{index}"},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
-                "Condition": {"StringEquals": {"kms:ViaService": f"s3.us-east-1.amazonaws.com"}},
+                "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
             }
         )
     statements.append(

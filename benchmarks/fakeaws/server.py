@@ -68,7 +68,9 @@ class FakeAws:
             return self._backup(method, target, account, region)
         return json_error(AwsError("UnknownService", f"service {service!r} is not faked"))
 
-    def _throttled(self, service: str, operation: str, account: str, region: str) -> AwsError | None:
+    def _throttled(
+        self, service: str, operation: str, account: str, region: str
+    ) -> AwsError | None:
         if self.quotas.admit(service, operation, account, region):
             return None
         code, message = THROTTLE_CODES[service]

@@ -153,8 +153,12 @@ class Organizations:
             raise AwsError("PolicyNotFoundException", "no such policy")
         page, token = _page(targets, params.get("NextToken"), _org_page_size(params))
         listed = [
-            {"TargetId": target, "Arn": f"arn:aws:organizations::x:{target}", "Name": target,
-             "Type": kind}
+            {
+                "TargetId": target,
+                "Arn": f"arn:aws:organizations::x:{target}",
+                "Name": target,
+                "Type": kind,
+            }
             for target, kind in page
         ]
         return {"Targets": listed, **({"NextToken": token} if token else {})}
@@ -204,7 +208,9 @@ class Iam:
         roles = [self._role(account, f"app-{n}", "/application/") for n in range(PLAIN_ROLES)]
         roles.append(self._role(account, READ_ROLE))
         roles.append(
-            self._role(account, "AWSServiceRoleForBackup", "/aws-service-role/backup.amazonaws.com/")
+            self._role(
+                account, "AWSServiceRoleForBackup", "/aws-service-role/backup.amazonaws.com/"
+            )
         )
         roles += [self._role(account, name) for name in self.org.designated(account)]
         return sorted(roles, key=lambda role: role["RoleName"])
@@ -236,7 +242,11 @@ class Iam:
     def op_ListRoles(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         size = int(params.get("MaxItems") or 100)
         page, marker = _page(self._roles(account), params.get("Marker"), size)
-        return {"Roles": page, "IsTruncated": marker is not None, **({"Marker": marker} if marker else {})}
+        return {
+            "Roles": page,
+            "IsTruncated": marker is not None,
+            **({"Marker": marker} if marker else {}),
+        }
 
     def op_ListRoleTags(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"Tags": [], "IsTruncated": False}
@@ -266,7 +276,10 @@ class Iam:
 
     def op_ListAttachedRolePolicies(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         self._designated_or_missing(account, params["RoleName"])
-        return {"AttachedPolicies": self._attached(account, params["RoleName"]), "IsTruncated": False}
+        return {
+            "AttachedPolicies": self._attached(account, params["RoleName"]),
+            "IsTruncated": False,
+        }
 
     def op_GetPolicy(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         arn = params["PolicyArn"]
@@ -323,8 +336,10 @@ class Iam:
         if "Role" in kinds:
             items += [("role", self._role_detail(account, role)) for role in self._roles(account)]
         if "LocalManagedPolicy" in kinds:
-            items += [("policy", self._local_policy(account, arn))
-                      for arn in self.org.customer_policy_arns(account)]
+            items += [
+                ("policy", self._local_policy(account, arn))
+                for arn in self.org.customer_policy_arns(account)
+            ]
         size = int(params.get("MaxItems") or 100)
         page, marker = _page(items, params.get("Marker"), size)
         return {
@@ -340,8 +355,10 @@ class Iam:
         designated = name in self.org.designated(account)
         detail["InstanceProfileList"] = []
         detail["RolePolicyList"] = [
-            {"PolicyName": "BackupInline" if designated else "AppInline",
-             "PolicyDocument": encoded(INLINE_POLICY, account)}
+            {
+                "PolicyName": "BackupInline" if designated else "AppInline",
+                "PolicyDocument": encoded(INLINE_POLICY, account),
+            }
         ]
         detail["AttachedManagedPolicies"] = self._attached(account, name) if designated else []
         if designated:
@@ -365,10 +382,18 @@ class Iam:
             "CreateDate": CREATED,
             "UpdateDate": CREATED,
             "PolicyVersionList": [
-                {"Document": document, "VersionId": "v3", "IsDefaultVersion": True,
-                 "CreateDate": CREATED},
-                {"Document": document, "VersionId": "v2", "IsDefaultVersion": False,
-                 "CreateDate": CREATED},
+                {
+                    "Document": document,
+                    "VersionId": "v3",
+                    "IsDefaultVersion": True,
+                    "CreateDate": CREATED,
+                },
+                {
+                    "Document": document,
+                    "VersionId": "v2",
+                    "IsDefaultVersion": False,
+                    "CreateDate": CREATED,
+                },
             ],
         }
 
@@ -385,7 +410,9 @@ class Sts:
         account = parts[4] if len(parts) > 5 else ""
         known = self.org.is_member(account) or account == MANAGEMENT_ACCOUNT
         if not known or not parts[5].endswith(f"/{READ_ROLE}"):
-            raise AwsError("AccessDenied", f"not authorized to perform sts:AssumeRole on {arn}", 403)
+            raise AwsError(
+                "AccessDenied", f"not authorized to perform sts:AssumeRole on {arn}", 403
+            )
         return {
             "Credentials": {
                 "AccessKeyId": f"ASIA{account}",

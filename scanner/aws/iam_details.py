@@ -70,7 +70,13 @@ def _role(reader: _AccountReader, raw: dict[str, Any], tags: dict[str, str]) -> 
     from scanner.aws.collect import policy_document
 
     name = raw["RoleName"]
-    role = Role(arn=raw["Arn"], name=name, path=raw.get("Path", "/"), tags=tags)
+    role = Role(
+        arn=raw["Arn"],
+        name=name,
+        path=raw.get("Path", "/"),
+        tags=tags,
+        role_id=raw.get("RoleId", ""),
+    )
     for item in raw.get("RolePolicyList", []):
         document = policy_document(item["PolicyDocument"])
         role.inline_policies.append(NamedPolicy(f"inline:{name}/{item['PolicyName']}", document))

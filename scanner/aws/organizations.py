@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scanner.aws.ratelimit import is_throttling, throttled_text
+from scanner.aws.org_parallel import PolicyListing, walk
 from scanner.aws.session import AccountAccessError, AwsSessions, error_text
 from scanner.config import Settings
 from scanner.model import Account, NamedPolicy, Organization, OrgUnit
@@ -66,6 +68,7 @@ class _Walker:
             ) from exc
         self.throttle = sessions.org_throttle
         self.described: dict[str, NamedPolicy] = {}
+        self._describe_lock = threading.Lock()
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
@@ -83,44 +86,35 @@ class _Walker:
         except (ClientError, BotoCoreError) as exc:
             raise _discovery_error(operation, exc) from exc
 
-    def accounts(self, root: OrgUnit, excluded_ous: set[str]) -> list[Account]:
+    def parent_accounts(self, path: tuple[OrgUnit, ...]) -> list[Account]:
+        """The active accounts directly under the last unit of `path`."""
         found: list[Account] = []
-        pending: list[tuple[OrgUnit, ...]] = [(root,)]
-        while pending:
-            path = pending.pop(0)
-            parent = path[-1]
-            for raw in self.items("ListAccountsForParent", "Accounts", ParentId=parent.id):
-                if not is_active(raw):
-                    log.info("skipping inactive account", extra={"account": raw["Id"]})
-                    continue
-                found.append(
-                    Account(
-                        id=raw["Id"],
-                        name=raw.get("Name", ""),
-                        email=raw.get("Email", ""),
-                        status="ACTIVE",
-                        ou_path=path,
-                    )
+        for raw in self.items("ListAccountsForParent", "Accounts", ParentId=path[-1].id):
+            if not is_active(raw):
+                log.info("skipping inactive account", extra={"account": raw["Id"]})
+                continue
+            found.append(
+                Account(
+                    id=raw["Id"],
+                    name=raw.get("Name", ""),
+                    email=raw.get("Email", ""),
+                    status="ACTIVE",
+                    ou_path=path,
                 )
-            for raw in self.items(
-                "ListOrganizationalUnitsForParent", "OrganizationalUnits", ParentId=parent.id
-            ):
-                if raw["Id"] in excluded_ous:
-                    continue
-                pending.append((*path, OrgUnit(raw["Id"], raw.get("Name", raw["Id"]))))
+            )
         return found
 
-    def attachments(self, targets: list[str], policy_type: str) -> dict[str, list[NamedPolicy]]:
-        """Policies of `policy_type` attached to each target, by the cheaper listing."""
-        summaries = self.items("ListPolicies", "Policies", Filter=policy_type)
-        if len(summaries) >= len(targets):
-            return {target: self.policies_for_target(target, policy_type) for target in targets}
-        attached: dict[str, list[NamedPolicy]] = {target: [] for target in targets}
-        for summary in summaries:
-            for target in self.items("ListTargetsForPolicy", "Targets", PolicyId=summary["Id"]):
-                if target["TargetId"] in attached:
-                    attached[target["TargetId"]].append(self.describe(summary["Id"]))
-        return attached
+    def child_units(
+        self, path: tuple[OrgUnit, ...], excluded_ous: set[str]
+    ) -> list[tuple[OrgUnit, ...]]:
+        """The paths of the OUs directly under the last unit of `path`, minus excluded."""
+        return [
+            (*path, OrgUnit(raw["Id"], raw.get("Name", raw["Id"])))
+            for raw in self.items(
+                "ListOrganizationalUnitsForParent", "OrganizationalUnits", ParentId=path[-1].id
+            )
+            if raw["Id"] not in excluded_ous
+        ]
 
     def policies_for_target(self, target_id: str, policy_type: str) -> list[NamedPolicy]:
         summaries = self.items(
@@ -129,6 +123,10 @@ class _Walker:
         return [self.describe(summary["Id"]) for summary in summaries]
 
     def describe(self, policy_id: str) -> NamedPolicy:
+        with self._describe_lock:  # walk threads may ask for the same policy
+            return self._describe(policy_id)
+
+    def _describe(self, policy_id: str) -> NamedPolicy:
         if policy_id not in self.described:
             policy = self.call("DescribePolicy", PolicyId=policy_id)["Policy"]
             summary = policy["PolicySummary"]
@@ -183,27 +181,45 @@ def discover(sessions: AwsSessions, settings: Settings) -> Organization:
         item["Type"] for item in root_raw.get("PolicyTypes", []) if item.get("Status") == "ENABLED"
     }
     root = OrgUnit(root_raw["Id"], root_raw.get("Name", "Root"))
-    if root.id in settings.ous.exclude:
-        found: list[Account] = []
-    else:
-        found = walker.accounts(root, set(settings.ous.exclude))
-    accounts = [account for account in found if is_selected(account, settings, management_id)]
-    organization = Organization(
-        management_account_id=management_id,
-        accounts=accounts,
-        scps_enabled=SCP in enabled,
-        rcps_enabled=RCP in enabled,
-        id=description.get("Id", ""),
-        # a checked key may live in any account (a central key in a security account)
-        members={account.id: account for account in found},
-    )
-    targets = _targets(accounts, management_id)
-    if targets and organization.scps_enabled:
-        organization.scps = walker.attachments(targets, SCP)
-    # RCPs govern a key from its owner's path, which may be an account not scanned
-    rcp_targets = _targets(found, management_id)
-    if rcp_targets and organization.rcps_enabled:
-        organization.rcps = walker.attachments(rcp_targets, RCP)
+    scps = PolicyListing(walker, SCP) if SCP in enabled else None
+    rcps = PolicyListing(walker, RCP) if RCP in enabled else None
+
+    def found_one(account: Account) -> None:
+        # attachments listed by policy start while the walk goes on, once certainly cheaper
+        if account.id == management_id:
+            return
+        path = [*(unit.id for unit in account.ou_path), account.id]
+        if scps is not None and is_selected(account, settings, management_id):
+            scps.add_targets(path)
+        if rcps is not None:
+            rcps.add_targets(path)
+
+    try:
+        if root.id in settings.ous.exclude:
+            found: list[Account] = []
+        else:
+            found = walk(walker, root, set(settings.ous.exclude), found_one)
+        accounts = [account for account in found if is_selected(account, settings, management_id)]
+        organization = Organization(
+            management_account_id=management_id,
+            accounts=accounts,
+            scps_enabled=SCP in enabled,
+            rcps_enabled=RCP in enabled,
+            id=description.get("Id", ""),
+            # a checked key may live in any account (a central key in a security account)
+            members={account.id: account for account in found},
+        )
+        targets = _targets(accounts, management_id)
+        if targets and scps is not None:
+            organization.scps = scps.attachments(targets)
+        # RCPs govern a key from its owner's path, which may be an account not scanned
+        rcp_targets = _targets(found, management_id)
+        if rcp_targets and rcps is not None:
+            organization.rcps = rcps.attachments(rcp_targets)
+    finally:
+        for listing in (scps, rcps):
+            if listing is not None:
+                listing.close()
     log.info(
         "organization discovered",
         extra={

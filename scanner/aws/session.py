@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scanner.aws.calls import CallRecorder
@@ -29,6 +30,7 @@ from scanner.aws.ratelimit import (
     sdk_retry_config,
     throttled_text,
 )
+from scanner.aws.sizing import pool_size
 
 if TYPE_CHECKING:
     from scanner.config import Settings
@@ -102,6 +104,7 @@ class AwsSessions:
         self.throttle = throttle or Throttle()
         self.session_name = session_name(settings.member.session_name, host)
         self._retry_config = sdk_retry_config(self.session)
+        self.shared_pool_size = pool_size(settings)
         self._client_lock = threading.Lock()
         # (service, region, account id, access key id) -> client; ambient: account None
         self._clients: dict[tuple[str, str, str | None, str | None], Any] = {}
@@ -135,9 +138,12 @@ class AwsSessions:
                     "aws_secret_access_key": credentials.secret_access_key,
                     "aws_session_token": credentials.session_token,
                 }
-            client = self.session.client(
-                service, region_name=region, config=self._retry_config, **secrets
-            )
+            config = self._retry_config
+            if credentials is None:
+                # the scanner's own clients (sts, organizations) are shared by every scan
+                # and discovery thread: one pooled connection each, not new ones per call
+                config = config.merge(Config(max_pool_connections=self.shared_pool_size))
+            client = self.session.client(service, region_name=region, config=config, **secrets)
             self.recorder.attach(client, credentials.account_id if credentials else None)
             self._clients[key] = client
             return client

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from scanner.aws.sizing import scan_concurrency
 from scanner.events.coalesce import Plan
 from scanner.events.redecide import OrgChange, redecide
 from scanner.model import Account, AccountOutcome, Organization
@@ -142,7 +143,7 @@ def _collect(
     locks = AccountLocks(engine)
     try:
         with ThreadPoolExecutor(
-            max_workers=min(settings.concurrency, len(wanted)), thread_name_prefix="event-scan"
+            max_workers=scan_concurrency(settings, len(wanted)), thread_name_prefix="event-scan"
         ) as pool:
             futures = [
                 pool.submit(

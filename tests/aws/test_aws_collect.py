@@ -8,6 +8,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
+import pytest
 from aws_helpers import AllowAllSimulator, MotoOrg, inject_error, policy
 from botocore.stub import Stubber
 
@@ -105,7 +106,27 @@ def test_collects_role_policies_boundary_and_keys(moto_org: MotoOrg) -> None:
     assert simulator.calls == [(role.arn, "us-east-1", 2), (role.arn, "eu-west-1", 7)]
 
 
-def test_api_calls_for_one_account_one_role_two_regions(moto_org: MotoOrg) -> None:
+PER_ROLE_IAM_CALLS = {
+    "iam:ListRoles": 1,
+    "iam:GetRole": 1,
+    "iam:ListRolePolicies": 1,
+    "iam:GetRolePolicy": 1,
+    "iam:ListAttachedRolePolicies": 1,
+    "iam:GetPolicy": 1,  # managed policy = boundary: read once
+    "iam:GetPolicyVersion": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("iam_read", "iam_calls"),
+    [
+        ("authorization-details", {"iam:GetAccountAuthorizationDetails": 1}),
+        ("per-role", PER_ROLE_IAM_CALLS),
+    ],
+)
+def test_api_calls_for_one_account_one_role_two_regions(
+    moto_org: MotoOrg, iam_read: str, iam_calls: dict[str, int]
+) -> None:
     """The table in docs/read-role.md, asserted exactly."""
     member = moto_org.account("member")
     inside = moto_org.member_session(member)
@@ -120,21 +141,22 @@ def test_api_calls_for_one_account_one_role_two_regions(moto_org: MotoOrg) -> No
     inside.client("backup", region_name="eu-west-1").create_backup_vault(
         BackupVaultName="main", EncryptionKeyArn=key["Arn"]
     )
-    settings = load_settings(overrides={"regions": ["us-east-1", "eu-west-1"]})
+    settings = load_settings(
+        overrides={"regions": ["us-east-1", "eu-west-1"], "iam_read": iam_read}
+    )
 
     collection, _ = collect(moto_org, settings, member)
 
     assert collection.error is None
+    assert [policy.name for policy in collection.roles[0].identity_policies] == [
+        "inline:BackupOperator/vaults",
+        managed["Arn"],
+    ]
+    assert collection.roles[0].permissions_boundary is not None
     assert collection.api_calls == Counter(
         {
             "sts:AssumeRole": 1,
-            "iam:ListRoles": 1,
-            "iam:GetRole": 1,
-            "iam:ListRolePolicies": 1,
-            "iam:GetRolePolicy": 1,
-            "iam:ListAttachedRolePolicies": 1,
-            "iam:GetPolicy": 1,  # managed policy = boundary: read once
-            "iam:GetPolicyVersion": 1,
+            **iam_calls,
             "kms:DescribeKey": 3,  # alias/aws/backup in both regions + the vault key
             "backup:ListBackupVaults": 2,
             "kms:GetKeyPolicy": 1,
@@ -179,11 +201,12 @@ def test_tags_are_read_only_for_roles_not_matched_otherwise(moto_org: MotoOrg) -
     )
     settings = load_settings(
         overrides={
+            "iam_read": "per-role",  # ListRoles carries no tags: read where needed
             "roles": {
                 "names": ["*Backup*"],
                 "path": "/backup/",
                 "tag": {"key": "team", "value": "backup"},
-            }
+            },
         }
     )
 
@@ -207,7 +230,7 @@ def test_roles_on_a_second_page_are_found(moto_org: MotoOrg) -> None:
     backup_role(inside, "ZBackupA")
     backup_role(inside, "ZBackupB")
 
-    collection, _ = collect(moto_org, load_settings(overrides={}), member)
+    collection, _ = collect(moto_org, load_settings(overrides={"iam_read": "per-role"}), member)
 
     assert sorted(role.name for role in collection.roles) == ["ZBackupA", "ZBackupB"]
     assert collection.api_calls["iam:ListRoles"] == 2
@@ -248,7 +271,7 @@ def test_one_account_denied_another_still_collected(moto_org: MotoOrg) -> None:
     assert bad_result.roles == [] and bad_result.api_calls == Counter({"sts:AssumeRole": 1})
     assert good_result.error is None
     assert [role.name for role in good_result.roles] == ["BackupOperator"]
-    assert good_result.api_calls["iam:ListRoles"] == 1
+    assert good_result.api_calls["iam:GetAccountAuthorizationDetails"] == 1
 
 
 def test_unreadable_key_is_recorded_on_the_key(moto_org: MotoOrg) -> None:
@@ -289,7 +312,7 @@ def test_missing_customer_key_is_not_found(moto_org: MotoOrg) -> None:
 
 def test_denied_read_becomes_an_account_error_naming_the_action(moto_org: MotoOrg) -> None:
     member = moto_org.account("member")
-    settings = load_settings(overrides={})
+    settings = load_settings(overrides={"iam_read": "per-role"})
     sessions = AwsSessions(settings, session=moto_org.session)
     credentials = sessions.assume_member(member)
     inject_error(
@@ -372,6 +395,8 @@ def test_every_call_made_is_a_declared_permission(moto_org: MotoOrg) -> None:
     sessions = AwsSessions(settings, session=moto_org.session)
 
     collect(moto_org, settings, member, sessions)  # few SCPs: attachments listed by policy
+    per_role = settings.model_copy(update={"iam_read": "per-role"})
+    collect(moto_org, per_role, member, sessions)
     moto_org.scp("Spare", {"Version": "2012-10-17", "Statement": []})
     discover(sessions, settings)  # as many SCPs as targets: listed by target
 
@@ -417,5 +442,32 @@ def test_clients_are_released_after_the_account_and_credentials_reused(
     assert first.error is None and second.error is None
     assert first.api_calls["sts:AssumeRole"] == 1
     assert second.api_calls["sts:AssumeRole"] == 0  # credentials still valid: reused
-    assert second.api_calls["iam:ListRoles"] == 1
+    assert second.api_calls["iam:GetAccountAuthorizationDetails"] == 1
     assert sessions.cached_clients(member) == []
+
+
+def test_read_role_without_authorization_details_falls_back_to_per_role_calls(
+    moto_org: MotoOrg,
+) -> None:
+    """A read role deployed before iam:GetAccountAuthorizationDetails was needed still
+    gets its account scanned, with the per-role calls."""
+    member = moto_org.account("member")
+    backup_role(moto_org.member_session(member))
+    settings = load_settings(overrides={})
+    sessions = AwsSessions(settings, session=moto_org.session)
+    credentials = sessions.assume_member(member)
+    inject_error(
+        sessions.client("iam", "us-east-1", credentials),
+        "iam.GetAccountAuthorizationDetails",
+        "AccessDenied",
+        "not authorized to perform: iam:GetAccountAuthorizationDetails",
+        403,
+    )
+    collection, _ = collect(moto_org, settings, member, sessions)
+    assert collection.error is None
+    assert [role.name for role in collection.roles] == ["BackupOperator"]
+    assert [policy.name for policy in collection.roles[0].inline_policies] == [
+        "inline:BackupOperator/vaults"
+    ]
+    assert collection.api_calls["iam:GetAccountAuthorizationDetails"] == 1
+    assert collection.api_calls["iam:ListRoles"] == 1
