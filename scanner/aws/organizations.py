@@ -21,8 +21,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scanner.aws.ratelimit import is_throttling, throttled_text
 from scanner.aws.org_parallel import PolicyListing, walk
+from scanner.aws.ratelimit import is_throttling, throttled_text
 from scanner.aws.session import AccountAccessError, AwsSessions, error_text
 from scanner.config import Settings
 from scanner.model import Account, NamedPolicy, Organization, OrgUnit
