@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from scanner.runner import ScanReport
-    from scanner.sandbox import SandboxOrg
+    from scanner.sandbox import SandboxAccount, SandboxOrg
 
 # SDK settings of the user's shell that would send the sandbox's calls elsewhere.
 AWS_ENVIRONMENT_PREFIXES = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
@@ -57,6 +57,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path(".vaultscan"),
         metavar="DIR",
         help="where the embedded PostgreSQL keeps its data (default: .vaultscan)",
+    )
+    change = parser.add_mutually_exclusive_group()
+    change.add_argument(
+        "--break",
+        dest="break_account",
+        default=None,
+        metavar="ACCOUNT",
+        help="before scanning, attach an inline Deny on backup:CreateBackupVault to the "
+        "backup role of ACCOUNT (name or id of a healthy sandbox account): the scan "
+        "records a regression against the previous demo",
+    )
+    change.add_argument(
+        "--repair",
+        dest="repair_account",
+        default=None,
+        metavar="ACCOUNT",
+        help="scan with ACCOUNT healthy again after a --break demo: the scan records the fix",
     )
     parser.set_defaults(handler=run)
 
@@ -113,6 +130,7 @@ def _demo(args: argparse.Namespace) -> int:
         mock_random.seed(SANDBOX_SEED)
         with console.status("creating the sandbox organization (moto)…"):
             sandbox = seed_sandbox_organization(session)
+        changed = _apply_change(args, session, sandbox)
         url, engine = opening.result()
         settings = sandbox_settings(sandbox, database=database)
         # moto has no Organizations quotas: no client-side rate limit needed
@@ -139,7 +157,76 @@ def _demo(args: argparse.Namespace) -> int:
         args=args,
         total_seconds=time.perf_counter() - started,
     )
+    if changed is not None:
+        print_changes(console, engine, report.run_id, changed, args)
     return EXIT_OK
+
+
+def _apply_change(args: argparse.Namespace, session: object, sandbox: SandboxOrg) -> str | None:
+    """--break: break the account in this run's sandbox; --repair: leave it healthy (each
+    demo builds a fresh sandbox, so the account is as planted). The account's name."""
+    from scanner.sandbox import break_account
+
+    wanted = args.break_account or args.repair_account
+    if wanted is None:
+        return None
+    account = _healthy_account(sandbox, wanted)
+    if args.break_account:
+        break_account(session, sandbox, account.account_id)  # type: ignore[arg-type]
+    return account.name
+
+
+def _healthy_account(sandbox: SandboxOrg, wanted: str) -> SandboxAccount:
+    matches = [a for a in sandbox.accounts if wanted in (a.name, a.account_id)]
+    healthy = ", ".join(sorted(a.name for a in sandbox.healthy_accounts))
+    if not matches:
+        raise CommandError(f"no sandbox account named {wanted!r}; healthy ones: {healthy}")
+    account = matches[0]
+    if not account.expectation.healthy:
+        raise CommandError(
+            f"{account.name} already fails ({account.expectation.summary}); --break and "
+            f"--repair take a healthy account: {healthy}"
+        )
+    return account
+
+
+def print_changes(
+    console: Console, engine: object, run_id: int, account: str, args: argparse.Namespace
+) -> None:
+    """What this demo changed: its drift events, the alert they fire, the report section."""
+    from storage.repository import drift_events
+
+    events = [
+        e
+        for e in drift_events(engine, run_id=run_id, kinds=("regressed", "fixed"))  # type: ignore[arg-type]
+        if e["account_name"] == account
+    ]
+    console.print()
+    console.print(f"[bold]What changed[/] in scan run #{run_id} ({account}):")
+    if not events:
+        console.print(
+            "  no drift: the previous demo in this database saw the same (run the demo "
+            "once without --break first, or --repair after a --break)",
+            highlight=False,
+        )
+        return
+    for event in events:
+        console.print(
+            f"  {event['kind']:<9} {event['check']:<28} {event['region']:<10} "
+            f"{event['previous_status']} -> {event['current_status']}",
+            highlight=False,
+        )
+    if any(e["kind"] == "regressed" for e in events):
+        console.print(
+            '  metric vaultscan_drift_events_total{kind="regressed"} went up: the alert '
+            "VaultscanRegressionDetected (critical) fires for the next hour",
+            highlight=False,
+        )
+    option = f" --database-url '{args.database_url}'" if args.database_url else ""
+    program = invoked_as()
+    console.print(f"  the report's Regressions and Fixes: {program} report --days 1{option}")
+    undo = "--repair" if args.break_account else "--break"
+    console.print(f"  and back: {program} demo {undo} {account}{option}", highlight=False)
 
 
 def print_demo_report(

@@ -81,3 +81,43 @@ def test_a_second_demo_finds_the_same_organization_and_no_drift(database_url, ca
     assert [run.status for run in runs] == ["succeeded", "succeeded"]
     assert kinds == []  # same accounts, roles and keys: nothing new, gone or changed
     assert accounts == 12
+
+
+def test_break_then_repair_shows_the_regression_and_the_fix(database_url, capsys):
+    assert cli.main(["demo", "--database-url", database_url]) == 0
+    assert cli.main(["demo", "--database-url", database_url, "--break", "prod-payments"]) == 0
+    broke = capsys.readouterr().out
+    assert "What changed in scan run #2 (prod-payments):" in broke
+    assert re.search(r"regressed\s+backup:CreateBackupVault\s+\S+\s+pass -> fail", broke)
+    assert "VaultscanRegressionDetected" in broke
+    assert "demo --repair prod-payments" in broke
+    assert cli.main(["demo", "--database-url", database_url, "--repair", "prod-payments"]) == 0
+    repaired = capsys.readouterr().out
+    assert re.search(r"fixed\s+backup:CreateBackupVault\s+\S+\s+fail -> pass", repaired)
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            kinds = conn.execute(
+                select(DriftEvent.scan_run_id, DriftEvent.kind, func.count())
+                .where(DriftEvent.kind.in_(("regressed", "fixed")))
+                .group_by(DriftEvent.scan_run_id, DriftEvent.kind)
+                .order_by(DriftEvent.scan_run_id)
+            ).all()
+    finally:
+        engine.dispose()
+    # one regression and one fix per sandbox region, in runs 2 and 3
+    assert [(run, kind) for run, kind, _ in kinds] == [(2, "regressed"), (3, "fixed")]
+    assert kinds[0][2] == kinds[1][2] >= 2
+    # the report's "what changed" names the account and the cause
+    assert cli.main(["report", "--database-url", database_url, "--days", "1"]) == 0
+    report = capsys.readouterr().out
+    regressions = report.split("## Regressions", 1)[1].split("## ", 1)[0]
+    assert "prod-payments" in regressions and "EmergencyFreeze" in regressions
+
+
+def test_break_refuses_an_account_that_already_fails(database_url, capsys):
+    planted = next(plan.name for plan in ACCOUNT_PLANS if not plan.expectation.healthy)
+    assert cli.main(["demo", "--database-url", database_url, "--break", planted]) == 2
+    err = capsys.readouterr().err
+    assert f"{planted} already fails" in err and "prod-payments" in err
