@@ -66,3 +66,55 @@ def test_metrics_are_valid_exposition(database_url: str, server: MetricsServer) 
 def test_port_in_use_is_an_actionable_error(server: MetricsServer) -> None:
     with pytest.raises(OSError, match="metrics.port"):
         start_http_server("127.0.0.1", server.port, build_registry(None), lambda: (True, ""))
+
+
+def _head(server: MetricsServer, path: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+def test_head_is_answered_like_get_without_a_body(database_url: str, server) -> None:
+    upgrade(database_url)
+    status, headers, body = _head(server, "/metrics")
+    assert status == 200 and body == b""
+    assert int(headers["Content-Length"]) > 100
+    assert headers["Content-Type"].startswith("text/plain")
+    assert _head(server, "/healthz")[:1] == (200,)
+
+
+def test_half_sent_requests_take_bounded_threads_and_are_dropped_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+    import threading
+    import time
+
+    from exporters import http
+
+    monkeypatch.setattr(http._QuietHandler, "timeout", 1.0)
+    server = start_http_server("127.0.0.1", 0, build_registry(None), lambda: (True, "ok"))
+    sockets: list[socket.socket] = []
+    try:
+        before = threading.active_count()
+        for _ in range(300):  # each sends half a request and waits
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            sockets.append(sock)
+        time.sleep(0.3)
+        assert threading.active_count() - before <= http.MAX_WORKERS
+        # none is left hanging: each is refused at once (503) or, holding a worker, closed
+        # by the server once idle for its timeout
+        answers = []
+        for sock in sockets:
+            sock.settimeout(10)
+            answers.append(sock.recv(64))
+        refused = sum(answer.startswith(b"HTTP/1.0 503") for answer in answers)
+        closed = sum(answer == b"" for answer in answers)
+        assert refused + closed == len(sockets)
+        assert refused >= len(sockets) // 2 and closed >= http.MAX_WORKERS
+        assert _get(server, "/healthz") == (200, "ok\n")
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.close()
