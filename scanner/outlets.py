@@ -4,6 +4,7 @@ exporters never build AWS clients themselves: they get them from here)."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -126,8 +127,15 @@ def after_scan_step(
     if not any_outlet_enabled(settings):
         return None
     built: list[Outlet] = []
+    # scheduled scans and event-driven rescans run on different threads: publish one
+    # run at a time, so two syncs never interleave their Security Hub imports
+    one_at_a_time = threading.Lock()
 
     def step(run_id: int) -> None:
+        with one_at_a_time:
+            _step(run_id)
+
+    def _step(run_id: int) -> None:
         if not built:
             try:
                 built.extend(configured_outlets(settings, session=session, metrics=metrics))

@@ -179,11 +179,10 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
         if metrics_only:
             wait_for(stopping)
             return EXIT_OK
+        # one step for scheduled scans and event-driven rescans: it publishes one at a time
+        publish = after_scan_step(settings, engine, metrics=OutletMetrics(registry))
         service = ScanService(
-            settings,
-            engine,
-            metrics=SchedulerMetrics(registry),
-            after_scan=after_scan_step(settings, engine, metrics=OutletMetrics(registry)),
+            settings, engine, metrics=SchedulerMetrics(registry), after_scan=publish
         )
         if not settings.schedule.run_at_startup:
             # otherwise the start-up scan does it, under the scan lock
@@ -195,7 +194,7 @@ def _run_service(settings: Any, engine: Any, *, metrics_only: bool) -> int:
         scheduler = build_scheduler(service, settings.schedule, settings.retention)
         scheduler.start()
         log.info("scheduler started job=%s", scheduler.get_job("scan"))
-        events = start_event_consumer(settings, engine, registry, service)
+        events = start_event_consumer(settings, engine, registry, service, after_run=publish)
         wait_for(stopping)
         scheduler.shutdown(wait=False)  # no new scans; the running one is handled below
         if events is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,12 @@ class RunningConsumer:
 
 
 def start_event_consumer(
-    settings: Settings, engine: Engine, registry: CollectorRegistry, service: ScanService
+    settings: Settings,
+    engine: Engine,
+    registry: CollectorRegistry,
+    service: ScanService,
+    *,
+    after_run: Callable[[int], None] | None = None,
 ) -> RunningConsumer | None:
     """Register the event metrics (always, so dashboards show zeros rather than nothing)
     and, when `events.queue_url` is set, start consuming on a daemon thread."""
@@ -59,7 +65,13 @@ def start_event_consumer(
         return attempt.outcome != "failed"
 
     consumer = EventConsumer(
-        settings, engine, sessions, queue, metrics=metrics, full_scan=full_scan
+        settings,
+        engine,
+        sessions,
+        queue,
+        metrics=metrics,
+        full_scan=full_scan,
+        after_run=after_run,  # the outlets' post-scan step, as for scheduled scans
     )
     thread = threading.Thread(target=consumer.run, name="vaultscan-events", daemon=True)
     thread.start()

@@ -10,9 +10,11 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -67,6 +69,7 @@ class EventsWorld:
     update_policy_id: str
     quarantine_ou: str
     times: dict[str, float] = field(default_factory=dict)
+    webhook: list[dict] = field(default_factory=list)  # drift messages serve posted
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,8 @@ def world(
     moto = MotoSandbox(endpoint=f"http://127.0.0.1:{port}", sandbox=None)
     workdir = tmp_path_factory.mktemp("serve-events-e2e")
     env = aws_environment(moto.endpoint)
+    webhook: list[dict] = []
+    receiver = _webhook_receiver(webhook)
     try:
         with moto.client_env():
             moto.sandbox = seed_sandbox_organization(moto.session())
@@ -136,6 +141,12 @@ def world(
             )
             values = yaml.safe_load(config.read_text())
             values["events"] = {"queue_url": queue_url, "wait_seconds": 1, "batch_seconds": 0.5}
+            # the outlets: Security Hub on the moto server, drift messages to a local webhook
+            values["securityhub"] = {"enabled": True}
+            values["notifications"] = {
+                "webhook": {"url": f"http://127.0.0.1:{receiver.server_port}/drift"},
+                "backoff_seconds": 0,
+            }
             config.write_text(yaml.safe_dump(values))
             baseline = subprocess.run(
                 [sys.executable, "-m", "scanner", "serve", "--config", str(config), "--once"],
@@ -155,13 +166,32 @@ def world(
                 prometheus = PrometheusProcess.start(
                     require_tool("prometheus"), workdir, [f"127.0.0.1:{metrics_port}"], [RULES]
                 )
-                yield EventsWorld(moto, serve, prometheus, url, queue_url, update_id, quarantine)
+                yield EventsWorld(
+                    moto, serve, prometheus, url, queue_url, update_id, quarantine, webhook=webhook
+                )
             finally:
                 if prometheus is not None:
                     prometheus.stop()
                 serve.stop()
     finally:
         server.stop()
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def _webhook_receiver(messages: list[dict]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server API)
+            messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def _event(
@@ -423,3 +453,54 @@ def test_no_message_is_left_behind(world: EventsWorld) -> None:
         )
     assert sum(int(v) for v in attributes.values()) == 0, world.serve.log()[-3000:]
     assert "event rescan stored" in world.serve.log()
+
+
+def test_the_outlets_hear_of_scheduled_and_event_driven_drift(world: EventsWorld) -> None:
+    """Runs after the changes above: the baseline scan and every event-driven rescan that
+    changed something posted a drift message, and Security Hub holds exactly the failing
+    checks as active findings."""
+    from exporters.outlets.securityhub import GENERATOR_ID, finding_id
+
+    engine = create_engine(world.database_url)
+    try:
+        with engine.connect() as conn:
+            triggers = dict(conn.execute(text("SELECT id, trigger FROM scan_runs")).all())
+            failing = set(
+                conn.execute(
+                    text("SELECT check_key FROM check_state WHERE status = 'fail'")
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    messages = wait_until(
+        lambda: [m for m in world.webhook if triggers.get(m["run_id"]) == "event"],
+        timeout=30,
+        what="a drift message from an event-driven rescan",
+    )
+    assert any(m["regressions"] for m in messages)
+    first = min(world.webhook, key=lambda m: m["run_id"])
+    assert triggers[first["run_id"]] == "schedule" and first["regressions_total"] > 0
+    workloads = world.moto.sandbox.by_name("workloads-shared").account_id
+    assert any(
+        change["account_id"] == workloads and change["check"] == "backup:CreateBackupVault"
+        for message in messages
+        for change in message["regressions"]
+    )
+
+    def active_findings() -> set[str]:
+        with world.moto.client_env():
+            client = world.moto.session().client("securityhub")
+            return {
+                finding["Id"]
+                for page in client.get_paginator("get_findings").paginate()
+                for finding in page["Findings"]
+                if finding["GeneratorId"] == GENERATOR_ID and finding["RecordState"] == "ACTIVE"
+            }
+
+    expected = {finding_id(key) for key in failing}
+    assert failing
+    wait_until(
+        lambda: active_findings() == expected,
+        timeout=30,
+        what="Security Hub's active findings to be the failing checks",
+    )
