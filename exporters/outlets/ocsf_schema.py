@@ -13,6 +13,10 @@ What is checked, recursively through objects and arrays:
   `severity_id`) equals the enum's caption unless the id is 99 (Other);
 - `class_uid` and `type_uid` are the class's ids (category uid * 1000 + class uid, and
   class_uid * 100 + activity_id).
+
+The package's generated pydantic models are not used: in 3.0.0 its 1.7.0
+ComplianceFinding types `status_id` with the compliance check's enum (0, 1, 2, 3, 99)
+instead of the finding status enum its own schema file defines (New ... Archived).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Reference, https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchImp
   updates the same finding instead of adding one: same Id, same CreatedAt (the start of the
   failing streak), later UpdatedAt and LastObservedAt;
 - a finding of ours that is still ACTIVE but whose check now passes (or no longer exists)
-  is imported once more with Compliance.Status PASSED and RecordState ARCHIVED, which
+  is imported once more with Compliance.Status PASSED (NOT_AVAILABLE when the check is
+  gone, e.g. its role was deleted) and RecordState ARCHIVED, which
   takes it out of the active findings; should the check fail again, the same finding is
   made active again and Security Hub resets its workflow status to NEW
   (https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_Workflow.html);
@@ -212,8 +213,11 @@ def finding_size(finding: dict[str, Any]) -> int:
     return len(json.dumps(finding, separators=(",", ":")).encode())
 
 
-def resolved_finding(active: dict[str, Any], *, now: datetime) -> dict[str, Any]:
-    """An active finding of ours, closed: its check passes now or no longer exists."""
+def resolved_finding(
+    active: dict[str, Any], *, now: datetime, compliance: str = "PASSED"
+) -> dict[str, Any]:
+    """An active finding of ours, closed: its check passes now (PASSED), or no longer
+    exists, e.g. the role was deleted (NOT_AVAILABLE: there is nothing left to check)."""
     closed = {name: active[name] for name in _KEPT_ON_RESOLVE if name in active}
     closed["ProductFields"] = {
         name: value
@@ -223,7 +227,7 @@ def resolved_finding(active: dict[str, Any], *, now: datetime) -> dict[str, Any]
     closed.update(
         UpdatedAt=iso(now),
         LastObservedAt=iso(now),
-        Compliance={"Status": "PASSED"},
+        Compliance={"Status": compliance},
         RecordState="ARCHIVED",
     )
     return closed
@@ -287,8 +291,11 @@ def plan(
     ]
     failing_ids = {finding["Id"] for finding in failing}
     in_error = {finding_id(row["check_key"]) for row in scan.in_error}
+    known = {finding_id(row["check_key"]) for row in scan.results}  # every key not gone
     closing = [
-        resolved_finding(item, now=now)
+        resolved_finding(
+            item, now=now, compliance="PASSED" if item["Id"] in known else "NOT_AVAILABLE"
+        )
         for item in active
         if item["Id"] not in failing_ids and item["Id"] not in in_error
     ]

@@ -285,3 +285,27 @@ def test_export_command(engine, database_url, aws, capsys, monkeypatch, tmp_path
     assert cli.main(base) == 0
     assert "1 failing check(s) imported (1 new), 0 resolved" in capsys.readouterr().out
     assert len(_hub(aws)) == 1
+
+
+def test_a_gone_check_is_archived_as_not_available(aws):
+    """A check whose role was deleted is no longer in the results at all."""
+    now = datetime.now(UTC)
+    account = _account(aws)
+    row = {
+        "check_key": _key(A, "kms:Decrypt"),
+        "account_id": A,
+        "region": REGION,
+        "role_arn": f"arn:aws:iam::{A}:role/BackupOperator",
+        "check": "kms:Decrypt",
+        "status": "fail",
+        "failing_since": now,
+    }
+    client = aws.client("securityhub")
+    failing = ScanFindings(run_id=1, run_status="succeeded", finished_at=now, results=[row])
+    assert sync_findings(client, failing, account_id=account, region=REGION).new == 1
+    gone = ScanFindings(run_id=2, run_status="succeeded", finished_at=now, results=[])
+    assert sync_findings(client, gone, account_id=account, region=REGION).resolved == 1
+    [finding] = _hub(aws).values()
+    assert finding["RecordState"] == "ARCHIVED"
+    assert finding["Compliance"]["Status"] == "NOT_AVAILABLE"
+    assert problems(_as_imported(finding)) == []
