@@ -73,8 +73,12 @@ class HelpFormatter(argparse.HelpFormatter):
         return "\n\n".join(out)
 
 
-def examples_epilog(path: str, epilog: str | None) -> str:
-    lines = EXAMPLES[path]
+def examples_epilog(path: str, epilog: str | None) -> str | None:
+    """The epilog with the command's examples appended. A command without examples keeps
+    its epilog (tests/test_cli_conventions.py fails for it; the CLI itself still works)."""
+    lines = EXAMPLES.get(path)
+    if not lines:
+        return epilog
     block = "example:\n" if len(lines) == 1 else "examples:\n"
     block += "\n".join(f"  {line}" for line in lines)
     return f"{epilog.rstrip()}\n\n{block}" if epilog else block
