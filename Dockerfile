@@ -9,11 +9,12 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY scanner/ scanner/
 COPY storage/ storage/
 COPY exporters/ exporters/
-RUN pip wheel --wheel-dir /wheels .
+# constraints.txt: the dependency versions CI tested, every build the same
+RUN pip wheel --wheel-dir /wheels -c constraints.txt .
 
 # --- runtime: no compilers, no build context, a numeric non-root user ------------------
 FROM ${PYTHON_IMAGE}

@@ -4,13 +4,26 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint tools bench clean
+.PHONY: demo test lint tools bench clean constraints
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every dependency: this venv, CI and the image install the same set
+CONSTRAINTS := constraints.txt
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
+
+## constraints: re-resolve the dependencies to their newest allowed versions and pin them
+constraints:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet '.[test]'
+	{ sed -n '1,3p' $(CONSTRAINTS); .venv-lock/bin/pip freeze --exclude vaultscan; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .venv-lock
 
 ## demo: build a sandbox organization, scan it into an embedded PostgreSQL, print the verdicts
 demo: $(STAMP)
@@ -38,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/outlets_bench.py
 
 clean:
-	rm -rf $(VENV) .tools .vaultscan
+	rm -rf $(VENV) .tools .vaultscan .venv-lock
