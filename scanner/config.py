@@ -217,6 +217,13 @@ class MetricsSettings(_Section):
     port: int = Field(default=9108, ge=1, le=65535)
 
 
+class LoggingSettings(_Section):
+    # text: "time LEVEL logger message key=value"; json: one JSON object per line
+    format: Literal["text", "json"] = "text"
+    # `serve` logs a running scan's progress this often (0: never)
+    progress_seconds: float = Field(default=10.0, ge=0)
+
+
 class RetentionSettings(_Section):
     # evidence of runs older than this is removed by `serve` (0: keep everything)
     keep_days: int = Field(default=90, ge=0)
@@ -338,6 +345,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     securityhub: SecurityHubSettings = Field(default_factory=SecurityHubSettings)
     ocsf: OcsfSettings = Field(default_factory=OcsfSettings)

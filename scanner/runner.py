@@ -300,6 +300,16 @@ def _scan_accounts(
     stopped = False
 
     def record(outcome: AccountOutcome) -> None:
+        if outcome.status == "error":
+            # as it happens, not only in the run's totals (serve logs INFO)
+            log.info(
+                "account not read",
+                extra={
+                    "account": outcome.account.id,
+                    "account_name": outcome.account.name,
+                    "error": outcome.error,
+                },
+            )
         batch.add(outcome)
         summary.outcomes.append(outcome if keep_results else _without_results(outcome))
         if progress:

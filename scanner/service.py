@@ -12,6 +12,7 @@ the run as interrupted. A scan that ignores even that is abandoned and its run c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -32,6 +33,7 @@ from sqlalchemy import Engine
 
 from exporters.metrics import SchedulerMetrics
 from scanner.config import RetentionSettings, ScheduleSettings, Settings
+from scanner.logs import ProgressLog
 from scanner.runner import ScanReport, run_scan
 from scanner.vocabulary import COMPLETE_RUN_STATUSES, RunStatus, Trigger
 from storage.locks import PRUNE_LOCK_KEY, scan_lock, try_lock
@@ -187,12 +189,16 @@ class ScanService:
         recover_abandoned_runs(self._engine, lock_held=True)
         if self.stopping.is_set():
             return ScanAttempt("stopped")
-        scan = self._scan or _default_scan()
         log.info("scan starting trigger=%s host=%s", trigger, host_id())
         try:
-            report = scan(
-                self._settings, engine=self._engine, trigger=trigger, stop_event=self._scan_stop
-            )
+            with _progress_log(self._settings) as progress:
+                scan = self._scan or _default_scan(progress)
+                report = scan(
+                    self._settings,
+                    engine=self._engine,
+                    trigger=trigger,
+                    stop_event=self._scan_stop,
+                )
         except Exception as exc:
             # the runner has recorded the run as failed with this message
             log.error("scan failed error=%s: %s", type(exc).__name__, exc)
@@ -280,9 +286,15 @@ def _counts(totals: RunTotals | None) -> tuple[int | None, int | None, int | Non
     return totals.accounts_scanned, totals.accounts_errored, totals.checks_failed
 
 
-def _default_scan() -> ScanFunction:
+def _default_scan(progress: ProgressLog | None = None) -> ScanFunction:
     # the service reads verdicts back from the database; it need not keep them in memory
-    return functools.partial(run_scan, keep_results=False)
+    return functools.partial(run_scan, keep_results=False, progress=progress)
+
+
+def _progress_log(settings: Settings) -> contextlib.AbstractContextManager[ProgressLog | None]:
+    """Progress lines every logging.progress_seconds while the scan runs (0: none)."""
+    seconds = getattr(getattr(settings, "logging", None), "progress_seconds", 0)
+    return ProgressLog(seconds) if seconds else contextlib.nullcontext()
 
 
 def prune_old_evidence(

@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
             url = resolve_database_url(settings)
     except (ConfigError, DatabaseConfigError, EmbeddedPostgresError) as exc:
         return _fail(str(exc))
+    if settings.logging.format == "json":
+        from scanner.logs import use_json_lines
+
+        use_json_lines()
     if not args.metrics_only:
         try:
             upgrade(url)  # concurrency-safe: replicas queue on the migration lock

@@ -23,14 +23,18 @@ def _expected_failures(sandbox) -> int:
 def test_full_scan_is_stored_counted_and_replayable(seeded, db_engine, tmp_path, capsys):
     progress = []
     report = run_scan(
-        seeded.settings, engine=db_engine, sessions=seeded.sessions(),
+        seeded.settings,
+        engine=db_engine,
+        sessions=seeded.sessions(),
         progress=lambda done, total, account: progress.append((done, total)),
     )
     sandbox = seeded.sandbox
     checks_per_account = 8 * len(sandbox.regions)  # 7 actions + the key state, per region
     totals = report.totals
     assert (totals.status, totals.accounts_total, totals.accounts_scanned) == (
-        "succeeded", len(sandbox.accounts), len(sandbox.accounts)
+        "succeeded",
+        len(sandbox.accounts),
+        len(sandbox.accounts),
     )
     assert totals.checks_total == checks_per_account * len(sandbox.accounts)
     assert totals.checks_failed == _expected_failures(sandbox)
@@ -44,20 +48,23 @@ def test_full_scan_is_stored_counted_and_replayable(seeded, db_engine, tmp_path,
     )
 
     run = latest_run(db_engine)
-    assert (run.id, run.status, run.simulator_source) == (report.run_id, "succeeded",
-                                                          "sandbox-engine")
+    assert (run.id, run.status, run.simulator_source) == (
+        report.run_id,
+        "succeeded",
+        "sandbox-engine",
+    )
     failing = latest_results(db_engine, status="fail")
     assert len(failing) == _expected_failures(sandbox)
     by_account = {row["account_id"]: row for row in failing}
     legacy = sandbox.by_name("legacy-billing")
     row = by_account[legacy.account_id]
     assert (row["account_name"], row["ou_path_names"]) == (
-        "legacy-billing", "Root/Workloads/Legacy"
+        "legacy-billing",
+        "Root/Workloads/Legacy",
     )
     assert row["deciding_layer"] == "scp" and row["statement"] == "DenyVaults"
     assert row["remediation"]["kind"] == "edit-scp-deny"
     _assert_stored_scenarios_replay(failing, tmp_path, capsys)
-
 
 
 def test_a_service_scan_records_verdicts_without_keeping_them(seeded, db_engine):
@@ -71,6 +78,7 @@ def test_a_service_scan_records_verdicts_without_keeping_them(seeded, db_engine)
     # ...yet every verdict is in the database
     assert len(latest_results(db_engine, status="fail")) == _expected_failures(sandbox)
     assert report.totals.checks_total == 8 * len(sandbox.regions) * len(sandbox.accounts)
+
 
 def _assert_stored_scenarios_replay(rows, tmp_path, capsys) -> None:
     """Every stored failure's scenario, replayed by `vaultscan explain`, gets the stored
@@ -97,8 +105,12 @@ def assume_role_denied_for(seeded):
     def deny(params, **_):
         if f":{victim}:" in params.get("RoleArn", ""):
             raise ClientError(
-                {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: "
-                           "sts:AssumeRole"}},
+                {
+                    "Error": {
+                        "Code": "AccessDenied",
+                        "Message": "not authorized to perform: sts:AssumeRole",
+                    }
+                },
                 "AssumeRole",
             )
 
@@ -153,8 +165,11 @@ def test_stop_event_records_what_finished_and_marks_the_run_interrupted(seeded, 
             stop.set()
 
     report = run_scan(
-        settings, engine=db_engine, sessions=seeded.sessions(settings),
-        progress=stop_after_first, stop_event=stop,
+        settings,
+        engine=db_engine,
+        sessions=seeded.sessions(settings),
+        progress=stop_after_first,
+        stop_event=stop,
     )
     assert report.interrupted and report.totals.status == "interrupted"
     assert report.totals.accounts_scanned == 1
@@ -172,8 +187,9 @@ def test_a_crash_midway_keeps_finished_accounts_and_marks_the_run_failed(seeded,
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        run_scan(settings, engine=db_engine, sessions=seeded.sessions(settings),
-                 progress=crash_on_second)
+        run_scan(
+            settings, engine=db_engine, sessions=seeded.sessions(settings), progress=crash_on_second
+        )
     with db_engine.connect() as conn:
         run = conn.execute(select(ScanRun).order_by(ScanRun.id.desc())).first()
     assert run.status == "failed" and "disk full" in run.error
@@ -205,11 +221,38 @@ def test_drift_a_broken_then_repaired_account_regresses_then_is_fixed(seeded, db
             assert row["remediation"]["kind"] == expectation.fix_kind
             assert row["failing_since"] is not None
         events = drift_events(db_engine, run_id=second.run_id)
-        assert {(e["account_id"], e["kind"]) for e in events} == {
-            (victim.account_id, "regressed")
-        }
+        assert {(e["account_id"], e["kind"]) for e in events} == {(victim.account_id, "regressed")}
     finally:
         repair_account(seeded.session, sandbox, victim.account_id)
     third = scan()
     assert third.totals.drift.get("fixed") == len(sandbox.regions)
     assert latest_results(db_engine, account_id=victim.account_id, status="fail") == []
+
+
+def test_progress_and_account_errors_are_logged_while_the_scan_runs(
+    seeded, db_engine, assume_role_denied_for, caplog
+):
+    import json
+    import logging
+
+    from scanner.logs import JsonLinesFormatter, ProgressLog
+
+    settings = _only(seeded, "prod-payments", "prod-orders", "legacy-billing")
+    caplog.set_level(logging.INFO)
+    with ProgressLog(interval=0.02) as progress:
+        report = run_scan(
+            settings, engine=db_engine, sessions=seeded.sessions(settings), progress=progress
+        )
+        progress.log_now()  # the scan may be faster than one interval on a fast machine
+    lines = [r for r in caplog.records if r.name == "scanner.progress"]
+    assert lines, "no progress line"
+    assert lines[-1].getMessage() == "scan progress: 3 of 3 accounts done"
+    assert (lines[-1].accounts_done, lines[-1].accounts_total) == (3, 3)
+    # the unreadable account is logged when it happens, with its error
+    [error] = [r for r in caplog.records if r.getMessage() == "account not read"]
+    assert error.account == assume_role_denied_for and "AccessDenied" in error.error
+    assert report.totals.accounts_errored == 1
+    # and as a JSON line for a log pipeline
+    entry = json.loads(JsonLinesFormatter().format(error))
+    assert entry["level"] == "INFO" and entry["message"] == "account not read"
+    assert entry["account"] == assume_role_denied_for and entry["time"].endswith("+00:00")
