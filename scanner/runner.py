@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from scanner import deadline
 from scanner.aws.sizing import scan_concurrency
+from scanner.db_retry import while_database_returns
 from scanner.model import Account, AccountOutcome, Organization, ScanSummary
 
 if TYPE_CHECKING:
@@ -100,7 +101,11 @@ class _Recorder:
         from storage.repository import record_outcomes
 
         if self.pending:
-            record_outcomes(self.engine, self.run_id, self.pending)
+            # a database restart mid-scan is waited out: these verdicts exist nowhere else
+            while_database_returns(
+                lambda: record_outcomes(self.engine, self.run_id, self.pending),
+                what="finished accounts",
+            )
             self.pending = []
         self.last_write = time.monotonic()
 
@@ -155,8 +160,12 @@ def exclusive_scan_account(
     scheduled scan and an event-driven rescan never read the same account at once."""
     if locks is None:
         return scan_account(sessions, settings, profiles, account, organization, simulator)
-    with locks.holding(account.id):
+    # a database restart is waited out here too, rather than failing the whole scan
+    while_database_returns(lambda: locks.acquire(account.id), what="account lock")
+    try:
         return scan_account(sessions, settings, profiles, account, organization, simulator)
+    finally:
+        locks.release(account.id)
 
 
 def run_scan(
@@ -264,7 +273,9 @@ def run_scan(
             except RunStateError:  # already closed elsewhere (e.g. marked abandoned)
                 mark_interrupted(engine, run_id, reason)
         else:
-            report.totals = finish_run(engine, run_id)
+            report.totals = while_database_returns(
+                lambda: finish_run(engine, run_id), what="run totals"
+            )
     except BaseException as exc:
         _close_broken_run(engine, run_id, batch, exc)
         raise

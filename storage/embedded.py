@@ -61,9 +61,7 @@ def start_embedded(data_dir: Path, *, keep_running: bool = False) -> str:
         data_dir.mkdir(parents=True, exist_ok=True)
         with _start_lock:
             _forget_dead_handles(data_dir / "pgdata")
-            server = get_server(
-                data_dir / "pgdata", cleanup_mode=None if keep_running else "stop"
-            )
+            server = get_server(data_dir / "pgdata", cleanup_mode=None if keep_running else "stop")
         _ensure_database(server.get_uri("postgres"), DATABASE_NAME)
     except Exception as exc:  # initdb/pg_ctl/useradd failures come in many types
         raise EmbeddedPostgresError(

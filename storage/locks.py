@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 # Fixed keys (signed 64-bit), documented in docs/storage.md. The high half spells "VLTS".
 SCAN_LOCK_KEY = 0x564C5453_00000001  # held by the replica that is scanning
@@ -98,7 +99,16 @@ class AccountLocks:
         with self._mutex:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            return bool(self._conn.execute(text(sql), {"key": key}).scalar_one())
+            try:
+                return bool(self._conn.execute(text(sql), {"key": key}).scalar_one())
+            except DBAPIError as exc:
+                if exc.connection_invalidated or isinstance(exc, OperationalError):
+                    # the session is gone (database restarted) and its locks with it: the
+                    # next call starts a new session instead of reusing the dead one
+                    self._conn.invalidate()
+                    self._conn.close()
+                    self._conn = None
+                raise
 
     def try_acquire(self, account_id: str) -> bool:
         return self._execute("SELECT pg_try_advisory_lock(:key)", account_lock_key(account_id))
@@ -113,7 +123,10 @@ class AccountLocks:
         return True
 
     def release(self, account_id: str) -> None:
-        self._execute("SELECT pg_advisory_unlock(:key)", account_lock_key(account_id))
+        try:
+            self._execute("SELECT pg_advisory_unlock(:key)", account_lock_key(account_id))
+        except OperationalError:
+            pass  # the connection was lost: the server already dropped the lock
 
     @contextmanager
     def holding(self, account_id: str) -> Iterator[None]:
