@@ -217,6 +217,39 @@ class MetricsSettings(_Section):
     port: int = Field(default=9108, ge=1, le=65535)
 
 
+class EmailDelivery(_Section):
+    to: list[str] = Field(default_factory=list)  # empty: no e-mail
+    sender: str = "vaultscan@localhost"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    # from VAULTSCAN_REPORT__DELIVERY__EMAIL__PASSWORD (a Secret), never the file
+    password: str | None = None
+    subject: str = "vaultscan report {period_end}"
+
+
+class ReportDelivery(_Section):
+    directory: Path | None = None  # write the files here
+    s3_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+    email: EmailDelivery = Field(default_factory=EmailDelivery)
+
+
+class ReportSettings(_Section):
+    # 5-field crontab (UTC): `serve` writes and delivers the report on it (null: never)
+    schedule: str | None = None
+    days: int = Field(default=7, ge=1, le=3660)
+    formats: list[Literal["html", "md", "json", "csv"]] = Field(
+        default_factory=lambda: ["html"], min_length=1
+    )
+    delivery: ReportDelivery = Field(default_factory=ReportDelivery)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_format(cls, value: str | None) -> str | None:
+        return ScheduleSettings._cron_format(value)  # type: ignore[call-arg]
+
+
 class LoggingSettings(_Section):
     # text: "time LEVEL logger message key=value"; json: one JSON object per line
     format: Literal["text", "json"] = "text"
@@ -346,6 +379,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     securityhub: SecurityHubSettings = Field(default_factory=SecurityHubSettings)
     ocsf: OcsfSettings = Field(default_factory=OcsfSettings)

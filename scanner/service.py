@@ -32,11 +32,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from exporters.metrics import SchedulerMetrics
-from scanner.config import RetentionSettings, ScheduleSettings, Settings
+from scanner.config import ReportSettings, RetentionSettings, ScheduleSettings, Settings
 from scanner.logs import ProgressLog
 from scanner.runner import ScanReport, run_scan
 from scanner.vocabulary import COMPLETE_RUN_STATUSES, RunStatus, Trigger
-from storage.locks import PRUNE_LOCK_KEY, scan_lock, try_lock
+from storage.locks import PRUNE_LOCK_KEY, REPORT_LOCK_KEY, scan_lock, try_lock
 from storage.migrate import head_revision, schema_revision
 from storage.repository import RunTotals, find_running_runs, mark_interrupted
 from storage.retention import PruneResult, prune
@@ -141,6 +141,7 @@ class ScanService:
         after_scan: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
+        self.settings = settings
         self._engine = engine
         self._metrics = metrics
         self._scan = scan
@@ -249,6 +250,10 @@ class ScanService:
         """The retention job (see prune_old_evidence)."""
         return prune_old_evidence(self._engine, self._settings.retention, self.stopping)
 
+    def report_once(self) -> list[str] | None:
+        """The report job (see deliver_scheduled_report)."""
+        return deliver_scheduled_report(self._engine, self._settings.report)
+
     # --- stopping ------------------------------------------------------------------
 
     def request_stop(self) -> None:
@@ -318,6 +323,29 @@ def prune_old_evidence(
             return None
 
 
+def deliver_scheduled_report(engine: Engine, report: ReportSettings) -> list[str] | None:
+    """Build the report and deliver it (exporters.report.delivery), one replica at a time;
+    where it went, or None when another replica holds the report lock, there is nothing
+    to report yet, or delivery failed (logged)."""
+    from exporters.report import NoFinishedScan, build_report
+    from exporters.report.delivery import deliver_or_raise
+
+    with try_lock(engine, REPORT_LOCK_KEY) as acquired:
+        if not acquired:
+            log.info("report skipped: another replica is delivering it host=%s", host_id())
+            return None
+        try:
+            delivered = deliver_or_raise(build_report(engine, days=report.days), report)
+        except NoFinishedScan:
+            log.warning("report skipped: no finished scan in the database yet")
+            return None
+        except Exception as exc:
+            log.error("report failed error=%s: %s", type(exc).__name__, exc)
+            return None
+    log.info("report delivered to=%s", ", ".join(delivered))
+    return delivered
+
+
 # --- the long-running process ----------------------------------------------------------
 
 
@@ -355,6 +383,14 @@ def build_scheduler(
             id="prune",
             name="vaultscan retention",
             next_run_time=datetime.now(UTC) + timedelta(seconds=PRUNE_STARTUP_DELAY_SECONDS),
+        )
+    report = getattr(service.settings, "report", None)
+    if report is not None and report.schedule:
+        scheduler.add_job(
+            service.report_once,
+            CronTrigger.from_crontab(report.schedule, timezone=UTC),
+            id="report",
+            name="vaultscan report",
         )
     return scheduler
 

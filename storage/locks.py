@@ -21,6 +21,7 @@ SCAN_LOCK_KEY = 0x564C5453_00000001  # held by the replica that is scanning
 MIGRATION_LOCK_KEY = 0x564C5453_00000002  # held while `upgrade` runs (transaction-level)
 STATE_LOCK_KEY = 0x564C5453_00000003  # held while a run's results update check_state
 PRUNE_LOCK_KEY = 0x564C5453_00000004  # held by the replica that is pruning old evidence
+REPORT_LOCK_KEY = 0x564C5453_00000005  # held by the replica delivering the scheduled report
 
 
 def _split(key: int) -> tuple[int, int]:

@@ -24,6 +24,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "report": (
         "vaultscan report --days 7 --format html --output report.html",
         "vaultscan report --format csv > report.csv",
+        "vaultscan report --deliver --config vaultscan.yaml",
     ),
     "serve": ("vaultscan serve --config vaultscan.yaml", "vaultscan serve --metrics-only"),
     "export": (

@@ -41,9 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--days",
         type=_positive_days,
-        default=7,
+        default=None,
         metavar="N",
-        help="length of the period in days (default: 7)",
+        help="length of the period in days (default: report.days, 7)",
+    )
+    parser.add_argument(
+        "--deliver",
+        action="store_true",
+        help="render report.formats and deliver them to report.delivery (a directory, "
+        "S3, e-mail over SMTP) from the configuration, instead of printing",
     )
     add_format_arguments(parser, FORMATS, "md")
     parser.add_argument(
@@ -75,9 +81,10 @@ def _report(args: argparse.Namespace) -> int:
 
     from exporters.report import RENDERERS, NoFinishedScan, build_report
 
-    _settings, _url, engine = open_configured_database(args)
+    settings, _url, engine = open_configured_database(args)
+    days = args.days or settings.report.days
     try:
-        report = build_report(engine, days=args.days)
+        report = build_report(engine, days=days)
     except NoFinishedScan:
         raise CommandError(
             "no finished scan in the database yet, so there is nothing to report: run "
@@ -87,6 +94,8 @@ def _report(args: argparse.Namespace) -> int:
         raise CommandError(
             f"database error while reading the report: {str(exc).strip().splitlines()[0]}"
         ) from None
+    if args.deliver:
+        return _deliver(report, settings)
     document = RENDERERS[RENDERER_NAMES.get(args.format, args.format)](report)
     if args.output is None:
         sys.stdout.write(document)
@@ -96,4 +105,16 @@ def _report(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote the {args.format} report to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _deliver(report: object, settings: object) -> int:
+    from exporters.report.delivery import DeliveryError, deliver_or_raise
+
+    try:
+        delivered = deliver_or_raise(report, settings.report)  # type: ignore[arg-type, attr-defined]
+    except DeliveryError as exc:
+        raise CommandError(f"report delivery failed: {exc}") from None
+    for where in delivered:
+        print(f"delivered {where}", file=sys.stderr)
     return EXIT_OK

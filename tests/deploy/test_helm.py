@@ -84,11 +84,20 @@ def one(docs: tuple[dict[str, Any], ...], kind: str, name: str | None = None) ->
 
 
 def pod_specs(docs: tuple[dict[str, Any], ...]) -> list[tuple[str, dict[str, Any]]]:
-    return [
+    specs = [
         (f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"])
         for doc in docs
         if doc["kind"] in {"Deployment", "Job"}
     ]
+    specs += [
+        (
+            f"CronJob/{doc['metadata']['name']}",
+            doc["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        )
+        for doc in docs
+        if doc["kind"] == "CronJob"
+    ]
+    return specs
 
 
 def test_ci_value_sets_cover_the_promised_variants() -> None:
@@ -212,7 +221,11 @@ def test_rendered_config_is_valid_for_the_scanner(
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_pods_are_hardened(value_set: str) -> None:
     specs = pod_specs(render(value_set))
-    assert {name.split("/")[0] for name, _ in specs} == {"Deployment", "Job"}
+    kinds = {name.split("/")[0] for name, _ in specs}
+    optional = (
+        {"CronJob"} if values_of(value_set).get("reportCronJob", {}).get("enabled") else set()
+    )
+    assert kinds == {"Deployment", "Job"} | optional
     for name, spec in specs:
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name
@@ -468,3 +481,35 @@ def test_extra_env_from_volumes_and_topology_spread() -> None:
     assert spread["topologyKey"] == "topology.kubernetes.io/zone"
     # the selector defaults to the scanner's own pods
     assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_report_cronjob_delivers_with_the_scanners_config_and_secrets() -> None:
+    docs = render("operations-values")
+    cronjob = one(docs, "CronJob")
+    assert cronjob["spec"]["schedule"] == "0 7 * * 1"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["report", "--deliver", "--days", "7"]
+    env = {item["name"]: item for item in container["env"]}
+    assert "secretKeyRef" in env["VAULTSCAN_DATABASE__URL"]["valueFrom"]
+    assert container["envFrom"] == [{"secretRef": {"name": "vaultscan-credentials"}}]
+    # the same configuration the scanner reads, with the report's delivery in it
+    configmap = one(docs, "ConfigMap", "vs-vaultscan")
+    assert {"name": "config", "configMap": {"name": "vs-vaultscan"}} in pod["volumes"]
+    assert "s3://vaultscan-reports/weekly/" in configmap["data"]["vaultscan.yaml"]
+    assert (
+        pod["serviceAccountName"]
+        == one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    )
+    names = [doc["kind"] for doc in render("default")]
+    assert "CronJob" not in names
+
+
+def test_an_smtp_password_in_values_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        yaml.safe_dump({"config": {"report": {"delivery": {"email": {"password": "pw"}}}}})
+    )
+    result = run(tool("helm"), "template", "vs", str(CHART_DIR), "-f", str(path), check=False)
+    assert result.returncode != 0 and "report" in result.stderr
