@@ -60,3 +60,58 @@ def scratch_url(postgres_admin_conninfo: str) -> Iterator[str]:
     yield f"postgresql+psycopg://{info.get('user', 'postgres')}{password}@{host}:{port}/{name}"
     with psycopg.connect(postgres_admin_conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Mocked:
+    """The sandbox organization in moto's in-process mock (for faults injected into the
+    SDK's own event hooks)."""
+
+    session: object  # boto3.Session
+    sandbox: object
+
+    def settings(self, **overrides: object):
+        from scanner.sandbox import sandbox_settings
+
+        return sandbox_settings(self.sandbox, **overrides)
+
+    def sessions(self, settings):
+        from scanner.aws.ratelimit import Throttle
+        from scanner.aws.session import AwsSessions
+
+        return AwsSessions(settings, session=self.session, org_throttle=Throttle())
+
+
+@pytest.fixture(scope="module")
+def mocked() -> Iterator[Mocked]:
+    import boto3
+    from moto import mock_aws
+
+    from scanner.sandbox import seed_sandbox_organization
+
+    with mock_aws():
+        session = boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        yield Mocked(session, seed_sandbox_organization(session))
+
+
+@pytest.fixture
+def db_engine(database_url: str):
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's retries without their sleeps (the number of attempts is unchanged)."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
