@@ -11,6 +11,8 @@ from events_helpers import cloudtrail_event
 from prometheus_client import CollectorRegistry
 
 from exporters.event_metrics import EventMetrics
+from scanner.aws.calls import CallRecorder
+from scanner.aws.permissions import EVENT_QUEUE_ACTIONS
 from scanner.aws.queue import EventQueue
 from scanner.config import EventsSettings
 from scanner.events.consume import EventConsumer
@@ -35,14 +37,14 @@ def _queue(sandbox, *, max_receives: int | None = None) -> tuple[str, str | None
     return url, dlq_url
 
 
-def _consumer(sandbox, db_engine, url, batch_seconds=0.3):
+def _consumer(sandbox, db_engine, url, batch_seconds=0.3, recorder=None):
     settings = sandbox.settings.model_copy(
         update={
             "events": EventsSettings(queue_url=url, wait_seconds=0, batch_seconds=batch_seconds)
         }
     )
     registry = CollectorRegistry()
-    sessions = sandbox.sessions()
+    sessions = sandbox.sessions(recorder)
     consumer = EventConsumer(
         settings,
         db_engine,
@@ -124,7 +126,8 @@ def test_a_malformed_message_goes_to_the_dead_letter_queue_and_the_loop_goes_on(
     sandbox, db_engine, caplog
 ):
     url, dlq_url = _queue(sandbox, max_receives=2)
-    consumer, registry = _consumer(sandbox, db_engine, url, batch_seconds=0)
+    recorder = CallRecorder()
+    consumer, registry = _consumer(sandbox, db_engine, url, batch_seconds=0, recorder=recorder)
     _send(sandbox, url, "this is not an event")
     caplog.set_level(logging.INFO, logger="scanner.events.consume")
     for _ in range(3):
@@ -140,6 +143,9 @@ def test_a_malformed_message_goes_to_the_dead_letter_queue_and_the_loop_goes_on(
     _send(sandbox, url, cloudtrail_event("kms", "Decrypt", "111122223333", {"keyId": "k"}))
     consumer.poll_once()
     assert _value(registry, "vaultscan_events_ignored_total") == 1
+    # the scanner's policy grants exactly the SQS calls the consumer made
+    sqs_calls = {a for a in recorder.actions() if a.startswith("sqs:")}
+    assert sqs_calls == set(EVENT_QUEUE_ACTIONS)
 
 
 @pytest.mark.parametrize("max_receives", [2])
