@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, text
 
-from scanner.vocabulary import AccountStatus, CheckStatus, RunStatus, StateStatus
+from scanner.vocabulary import AccountStatus, CheckStatus, RunStatus, StateStatus, Trigger
 
 STATEMENT_TIMEOUT_MS = 10_000
 WORK_MEM = "32MB"
@@ -204,8 +204,13 @@ def run_counts(conn: Connection) -> dict[str, int]:
     return {status: n for status, n in conn.execute(_RUNS)}
 
 
+# Event-driven runs cover a few accounts: "the last scan" (its freshness, status, accounts,
+# unreachable accounts) is the last full one, so a stalled scheduler still shows.
+_FULL_SCANS = f"trigger <> '{Trigger.EVENT.value}'"
+
 _LAST_COMPLETED = text(
-    "SELECT extract(epoch FROM max(finished_at)) FROM scan_runs WHERE status = ANY(:statuses)"
+    "SELECT extract(epoch FROM max(finished_at)) FROM scan_runs"
+    f" WHERE status = ANY(:statuses) AND {_FULL_SCANS}"
 )
 
 
@@ -221,6 +226,7 @@ _LAST_FINISHED = text(
            extract(epoch FROM finished_at) AS finished,
            accounts_total, accounts_scanned, accounts_errored, disagreements
     FROM scan_runs WHERE status <> '{RunStatus.RUNNING.value}' AND finished_at IS NOT NULL
+      AND {_FULL_SCANS}
     ORDER BY finished_at DESC, id DESC LIMIT 1
     """
 )

@@ -19,7 +19,9 @@ unless schedule.run_at_startup is false) and serves /metrics, /healthz and /read
 metrics.host:metrics.port. Several replicas may share one database: only one scans at a
 time, the others skip. SIGTERM stops cleanly, giving a running scan
 schedule.stop_grace_seconds to finish before it is interrupted. Evidence of runs older
-than retention.keep_days (default 90) is pruned every retention.interval_minutes."""
+than retention.keep_days (default 90) is pruned every retention.interval_minutes. With
+events.queue_url it also consumes CloudTrail events from SQS and rescans, within
+seconds, what each change can affect (docs/events.md)."""
 EPILOG = """\
 exit status: 0 stopped cleanly (with --once: the scan was recorded, whatever it found),
 2 configuration, database or scan failure, 75 (--once) another replica was scanning."""

@@ -181,6 +181,7 @@ BAD_VALUES = {
     "runbook base url not absolute": {"runbookBaseUrl": "docs.example.com"},
     "unknown alert option": {"prometheusRule": {"alerts": {"VaultscanScanStale": {"page": True}}}},
     "topology spread without a key": {"topologySpreadConstraints": [{"maxSkew": 1}]},
+    "event queue that is not a URL": {"config": {"events": {"queue_url": "vaultscan-events"}}},
 }
 
 

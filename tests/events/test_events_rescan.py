@@ -14,6 +14,7 @@ from scanner.events.rescan import run_plan
 from scanner.events.scope import PolicyChange, Rescan
 from scanner.runner import run_scan
 from scanner.sandbox import BACKUP_ROLE_NAME, break_account
+from storage.metrics_queries import last_finished_run
 from storage.repository import drift_events, latest_results
 
 
@@ -29,7 +30,7 @@ def _scan(sandbox, engine):
 
 
 def test_a_role_change_rescans_one_account_and_records_the_regression(sandbox, db_engine):
-    _scan(sandbox, db_engine)
+    first = _scan(sandbox, db_engine)
     victim = sandbox.sandbox.healthy_accounts[0]
     break_account(sandbox.session, sandbox.sandbox, victim.account_id)
     plan = coalesce([Rescan(victim.account_id, BACKUP_ROLE_NAME)] * 50)
@@ -47,6 +48,9 @@ def test_a_role_change_rescans_one_account_and_records_the_regression(sandbox, d
             text("SELECT trigger FROM scan_runs WHERE id = :id"), {"id": report.run_id}
         ).scalar()
     assert trigger == "event"
+    # "the last scan" of the metrics stays the full one: a stalled scheduler still shows
+    with db_engine.connect() as conn:
+        assert last_finished_run(conn).id == first.run_id
 
 
 def test_a_deleted_role_is_gone_but_only_in_its_own_scope(sandbox, db_engine):
