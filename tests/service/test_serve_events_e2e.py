@@ -74,24 +74,20 @@ class EventsWorld:
 
 @pytest.fixture(scope="module")
 def world(
-    postgres_admin_conninfo: str, tmp_path_factory: pytest.TempPathFactory
+    moto_sandbox: MotoSandbox,
+    postgres_admin_conninfo: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[EventsWorld]:
-    from moto.server import ThreadedMotoServer
-
-    from scanner.sandbox import seed_sandbox_organization
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    moto = MotoSandbox(endpoint=f"http://127.0.0.1:{port}", sandbox=None)
+    # moto's backends are per process: this test shares the session's moto server (and
+    # restores what it changed), since a second server would share the same state anyway
+    moto = moto_sandbox
     workdir = tmp_path_factory.mktemp("serve-events-e2e")
     env = aws_environment(moto.endpoint)
     webhook: list[dict] = []
     receiver = _webhook_receiver(webhook)
+    home = update_id = quarantine = deny_grants = ""
     try:
         with moto.client_env():
-            moto.sandbox = seed_sandbox_organization(moto.session())
             session = moto.session()
             org = session.client("organizations")
             workloads = moto.sandbox.by_name("workloads-shared")
@@ -114,6 +110,7 @@ def world(
                 Content=json.dumps(_deny("NoGrants", "kms:CreateGrant")),
             )["Policy"]["PolicySummary"]["Id"]
             org.attach_policy(PolicyId=deny_grants, TargetId=quarantine)
+            home = org.list_parents(ChildId=workloads.account_id)["Parents"][0]["Id"]
             sqs = session.client("sqs")
             dlq = sqs.create_queue(QueueName="vaultscan-events-dlq")["QueueUrl"]
             dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
@@ -174,9 +171,53 @@ def world(
                     prometheus.stop()
                 serve.stop()
     finally:
-        server.stop()
         receiver.shutdown()
         receiver.server_close()
+        with moto.client_env():
+            _restore(moto, home, update_id, quarantine, deny_grants)
+
+
+def _restore(moto: MotoSandbox, home: str, update_id: str, quarantine: str, deny: str) -> None:
+    """Leave the shared sandbox as the other end-to-end tests expect it (best effort)."""
+    from scanner.sandbox import BROKEN_BY_DRIFT, repair_account
+
+    session = moto.session()
+    org = session.client("organizations")
+    workloads = moto.sandbox.by_name("workloads-shared")
+    audit = moto.sandbox.by_name("security-audit")
+    steps = [
+        lambda: (
+            workloads.expectation is BROKEN_BY_DRIFT
+            and repair_account(session, moto.sandbox, workloads.account_id)
+        ),
+        lambda: org.move_account(
+            AccountId=workloads.account_id, SourceParentId=quarantine, DestinationParentId=home
+        ),
+        lambda: org.detach_policy(PolicyId=update_id, TargetId=workloads.account_id),
+        lambda: org.detach_policy(PolicyId=deny, TargetId=quarantine),
+        lambda: org.detach_policy(
+            PolicyId=moto.sandbox.policy_ids["DenyBackupVaultCreation"], TargetId=audit.account_id
+        ),
+        lambda: _member_client(moto, session, audit.account_id, "kms").enable_key(
+            KeyId=audit.key_arns["us-east-1"].rsplit("/", 1)[-1]
+        ),
+        lambda: _member_client(
+            moto, session, workloads.account_id, "backup", "eu-west-1"
+        ).delete_backup_vault(BackupVaultName="new-vault"),
+    ]
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # a step the test never reached
+            logging.getLogger(__name__).info("restore step skipped: %s", exc)
+
+
+def _member_client(
+    moto: MotoSandbox, session, account_id: str, service: str, region: str = "us-east-1"
+):
+    from scanner.sandbox import _Seeder
+
+    return _Seeder(session, moto.sandbox.regions).member_client(account_id, service, region)
 
 
 def _webhook_receiver(messages: list[dict]) -> ThreadingHTTPServer:
@@ -253,9 +294,7 @@ def _change_and_measure(
 
 
 def _member(world: EventsWorld, session, account_id: str, service: str, region: str = "us-east-1"):
-    from scanner.sandbox import _Seeder
-
-    return _Seeder(session, world.moto.sandbox.regions).member_client(account_id, service, region)
+    return _member_client(world.moto, session, account_id, service, region)
 
 
 def test_each_kind_of_change_is_a_drift_event_within_a_minute(world: EventsWorld) -> None:
