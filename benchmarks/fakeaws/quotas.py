@@ -13,7 +13,8 @@ Sources (default quotas; all are token buckets refilled every second):
   Error: Throttling (query protocol), "Rate exceeded".
 - KMS, per account and region (request quotas table,
   https://docs.aws.amazon.com/kms/latest/developerguide/requests-per-second.html):
-  DescribeKey 2,000/s, GetKeyPolicy 1,000/s, ListGrants 100/s. Error: ThrottlingException.
+  DescribeKey 2,000/s, GetKeyPolicy 1,000/s, ListGrants and ListResourceTags 100/s.
+  Error: ThrottlingException.
 - Backup, per account and region (https://docs.aws.amazon.com/general/latest/gr/bk.html):
   ListBackupVaults held to a conservative 10/s. Error: ThrottlingException.
 - IAM publishes no numbers ("IAM and AWS STS independently implement a token bucket
@@ -42,7 +43,12 @@ ORGANIZATIONS_RATES: dict[str, float] = {
     "DescribeOrganization": 5.0,
 }
 STS_ASSUME_ROLE_RATE = 600.0
-KMS_RATES = {"DescribeKey": 2000.0, "GetKeyPolicy": 1000.0, "ListGrants": 100.0}
+KMS_RATES = {
+    "DescribeKey": 2000.0,
+    "GetKeyPolicy": 1000.0,
+    "ListGrants": 100.0,
+    "ListResourceTags": 100.0,
+}
 BACKUP_RATES = {"ListBackupVaults": 10.0}
 IAM_RATE = 20.0  # per account, every IAM read operation together
 

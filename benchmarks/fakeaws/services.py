@@ -472,6 +472,12 @@ class Kms:
                 for n in range(2)
             ]
             return {"Grants": grants, "Truncated": False}
+        if operation == "ListResourceTags":
+            tags = [
+                {"TagKey": "purpose", "TagValue": "backup"},
+                {"TagKey": "team", "TagValue": "ops"},
+            ]
+            return {"Tags": tags, "Truncated": False}
         raise AwsError("InvalidAction", f"kms:{operation} is not faked")
 
 
