@@ -22,6 +22,7 @@ from scanner import deadline
 from scanner.aws.sizing import scan_concurrency
 from scanner.db_retry import while_database_returns
 from scanner.model import Account, AccountOutcome, Organization, ScanSummary
+from scanner.recording import BackgroundRecorder
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, Account | None], None]
-# Record finished accounts when this many are waiting, or this long after the last write.
-BATCH_SIZE = 10
-BATCH_SECONDS = 2.0
 
 
 @dataclass
@@ -81,33 +79,6 @@ def simulator_note(simulator: Simulator) -> str:
 
 def scan_host() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class _Recorder:
-    """Buffers finished accounts and writes them in batches."""
-
-    def __init__(self, engine: Engine, run_id: int) -> None:
-        self.engine = engine
-        self.run_id = run_id
-        self.pending: list[AccountOutcome] = []
-        self.last_write = time.monotonic()
-
-    def add(self, outcome: AccountOutcome) -> None:
-        self.pending.append(outcome)
-        if len(self.pending) >= BATCH_SIZE or time.monotonic() - self.last_write > BATCH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        from storage.repository import record_outcomes
-
-        if self.pending:
-            # a database restart mid-scan is waited out: these verdicts exist nowhere else
-            while_database_returns(
-                lambda: record_outcomes(self.engine, self.run_id, self.pending),
-                what="finished accounts",
-            )
-            self.pending = []
-        self.last_write = time.monotonic()
 
 
 def scan_account(
@@ -246,7 +217,7 @@ def run_scan(
     )
     from storage.locks import AccountLocks
 
-    batch = _Recorder(engine, run_id)
+    batch = BackgroundRecorder(engine, run_id)
     locks = AccountLocks(engine)  # event-driven rescans wait for the account, and we for them
     try:
         stopped = _scan_accounts(
@@ -280,6 +251,7 @@ def run_scan(
         _close_broken_run(engine, run_id, batch, exc)
         raise
     finally:
+        batch.stop()
         locks.close()
     report.seconds = time.perf_counter() - clock
     return report
@@ -293,7 +265,7 @@ def _scan_accounts(
     organization: Organization,
     simulator: Simulator,
     summary: ScanSummary,
-    batch: _Recorder,
+    batch: BackgroundRecorder,
     progress: Progress | None,
     stop_event: threading.Event | None,
     keep_results: bool = True,
@@ -389,7 +361,9 @@ def _without_results(outcome: AccountOutcome) -> AccountOutcome:
     )
 
 
-def _close_broken_run(engine: Engine, run_id: int, batch: _Recorder, exc: BaseException) -> None:
+def _close_broken_run(
+    engine: Engine, run_id: int, batch: BackgroundRecorder, exc: BaseException
+) -> None:
     """Keep what finished and close the run: interrupted on Ctrl-C, failed otherwise."""
     from storage.repository import finish_run, mark_interrupted
 
