@@ -190,3 +190,35 @@ class DriftTotal(Base):
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ScanWork(Base):
+    """One account of a scan shared by several replicas: who holds it, until when.
+
+    A replica claims pending accounts (or ones whose lease ran out: their replica died)
+    with SELECT ... FOR UPDATE SKIP LOCKED, renews its leases while it scans them, and
+    marks an account done in the transaction that records its verdicts."""
+
+    __tablename__ = "scan_work"
+    __table_args__ = (Index("ix_scan_work_run_state", "scan_run_id", "state"),)
+
+    scan_run_id: Mapped[int] = mapped_column(
+        ForeignKey("scan_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8), default="pending")  # pending, claimed, done
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None]
+    claims: Mapped[int] = mapped_column(Integer, default=0)  # > 1: taken over after a lease ran out
+
+
+class SharedScan(Base):
+    """What replicas joining a shared scan need that only its discovery read: the
+    organization tree with its SCPs and RCPs (JSON)."""
+
+    __tablename__ = "shared_scans"
+
+    scan_run_id: Mapped[int] = mapped_column(
+        ForeignKey("scan_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization: Mapped[dict[str, Any]]

@@ -187,6 +187,14 @@ def record_outcomes(engine: Engine, run_id: int, outcomes: Sequence[AccountOutco
     recorded for it."""
     if not outcomes:
         return
+    with engine.begin() as conn:
+        write_outcomes(conn, run_id, outcomes)
+
+
+def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutcome]) -> None:
+    """record_outcomes inside the caller's transaction."""
+    if not outcomes:
+        return
     # Last one wins for repeated ids (a statement may not touch the same row twice); rows go
     # in key order so parallel writers lock shared rows in the same order (no deadlock).
     accounts = _sorted({o.account.id: _account_row(o, run_id) for o in outcomes})
@@ -210,35 +218,34 @@ def record_outcomes(engine: Engine, run_id: int, outcomes: Sequence[AccountOutco
         set_=_excluded(scan_stmt, ("status", "error", "api_calls")),
     )
     account_ids = [row["account_id"] for row in accounts]
-    with engine.begin() as conn:
-        run = _require_running(conn, run_id, exclusive=False)
-        recorded_before = conn.scalars(
-            select(AccountScan.account_id).where(
-                AccountScan.scan_run_id == run_id, AccountScan.account_id.in_(account_ids)
+    run = _require_running(conn, run_id, exclusive=False)
+    recorded_before = conn.scalars(
+        select(AccountScan.account_id).where(
+            AccountScan.scan_run_id == run_id, AccountScan.account_id.in_(account_ids)
+        )
+    ).all()
+    if recorded_before:
+        # An outcome is everything about its account: a retry replaces the earlier
+        # rows, including results the retry no longer has.
+        conn.execute(
+            delete(CheckResult).where(
+                CheckResult.account_id.in_(recorded_before),
+                CheckResult.scan_run_id == run_id,
             )
-        ).all()
-        if recorded_before:
-            # An outcome is everything about its account: a retry replaces the earlier
-            # rows, including results the retry no longer has.
-            conn.execute(
-                delete(CheckResult).where(
-                    CheckResult.account_id.in_(recorded_before),
-                    CheckResult.scan_run_id == run_id,
-                )
-            )
-        conn.execute(account_stmt, accounts)
-        conn.execute(scan_stmt, scans)
-        # Chunks keep each JSON parameter far below PostgreSQL's 256 MB jsonb limit even
-        # with large evidence, while still costing one statement per RESULT_BATCH rows.
-        for start in range(0, len(results), RESULT_BATCH):
-            conn.execute(
-                _INSERT_RESULTS,
-                {
-                    "run_id": run_id,
-                    "started_at": run.started_at,
-                    "rows": dumps_json(results[start : start + RESULT_BATCH]),
-                },
-            )
+        )
+    conn.execute(account_stmt, accounts)
+    conn.execute(scan_stmt, scans)
+    # Chunks keep each JSON parameter far below PostgreSQL's 256 MB jsonb limit even
+    # with large evidence, while still costing one statement per RESULT_BATCH rows.
+    for start in range(0, len(results), RESULT_BATCH):
+        conn.execute(
+            _INSERT_RESULTS,
+            {
+                "run_id": run_id,
+                "started_at": run.started_at,
+                "rows": dumps_json(results[start : start + RESULT_BATCH]),
+            },
+        )
 
 
 def _sorted(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
