@@ -21,7 +21,7 @@ def test_upgrade_then_current(database_url: str, capsys: pytest.CaptureFixture[s
     assert main(["db", "upgrade", "--database-url", database_url]) == 0  # idempotent
     assert "already at revision 0003" in capsys.readouterr().out
     assert main(["db", "current", "--database-url", database_url]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "0002 (newest)"
+    assert capsys.readouterr().out.splitlines()[-1] == "0003 (newest)"
 
 
 def test_url_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
