@@ -373,6 +373,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     # accounts scanned at once: a number, or "auto" (sized to AWS's quotas, scanner/aws/sizing.py)
     concurrency: int | Literal["auto"] = "auto"
+    # serve replicas share each scan's accounts through PostgreSQL (docs/deploy.md)
+    share_scans: bool = False
     # one account never holds a scan longer than this (see docs/configuration.md)
     account_time_limit_seconds: int = Field(default=900, ge=1, le=86400)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)

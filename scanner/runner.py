@@ -215,6 +215,11 @@ def run_scan(
         simulator_name=simulator.name,
         simulator_note=simulator_note(simulator),
     )
+    if settings.share_scans:
+        from scanner.shared_scan import lead_shared_scan
+
+        shared = (sessions, profiles, organization, simulator)
+        return lead_shared_scan(report, accounts, settings, engine, shared, stop_event, clock)
     from storage.locks import AccountLocks
 
     batch = BackgroundRecorder(engine, run_id)
