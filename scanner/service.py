@@ -50,6 +50,7 @@ CRON_GAPS_EXAMINED = 50
 SCHEDULED_TRIGGER = Trigger.SCHEDULE
 # The first prune waits a little, so start-up (migrations, the first scan) goes first.
 PRUNE_STARTUP_DELAY_SECONDS = 60
+JOIN_POLL_SECONDS = 5  # how often a replica looks for a shared scan to help
 # Runs whose findings go to the outlets: they saw the organization (some accounts may
 # have errored); failed and interrupted runs prove nothing about what was fixed.
 PUBLISHED_STATUSES = COMPLETE_RUN_STATUSES
@@ -159,6 +160,10 @@ class ScanService:
 
     # --- one scan ------------------------------------------------------------------
 
+    @property
+    def shares_scans(self) -> bool:
+        return bool(getattr(self._settings, "share_scans", False))
+
     def scan_once(self, trigger: str = SCHEDULED_TRIGGER) -> ScanAttempt:
         """Scan now if no replica is scanning; otherwise skip. Never raises for a scan
         failure: it is logged, counted and left in scan_runs by the runner."""
@@ -229,6 +234,25 @@ class ScanService:
         if self._metrics is not None and attempt.outcome != "stopped":
             self._metrics.record(attempt.outcome)
         return attempt
+
+    def join_shared_once(self) -> int:
+        """With `share_scans`: help the scan another replica leads (claim its accounts
+        until none is left). Returns the accounts this replica recorded."""
+        from scanner.shared_scan import join_shared_scans
+
+        if self.stopping.is_set() or not self._attempt_lock.acquire(blocking=False):
+            return 0  # stopping, or this process is scanning (leading) right now
+        self._idle.clear()
+        try:
+            return join_shared_scans(
+                self._settings, self._engine, host=host_id(), stop_event=self._scan_stop
+            )
+        except Exception as exc:  # the next poll tries again
+            log.error("joining a shared scan failed error=%s: %s", type(exc).__name__, exc)
+            return 0
+        finally:
+            self._idle.set()
+            self._attempt_lock.release()
 
     def scan_in_background(self, trigger: str = SCHEDULED_TRIGGER) -> threading.Thread:
         """scan_once on a daemon thread: a scan that ignores its stop request cannot keep
@@ -375,6 +399,15 @@ def build_scheduler(
         name="vaultscan scan",
         **options,
     )
+    if service.shares_scans:
+        # replicas that did not start the scan take their share of its accounts
+        scheduler.add_job(
+            service.join_shared_once,
+            IntervalTrigger(seconds=JOIN_POLL_SECONDS, timezone=UTC),
+            id="join",
+            name="vaultscan shared scans",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=JOIN_POLL_SECONDS),
+        )
     if retention is not None and retention.keep_days:
         # its own job: a long prune never delays a scan, nor a scan a prune
         scheduler.add_job(

@@ -251,3 +251,17 @@ def test_scheduler_prunes_only_when_retention_is_on(engine: Engine) -> None:
         for each in (on, off):
             if each.running:
                 each.shutdown(wait=False)
+
+
+def test_replicas_poll_for_shared_scans_only_when_sharing(engine: Engine) -> None:
+    from scanner.config import load_settings
+
+    sharing = ScanService(load_settings(overrides={"share_scans": True}), engine)
+    alone = ScanService(load_settings(overrides={}), engine)
+    on = build_scheduler(sharing, ScheduleSettings())
+    off = build_scheduler(alone, ScheduleSettings())
+    job = on.get_job("join")
+    assert job is not None and job.trigger.interval.total_seconds() == 5
+    assert off.get_job("join") is None and off.get_job("scan") is not None
+    # nothing to join: returns at once, recording nothing
+    assert sharing.join_shared_once() == 0
