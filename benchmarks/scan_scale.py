@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--concurrency", type=int, default=0, help="0: the scanner's default")
     parser.add_argument("--simulator", choices=["aws", "engine"], default="aws")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes sharing the scan (share_scans): this one leads, the others join",
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     return parser.parse_args(argv)
 
@@ -202,6 +208,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     from storage.migrate import upgrade
 
     upgrade(database_url)
+    os.environ["SCALE_DATABASE_URL"] = database_url
     engine = make_engine(database_url)
     overrides: dict[str, Any] = {
         "regions": args.regions.split(","),
@@ -211,15 +218,26 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     }
     if args.concurrency:
         overrides["concurrency"] = args.concurrency
+    if args.replicas > 1:
+        overrides["share_scans"] = True
     settings = load_settings(overrides=overrides)
     timer = WriteTimer()
     timer.install()
     recorder = CallRecorder()
     start = time.perf_counter()
-    report = run_scan(
-        settings, engine=engine, trigger="benchmark", recorder=recorder, keep_results=False
-    )
+    helpers = [_helper(args, index) for index in range(1, args.replicas)]
+    try:
+        report = run_scan(
+            settings, engine=engine, trigger="benchmark", recorder=recorder, keep_results=False
+        )
+    finally:
+        helper_rss = [_stop_helper(helper) for helper in helpers]
     wall = time.perf_counter() - start
+    if args.replicas > 1:
+        from storage.work_queue import work_counts
+
+        print(f"accounts per replica: {work_counts(engine, report.run_id)}")
+        print(f"helper replicas' peak RSS: {[f'{rss:.0f} MB' for rss in helper_rss]}")
     engine.dispose()
     return {
         "report": report,
@@ -228,6 +246,45 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
         "timer": timer,
         "concurrency": settings.concurrency,
     }
+
+
+HELPER = """
+import resource, sys, time
+from scanner.config import load_settings
+from scanner.shared_scan import join_shared_scans
+from storage.db import make_engine
+from storage.work_queue import open_shared_runs
+settings = load_settings(overrides={"share_scans": True, "simulator": sys.argv[2],
+    "regions": sys.argv[3].split(","), "keys": {"default": "alias/vaultscan-backup"}})
+engine = make_engine(settings.database.url)
+while not open_shared_runs(engine):
+    time.sleep(0.05)
+done = join_shared_scans(settings, engine, host=sys.argv[1])
+print(done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
+"""
+
+
+def _helper(args: argparse.Namespace, index: int) -> subprocess.Popen[str]:
+    """Another replica: a process that joins the scan this one starts."""
+    env = dict(os.environ)
+    env["VAULTSCAN_DATABASE__URL"] = env["SCALE_DATABASE_URL"]
+    return subprocess.Popen(
+        [sys.executable, "-c", HELPER, f"replica-{index}", args.simulator, args.regions],
+        cwd=HERE.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop_helper(helper: subprocess.Popen[str]) -> float:
+    try:
+        output, _ = helper.communicate(timeout=300)
+        return float(output.split()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        helper.kill()
+        helper.wait(timeout=10)
+        return float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"organization: {args.accounts} accounts in {args.ous} OUs, regions {args.regions}, "
         f"designated roles {args.roles}, keys {args.keys}, latency {args.latency_ms:g} ms, "
-        f"simulator {args.simulator}, concurrency {result['concurrency']}"
+        f"simulator {args.simulator}, concurrency {result['concurrency']}, replicas {args.replicas}"
     )
     print(f"wall: {wall:.1f} s  (discovery+scan+recording)")
     print(
