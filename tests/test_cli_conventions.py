@@ -61,5 +61,6 @@ def test_format_convention():
     assert parser.parse_args(["results"]).format == "table"
     assert parser.parse_args(["report", "--format", "markdown"]).format == "md"
     assert parser.parse_args(["explain", "x.json", "--json"]).format == "json"
+    assert parser.parse_args(["iam-policy", "--format", "yaml", "--json"]).fmt == "json"
     with pytest.raises(SystemExit):
         parser.parse_args(["results", "--format", "html"])

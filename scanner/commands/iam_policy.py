@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="output format (default: json)",
     )
     parser.add_argument(
+        "--json", dest="fmt", action="store_const", const="json", help="same as --format json"
+    )
+    parser.add_argument(
         "--config",
         type=Path,
         default=None,
