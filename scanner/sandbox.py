@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from scanner.sandbox_data import policies
 from scanner.sandbox_data.layout import (
     ACCOUNT_PLANS,
     BROKEN_BY_DRIFT,
+    CENTRAL,
     ORG_UNITS,
     AccountPlan,
     Expectation,
@@ -37,6 +38,16 @@ VAULT_KEY_ALIAS = "alias/backup-vault-key"
 SCP = "SERVICE_CONTROL_POLICY"
 RCP = "RESOURCE_CONTROL_POLICY"
 FULL_AWS_ACCESS = "p-FullAWSAccess"
+CENTRAL_OWNER = "security-keys"  # the account holding the central vault key
+CENTRAL_VAULT = "central-backups"
+KEY_STATE = "kms:KeyState"
+
+
+@dataclass
+class SandboxRole:
+    name: str
+    arn: str
+    expectation: Expectation
 
 
 @dataclass
@@ -44,13 +55,38 @@ class SandboxAccount:
     account_id: str
     name: str
     ou_names: tuple[str, ...]  # root first, e.g. ("Root", "Workloads", "Prod")
-    expectation: Expectation
+    expectation: Expectation  # of BackupOperator; for a multi-role account, of the failing role
     role_arn: str = ""
     key_arns: dict[str, str] = field(default_factory=dict)  # region -> vault key ARN
+    roles: list[SandboxRole] = field(default_factory=list)  # every designated role
+    central_vault: bool = False  # a vault of the account uses the central key
+
+    def check_count(self, regions: int, actions: int = 7, key_actions: int = 5) -> int:
+        """How many checks a scan makes for the account: per region and role, every
+        action of the profile (and the key actions on the central key), plus the state
+        of each key."""
+        keys = 2 if self.central_vault else 1
+        per_role = actions + (key_actions if self.central_vault else 0)
+        return regions * (len(self.roles) * per_role + keys)
+
+    @property
+    def healthy(self) -> bool:
+        return all(role.expectation.healthy for role in self.roles) and (self.expectation.healthy)
 
     def failing(self, region: str) -> set[str]:
         """The checks that must fail in `region` (the same in every sandbox region)."""
-        return set(self.expectation.failing_checks)
+        return {check for role in self.roles for check in role.expectation.failing_checks}
+
+    def role_failing(self, role_arn: str) -> set[str]:
+        """The role's own checks that must fail (key-state checks belong to no role)."""
+        role = next(role for role in self.roles if role.arn == role_arn)
+        return {c for c in role.expectation.failing_checks if not c.startswith(KEY_STATE)}
+
+    def key_state_failing(self) -> set[str]:
+        return {c for c in self.expectation.failing_checks if c.startswith(KEY_STATE)}
+
+    def role(self, role_arn: str) -> SandboxRole:
+        return next(role for role in self.roles if role.arn == role_arn)
 
 
 @dataclass
@@ -63,6 +99,7 @@ class SandboxOrg:
     ou_ids: dict[str, str]  # OU name -> id
     policy_ids: dict[str, str] = field(default_factory=dict)  # SCP/RCP name -> id
     seed_seconds: float = 0.0
+    central_key_arns: dict[str, str] = field(default_factory=dict)  # region -> key ARN
 
     def account(self, account_id: str) -> SandboxAccount:
         for account in self.accounts:
@@ -78,13 +115,22 @@ class SandboxOrg:
 
     def by_cause(self, cause: str) -> SandboxAccount:
         for account in self.accounts:
-            if account.expectation.cause == cause:
+            causes = {account.expectation.cause, *(r.expectation.cause for r in account.roles)}
+            if cause in causes:
                 return account
         raise KeyError(f"no sandbox account with cause {cause!r}")
 
+    def check_count(self, account_ids: set[str] | None = None) -> int:
+        """How many checks a scan of the sandbox (or of `account_ids`) makes."""
+        return sum(
+            account.check_count(len(self.regions))
+            for account in self.accounts
+            if account_ids is None or account.account_id in account_ids
+        )
+
     @property
     def healthy_accounts(self) -> list[SandboxAccount]:
-        return [account for account in self.accounts if account.expectation.healthy]
+        return [account for account in self.accounts if account.healthy]
 
 
 def _dump(document: dict[str, Any]) -> str:
@@ -155,6 +201,7 @@ def seed_sandbox_organization(
     for plan in ACCOUNT_PLANS:
         sandbox.accounts.append(_create_account(seeder, sandbox, plan))
     _plant_organization_policies(seeder, sandbox)
+    _seed_central_key(seeder, sandbox)
     for account in sandbox.accounts:
         _seed_member(seeder, sandbox, account)
     sandbox.seed_seconds = time.perf_counter() - started
@@ -178,13 +225,28 @@ def _create_account(seeder: _Seeder, sandbox: SandboxOrg, plan: AccountPlan) -> 
         SourceParentId=sandbox.root_id,
         DestinationParentId=sandbox.ou_ids[plan.ou],
     )
+    role_arn = f"arn:aws:iam::{account_id}:role{BACKUP_ROLE_PATH}{BACKUP_ROLE_NAME}"
+    roles = [SandboxRole(BACKUP_ROLE_NAME, role_arn, plan.expectation)]
+    roles += [
+        SandboxRole(
+            extra.name, f"arn:aws:iam::{account_id}:role{extra.path}{extra.name}", extra.expectation
+        )
+        for extra in plan.extra_roles
+    ]
+    failing = [role.expectation for role in roles if not role.expectation.healthy]
     return SandboxAccount(
         account_id=account_id,
         name=plan.name,
         ou_names=_ou_names(plan.ou),
-        expectation=plan.expectation,
-        role_arn=f"arn:aws:iam::{account_id}:role{BACKUP_ROLE_PATH}{BACKUP_ROLE_NAME}",
+        expectation=failing[0] if failing else plan.expectation,
+        role_arn=role_arn,
+        roles=roles,
+        central_vault=plan.central_vault,
     )
+
+
+def _plan(account: SandboxAccount) -> AccountPlan:
+    return next(plan for plan in ACCOUNT_PLANS if plan.name == account.name)
 
 
 def _plant_organization_policies(seeder: _Seeder, sandbox: SandboxOrg) -> None:
@@ -221,10 +283,73 @@ def _plant_organization_policies(seeder: _Seeder, sandbox: SandboxOrg) -> None:
             "DenyKmsGrantCreation": rcp_id,
         }
     )
+    _plant_real_world_policies(seeder, sandbox)
+
+
+def _plant_real_world_policies(seeder: _Seeder, sandbox: SandboxOrg) -> None:
+    """The perimeter RCP on every key, the central key owner's RCP, the path exception."""
+    org = seeder.org
+    owner = sandbox.by_name(CENTRAL_OWNER).account_id
+    workloads = f"{sandbox.organization_id}/{sandbox.root_id}/{sandbox.ou_ids['Workloads']}/"
+    planted = {
+        "KeyPerimeter": (
+            RCP,
+            policies.rcp_key_perimeter(sandbox.organization_id),
+            "Only identities of the organization may use its keys",
+            sandbox.root_id,
+        ),
+        "CentralKeysForWorkloads": (
+            RCP,
+            policies.rcp_central_keys_for_workloads(workloads, owner),
+            "Central keys serve the Workloads OU only",
+            owner,
+        ),
+        "DenyVaultCreationOutsideBackupPath": (
+            SCP,
+            policies.scp_deny_vault_creation_outside_backup_path(),
+            "Only roles under /backup/ create vaults",
+            sandbox.by_cause("scp-exception-by-principal-arn").account_id,
+        ),
+    }
+    for name, (kind, document, about, target) in planted.items():
+        policy_id = seeder.create_policy(name, kind, document, about)
+        org.attach_policy(PolicyId=policy_id, TargetId=target)
+        sandbox.policy_ids[name] = policy_id
+
+
+def _seed_central_key(seeder: _Seeder, sandbox: SandboxOrg) -> None:
+    """A multi-Region key in the security account (the same key id in every region, so
+    its checks read alike everywhere), listing the accounts allowed to use it."""
+    owner = sandbox.by_name(CENTRAL_OWNER)
+    allowed = [
+        sandbox.by_cause(cause).account_id
+        for cause in ("central-key-allowed", "central-key-blocked-by-owner-rcp")
+    ]
+    kms = seeder.member_client(owner.account_id, "kms", seeder.home)
+    metadata = kms.create_key(
+        Description="Central AWS Backup vault key",
+        MultiRegion=True,
+        Policy=_dump(policies.central_key_policy(owner.account_id, allowed)),
+        Tags=[{"TagKey": "purpose", "TagValue": "central-backup-vault"}],
+    )["KeyMetadata"]
+    sandbox.central_key_arns[seeder.home] = metadata["Arn"]
+    for region in seeder.regions[1:]:
+        replica = kms.replicate_key(KeyId=metadata["KeyId"], ReplicaRegion=region)
+        sandbox.central_key_arns[region] = replica["ReplicaKeyMetadata"]["Arn"]
+    label = metadata["KeyId"]
+    for account in sandbox.accounts:
+        account.expectation = _with_central(account.expectation, label)
+        for role in account.roles:
+            role.expectation = _with_central(role.expectation, label)
+
+
+def _with_central(expectation: Expectation, label: str) -> Expectation:
+    checks = tuple(check.replace(CENTRAL, label) for check in expectation.failing_checks)
+    return replace(expectation, failing_checks=checks)
 
 
 def _seed_member(seeder: _Seeder, sandbox: SandboxOrg, account: SandboxAccount) -> None:
-    cause = account.expectation.cause
+    cause = _plan(account).expectation.cause
     account_id = account.account_id
     iam = seeder.member_client(account_id, "iam", seeder.home)
 
@@ -253,43 +378,61 @@ def _seed_member(seeder: _Seeder, sandbox: SandboxOrg, account: SandboxAccount) 
         boundary_arn = iam.create_policy(
             PolicyName="BackupBoundary", PolicyDocument=_dump(document)
         )["Policy"]["Arn"]
-    role_args: dict[str, Any] = {
-        "RoleName": BACKUP_ROLE_NAME,
-        "Path": BACKUP_ROLE_PATH,
-        "AssumeRolePolicyDocument": _dump(
-            policies.backup_role_trust(sandbox.management_account_id)
-        ),
-        "Description": "Designated role that creates AWS Backup vaults",
-        "Tags": [{"Key": "vaultscan:designated", "Value": "backup"}],
-    }
-    if boundary_arn:
-        role_args["PermissionsBoundary"] = boundary_arn
-    iam.create_role(**role_args)
-    iam.put_role_policy(
-        RoleName=BACKUP_ROLE_NAME,
-        PolicyName="BackupVaults",
-        PolicyDocument=_dump(
-            policies.vault_backup_statements(
-                account_id, wildcard_backup=cause == "identity-missing-mount-capsule"
-            )
-        ),
-    )
+    plan = _plan(account)
     key_access_arn = iam.create_policy(
         PolicyName="VaultKeyAccess",
-        PolicyDocument=_dump(policies.vault_key_access(account_id)),
+        PolicyDocument=_dump(
+            policies.vault_key_access(account_id, sandbox.by_name(CENTRAL_OWNER).account_id)
+        ),
     )["Policy"]["Arn"]
-    iam.attach_role_policy(RoleName=BACKUP_ROLE_NAME, PolicyArn=key_access_arn)
+    roles = [(BACKUP_ROLE_NAME, BACKUP_ROLE_PATH, plan.role_tags)]
+    roles += [(extra.name, extra.path, extra.tags) for extra in plan.extra_roles]
+    for name, path, tags in roles:
+        role_args: dict[str, Any] = {
+            "RoleName": name,
+            "Path": path,
+            "AssumeRolePolicyDocument": _dump(
+                policies.backup_role_trust(sandbox.management_account_id)
+            ),
+            "Description": "Designated role that creates AWS Backup vaults",
+            "Tags": [
+                {"Key": "vaultscan:designated", "Value": "backup"},
+                *({"Key": key, "Value": value} for key, value in tags),
+            ],
+        }
+        if boundary_arn:
+            role_args["PermissionsBoundary"] = boundary_arn
+        iam.create_role(**role_args)
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName="BackupVaults",
+            PolicyDocument=_dump(
+                policies.vault_backup_statements(
+                    account_id, wildcard_backup=cause == "identity-missing-mount-capsule"
+                )
+            ),
+        )
+        iam.attach_role_policy(RoleName=name, PolicyArn=key_access_arn)
 
     for region in seeder.regions:
         account.key_arns[region] = _seed_vault_key(seeder, account, region)
+        if plan.central_vault:
+            seeder.member_client(account_id, "backup", region).create_backup_vault(
+                BackupVaultName=CENTRAL_VAULT,
+                EncryptionKeyArn=sandbox.central_key_arns[region],
+            )
 
 
 def _key_policy(account: SandboxAccount) -> dict[str, Any]:
-    cause = account.expectation.cause
+    cause = _plan(account).expectation.cause
     if cause == "key-policy-without-root":
         return policies.key_policy_without_root(account.account_id)
     if cause == "key-policy-deny":
         return policies.key_policy_denying_grants(account.account_id, account.role_arn)
+    if cause == "key-policy-principal-tag":
+        return policies.key_policy_principal_tag(account.account_id)
+    if cause == "key-policy-caller-account":
+        return policies.key_policy_caller_account(account.account_id)
     return policies.default_key_policy(account.account_id)
 
 
@@ -304,9 +447,9 @@ def _seed_vault_key(seeder: _Seeder, account: SandboxAccount, region: str) -> st
     )["KeyMetadata"]
     key_id = metadata["KeyId"]
     kms.create_alias(AliasName=VAULT_KEY_ALIAS, TargetKeyId=key_id)
-    if account.expectation.cause == "key-disabled":
+    if _plan(account).expectation.cause == "key-disabled":
         kms.disable_key(KeyId=key_id)
-    elif account.expectation.cause == "key-pending-deletion":
+    elif _plan(account).expectation.cause == "key-pending-deletion":
         kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=30)
     return metadata["Arn"]
 
@@ -317,7 +460,7 @@ def break_account(session: boto3.Session, sandbox: SandboxOrg, account_id: str) 
     Returns the new expectation and records it on the sandbox account.
     """
     account = sandbox.account(account_id)
-    if not account.expectation.healthy:
+    if not account.healthy:
         raise ValueError(f"account {account_id} ({account.name}) already has a planted cause")
     seeder = _Seeder(session, sandbox.regions)
     iam = seeder.member_client(account_id, "iam", seeder.home)
@@ -327,6 +470,7 @@ def break_account(session: boto3.Session, sandbox: SandboxOrg, account_id: str) 
         PolicyDocument=_dump(policies.emergency_deny()),
     )
     account.expectation = BROKEN_BY_DRIFT
+    account.roles[0].expectation = BROKEN_BY_DRIFT
     return BROKEN_BY_DRIFT
 
 
@@ -338,8 +482,9 @@ def repair_account(session: boto3.Session, sandbox: SandboxOrg, account_id: str)
     seeder = _Seeder(session, sandbox.regions)
     iam = seeder.member_client(account_id, "iam", seeder.home)
     iam.delete_role_policy(RoleName=BACKUP_ROLE_NAME, PolicyName="EmergencyFreeze")
-    plan = next(plan for plan in ACCOUNT_PLANS if plan.name == account.name)
+    plan = _plan(account)
     account.expectation = plan.expectation
+    account.roles[0].expectation = plan.expectation
     return plan.expectation
 
 
@@ -350,7 +495,7 @@ def sandbox_settings(sandbox: SandboxOrg, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "regions": list(sandbox.regions),
         "member": {"read_role_name": READ_ROLE_NAME},
-        "roles": {"names": [BACKUP_ROLE_NAME], "path": BACKUP_ROLE_PATH},
+        "roles": {"names": [f"{BACKUP_ROLE_NAME}*"], "path": BACKUP_ROLE_PATH},
         "keys": {"default": VAULT_KEY_ALIAS},
         "simulator": "engine",
         "organization": {"region": sandbox.regions[0]},

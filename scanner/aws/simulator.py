@@ -214,7 +214,8 @@ def _answers(result: dict[str, Any]) -> list[SimulatorAnswer]:
                     or result.get("PermissionsBoundaryDecisionDetail")
                 ),
                 source="aws",
-                missing_context=_missing(result, item),
+                # the resource's own list when given (the top level is the union)
+                missing_context=_missing(item if "MissingContextValues" in item else result),
             )
             for item in specific
         ]

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="scan a sandbox organization (no AWS account needed) and show the verdicts",
         description=(
-            "Creates a sandbox AWS Organization in memory (12 member accounts in nested OUs, "
+            "Creates a sandbox AWS Organization in memory (19 member accounts in nested OUs, "
             "two regions, one planted cause of Access Denied in most accounts), scans it "
             "into PostgreSQL and prints every account's verdict with the fix."
         ),
@@ -182,7 +182,7 @@ def _healthy_account(sandbox: SandboxOrg, wanted: str) -> SandboxAccount:
     if not matches:
         raise CommandError(f"no sandbox account named {wanted!r}; healthy ones: {healthy}")
     account = matches[0]
-    if not account.expectation.healthy:
+    if not account.healthy:
         raise CommandError(
             f"{account.name} already fails ({account.expectation.summary}); --break and "
             f"--repair take a healthy account: {healthy}"
@@ -253,7 +253,10 @@ def print_demo_report(
     console.print()
     console.print("[bold]Planted causes[/] (what the sandbox set up in each account):")
     for account in sorted(sandbox.accounts, key=lambda item: item.name):
-        console.print(f"  {account.name:<20} {account.expectation.summary}", highlight=False)
+        first, *others = account.roles
+        console.print(f"  {account.name:<20} {first.expectation.summary}", highlight=False)
+        for role in others:
+            console.print(f"  {'':<20} {role.name}: {role.expectation.summary}", highlight=False)
     render_fixes(console, rows)
     console.print()
     render_totals(console, rows)

@@ -101,16 +101,28 @@ def vault_backup_statements(account_id: str, *, wildcard_backup: bool = False) -
     )
 
 
-def vault_key_access(account_id: str) -> Document:
-    """Customer managed policy granting the vault-key actions on this account's keys."""
-    return _doc(
+def vault_key_access(account_id: str, central_account: str | None = None) -> Document:
+    """Customer managed policy granting the vault-key actions on this account's keys (and
+    on the security account's central keys: cross-account use needs the role's own
+    allow as well as the key policy's)."""
+    statements = [
         {
             "Sid": "UseVaultKeys",
             "Effect": "Allow",
             "Action": vault_key_actions(),
             "Resource": f"arn:aws:kms:*:{account_id}:key/*",
         }
-    )
+    ]
+    if central_account:
+        statements.append(
+            {
+                "Sid": "UseCentralVaultKeys",
+                "Effect": "Allow",
+                "Action": VAULT_KEY_ACTIONS,
+                "Resource": f"arn:aws:kms:*:{central_account}:key/*",
+            }
+        )
+    return _doc(*statements)
 
 
 def full_boundary() -> Document:
@@ -251,5 +263,116 @@ def emergency_deny() -> Document:
             "Effect": "Deny",
             "Action": "backup:CreateBackupVault",
             "Resource": "*",
+        }
+    )
+
+
+# --- patterns of real organizations ------------------------------------------------------
+
+
+def rcp_key_perimeter(organization_id: str) -> Document:
+    """The data-perimeter RCP AWS publishes for KMS: only identities of this organization
+    (or AWS services) may use its keys (AWS Organizations: RCP examples; data perimeter
+    policy examples, "EnforceOrgIdentities")."""
+    return _doc(
+        {
+            "Sid": "EnforceOrgIdentities",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:*",
+            "Resource": "*",
+            "Condition": {
+                "StringNotEqualsIfExists": {"aws:PrincipalOrgID": organization_id},
+                "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+            },
+        }
+    )
+
+
+def rcp_central_keys_for_workloads(workloads_path: str, owner_account: str) -> Document:
+    """On the key owner's account: only principals under OU Workloads (and the owner
+    itself) may use its keys. aws:PrincipalOrgPaths is multivalued, hence the set
+    qualifier (IAM: AWS global condition context keys, aws:PrincipalOrgPaths)."""
+    return _doc(
+        {
+            "Sid": "OnlyWorkloadAccounts",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:*",
+            "Resource": "*",
+            "Condition": {
+                "ForAllValues:StringNotLike": {"aws:PrincipalOrgPaths": [f"{workloads_path}*"]},
+                "StringNotEqualsIfExists": {"aws:PrincipalAccount": owner_account},
+                "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+            },
+        }
+    )
+
+
+def central_key_policy(owner_account: str, caller_accounts: list[str]) -> Document:
+    """The central vault key: its owner administers it; the listed accounts may use it
+    through AWS Backup (kms:CallerAccount and kms:ViaService, as AWS managed keys' own
+    policies do: AWS KMS condition keys)."""
+    return _doc(
+        default_key_statement(owner_account),
+        {
+            "Sid": "AllowBackupFromWorkloadAccounts",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": VAULT_KEY_ACTIONS,
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:CallerAccount": sorted(caller_accounts)},
+                "StringLike": {"kms:ViaService": "backup.*.amazonaws.com"},
+            },
+        },
+    )
+
+
+def key_policy_principal_tag(account_id: str) -> Document:
+    """IAM policies of the account count for this key only for roles tagged team=backup
+    (attribute-based access control in a key policy)."""
+    return _doc(
+        key_admin_statement(account_id),
+        {
+            "Sid": "AllowBackupTeamRoles",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalTag/team": "backup"}},
+        },
+    )
+
+
+def key_policy_caller_account(account_id: str) -> Document:
+    """No account statement: the key may be used only through AWS Backup, by principals
+    of this account (the shape of an AWS managed key's policy)."""
+    return _doc(
+        key_admin_statement(account_id),
+        {
+            "Sid": "AllowBackupInThisAccount",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": VAULT_KEY_ACTIONS,
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:CallerAccount": account_id},
+                "StringLike": {"kms:ViaService": "backup.*.amazonaws.com"},
+            },
+        },
+    )
+
+
+def scp_deny_vault_creation_outside_backup_path() -> Document:
+    """Only roles under the /backup/ path may create vaults: an exception by
+    aws:PrincipalArn, whose value is the role ARN with its path."""
+    return _doc(
+        {
+            "Sid": "DenyVaultsOutsideBackupPath",
+            "Effect": "Deny",
+            "Action": "backup:CreateBackupVault",
+            "Resource": "*",
+            "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/backup/*"}},
         }
     )

@@ -38,7 +38,6 @@ from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import Account, AccountScan, CheckResult, CheckState, ScanRun
 
-CHECKS_PER_ACCOUNT_AND_REGION = 8  # 7 actions of the profile + the key state
 HOSTILE = '<script>alert("pwned")</script> | *bold* `tick` [x](javascript:alert(1))'
 
 
@@ -125,7 +124,7 @@ def _run(engine: Engine, run_id: int) -> ScanRun:
 def test_week_with_drift_shows_regressions_and_failing_causes_as_planted(seeded, engine):
     sandbox = seeded.sandbox
     regions = set(sandbox.regions)
-    total = CHECKS_PER_ACCOUNT_AND_REGION * len(regions) * len(sandbox.accounts)
+    total = sandbox.check_count()
     failing_before = _failures(sandbox)
     healthy_before = len(sandbox.healthy_accounts)
     last_week = seeded.scan(engine)

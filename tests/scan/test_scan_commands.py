@@ -19,13 +19,17 @@ def _expected_failures(sandbox) -> int:
 def sandbox_config(seeded, tmp_path):
     """A vaultscan.yaml for the sandbox, as a user would write it."""
     path = tmp_path / "vaultscan.yaml"
-    path.write_text(yaml.safe_dump({
-        "regions": list(seeded.sandbox.regions),
-        "member": {"read_role_name": READ_ROLE_NAME},
-        "roles": {"names": [BACKUP_ROLE_NAME], "path": BACKUP_ROLE_PATH},
-        "keys": {"default": VAULT_KEY_ALIAS},
-        "simulator": "engine",
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "regions": list(seeded.sandbox.regions),
+                "member": {"read_role_name": READ_ROLE_NAME},
+                "roles": {"names": [f"{BACKUP_ROLE_NAME}*"], "path": BACKUP_ROLE_PATH},
+                "keys": {"default": VAULT_KEY_ALIAS},
+                "simulator": "engine",
+            }
+        )
+    )
     return path
 
 
@@ -49,14 +53,26 @@ def test_scan_command_stores_results_and_fails_on_noncompliance(
 
     # filters
     legacy = seeded.sandbox.by_name("legacy-billing")
-    assert cli.main([*results, "--account", legacy.account_id, "--status", "fail",
-                     "--json"]) == 0
+    assert cli.main([*results, "--account", legacy.account_id, "--status", "fail", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {(r["region"], r["check"], r["deciding_layer"]) for r in rows} == {
         (region, "backup:CreateBackupVault", "scp") for region in seeded.sandbox.regions
     }
-    assert cli.main([*results, "--role", BACKUP_ROLE_NAME, "--region", "eu-west-1",
-                     "--status", "pass", "--json"]) == 0
+    assert (
+        cli.main(
+            [
+                *results,
+                "--role",
+                BACKUP_ROLE_NAME,
+                "--region",
+                "eu-west-1",
+                "--status",
+                "pass",
+                "--json",
+            ]
+        )
+        == 0
+    )
     passing = json.loads(capsys.readouterr().out)
     assert passing and {(r["region"], r["status"]) for r in passing} == {("eu-west-1", "pass")}
 
@@ -70,7 +86,9 @@ def test_scan_command_stores_results_and_fails_on_noncompliance(
     assert cli.main([*results, "--status", "fail", "--export-scenarios", str(export)]) == 0
     files = sorted(export.glob("*.json"))
     key_state_failures = sum(
-        1 for a in seeded.sandbox.accounts for r in seeded.sandbox.regions
+        1
+        for a in seeded.sandbox.accounts
+        for r in seeded.sandbox.regions
         if "kms:KeyState" in a.failing(r)
     )
     assert len(files) == _expected_failures(seeded.sandbox) - key_state_failures
@@ -148,7 +166,10 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULTSCAN_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scanner", "iam-policy", "--role", "scanner"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     proc.stdout.close()  # the reader is gone before the first line is written
     err = proc.stderr.read().decode()
@@ -173,8 +194,15 @@ def test_exporting_scenarios_where_no_folder_can_be_made_exits_2(
     sandbox_config, database_url, capsys, tmp_path
 ):
     (tmp_path / "a-file").write_text("")
-    argv = ["results", "--config", str(sandbox_config), "--database-url", database_url,
-            "--export-scenarios", str(tmp_path / "a-file" / "scenarios")]
+    argv = [
+        "results",
+        "--config",
+        str(sandbox_config),
+        "--database-url",
+        database_url,
+        "--export-scenarios",
+        str(tmp_path / "a-file" / "scenarios"),
+    ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "vaultscan results: cannot write scenarios to" in err and "Not a directory" in err
@@ -185,7 +213,13 @@ def test_log_lines_carry_their_extra_fields():
     import logging
 
     record = logging.getLogger("scanner.aws.collect").makeRecord(
-        "scanner.aws.collect", logging.WARNING, __file__, 1, "account not collected", (), None,
+        "scanner.aws.collect",
+        logging.WARNING,
+        __file__,
+        1,
+        "account not collected",
+        (),
+        None,
         extra={"account": "111122223333", "error": "AccessDenied"},
     )
     line = cli.LogFormatter(cli.LOG_FORMAT).format(record)
@@ -199,9 +233,16 @@ def test_a_key_state_failure_names_its_layer_in_the_tables():
 
     from scanner.render import results_table, verdict_table
 
-    row = {"account_id": "111122223333", "account_name": "security-logs", "region": "eu-west-1",
-           "role_arn": "", "check": "kms:KeyState", "status": "fail", "deciding_layer": None,
-           "message": "Key alias/backup-vault-key is disabled; it cannot encrypt a vault."}
+    row = {
+        "account_id": "111122223333",
+        "account_name": "security-logs",
+        "region": "eu-west-1",
+        "role_arn": "",
+        "check": "kms:KeyState",
+        "status": "fail",
+        "deciding_layer": None,
+        "message": "Key alias/backup-vault-key is disabled; it cannot encrypt a vault.",
+    }
     for table in (results_table([row]), verdict_table([row])):
         console = Console(width=200, record=True)
         console.print(table)

@@ -17,15 +17,19 @@ def test_demo_prints_every_accounts_verdict_and_stores_the_run(database_url, cap
 
     assert "simulator: vaultscan engine (moto has no SimulatePrincipalPolicy)" in out
     for plan in ACCOUNT_PLANS:
-        verdict = "PASS" if plan.expectation.healthy else "FAIL"
+        verdict = "PASS" if plan.healthy else "FAIL"
         # the account's row of the verdict table: name, OU path, verdict
         row = re.search(rf"│ {re.escape(plan.name)}\s+│ ([^│]+)│ (\w+)\s+│", out)
         assert row, plan.name
         assert row.group(1).strip().endswith(plan.ou), plan.name
         assert row.group(2) == verdict, plan.name
         assert plan.expectation.summary in out
-    failing = sum(1 for plan in ACCOUNT_PLANS if not plan.expectation.healthy)
-    assert f"12 accounts: {12 - failing} pass, {failing} fail, 0 error" in out
+        for extra in plan.extra_roles:
+            assert f"{extra.name}: {extra.expectation.summary}" in out
+    failing = sum(1 for plan in ACCOUNT_PLANS if not plan.healthy)
+    total = len(ACCOUNT_PLANS)
+    assert total == 19
+    assert f"{total} accounts: {total - failing} pass, {failing} fail, 0 error" in out
     # fixes are printed as JSON statements and commands
     assert '"backup-storage:MountCapsule"' in out
     assert "$ aws kms enable-key --key-id arn:aws:kms:" in out
@@ -43,7 +47,7 @@ def test_demo_prints_every_accounts_verdict_and_stores_the_run(database_url, cap
         "succeeded",
         "sandbox-engine",
     )
-    assert run.accounts_scanned == 12
+    assert run.accounts_scanned == len(ACCOUNT_PLANS)
     assert f"scan run #{run.id} (succeeded)" in out
 
 
@@ -80,7 +84,7 @@ def test_a_second_demo_finds_the_same_organization_and_no_drift(database_url, ca
         engine.dispose()
     assert [run.status for run in runs] == ["succeeded", "succeeded"]
     assert kinds == []  # same accounts, roles and keys: nothing new, gone or changed
-    assert accounts == 12
+    assert accounts == len(ACCOUNT_PLANS)
 
 
 def test_break_then_repair_shows_the_regression_and_the_fix(database_url, capsys):
@@ -117,7 +121,7 @@ def test_break_then_repair_shows_the_regression_and_the_fix(database_url, capsys
 
 
 def test_break_refuses_an_account_that_already_fails(database_url, capsys):
-    planted = next(plan.name for plan in ACCOUNT_PLANS if not plan.expectation.healthy)
+    planted = next(plan.name for plan in ACCOUNT_PLANS if not plan.healthy)
     assert cli.main(["demo", "--database-url", database_url, "--break", planted]) == 2
     err = capsys.readouterr().err
     assert f"{planted} already fails" in err and "prod-payments" in err

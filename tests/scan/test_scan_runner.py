@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from scanner import cli
 from scanner.runner import run_scan
 from scanner.sandbox import break_account, repair_account, sandbox_settings
+from scanner.sandbox_data.layout import ACCOUNT_PLANS
 from storage.models import AccountScan, CheckResult, ScanRun
 from storage.repository import drift_events, latest_results, latest_run
 
@@ -29,17 +30,17 @@ def test_full_scan_is_stored_counted_and_replayable(seeded, db_engine, tmp_path,
         progress=lambda done, total, account: progress.append((done, total)),
     )
     sandbox = seeded.sandbox
-    checks_per_account = 8 * len(sandbox.regions)  # 7 actions + the key state, per region
     totals = report.totals
     assert (totals.status, totals.accounts_total, totals.accounts_scanned) == (
         "succeeded",
         len(sandbox.accounts),
         len(sandbox.accounts),
     )
-    assert totals.checks_total == checks_per_account * len(sandbox.accounts)
+    assert totals.checks_total == sandbox.check_count() == 368
     assert totals.checks_failed == _expected_failures(sandbox)
     assert totals.checks_errored == 0 and totals.disagreements == 0
-    assert progress[0] == (0, 12) and progress[-1] == (12, 12)
+    total = len(ACCOUNT_PLANS)
+    assert progress[0] == (0, total) and progress[-1] == (total, total)
     # the management account is not scanned unless configured
     scanned = {outcome.account.id for outcome in report.summary.outcomes}
     assert sandbox.management_account_id not in scanned
@@ -77,7 +78,8 @@ def test_a_service_scan_records_verdicts_without_keeping_them(seeded, db_engine)
     assert {o.status for o in report.summary.outcomes} == {"ok"}
     # ...yet every verdict is in the database
     assert len(latest_results(db_engine, status="fail")) == _expected_failures(sandbox)
-    assert report.totals.checks_total == 8 * len(sandbox.regions) * len(sandbox.accounts)
+    assert report.totals.checks_total == sandbox.check_count()
+
 
 
 def _assert_stored_scenarios_replay(rows, tmp_path, capsys) -> None:
@@ -175,8 +177,10 @@ def test_stop_event_records_what_finished_and_marks_the_run_interrupted(seeded, 
     assert report.totals.accounts_scanned == 1
     assert len(report.summary.outcomes) == 1
     run = latest_run(db_engine)
-    assert run.status == "interrupted" and "stopped after 1 of 12" in run.error
-    assert _results_in_run(db_engine, run.id) == len(report.summary.results) == 16
+    assert run.status == "interrupted" and f"stopped after 1 of {len(ACCOUNT_PLANS)}" in run.error
+    [outcome] = report.summary.outcomes
+    expected = seeded.sandbox.check_count({outcome.account.id})
+    assert _results_in_run(db_engine, run.id) == len(report.summary.results) == expected
 
 
 def test_a_crash_midway_keeps_finished_accounts_and_marks_the_run_failed(seeded, db_engine):
@@ -193,7 +197,14 @@ def test_a_crash_midway_keeps_finished_accounts_and_marks_the_run_failed(seeded,
     with db_engine.connect() as conn:
         run = conn.execute(select(ScanRun).order_by(ScanRun.id.desc())).first()
     assert run.status == "failed" and "disk full" in run.error
-    assert _results_in_run(db_engine, run.id) == 2 * 16
+    with db_engine.connect() as conn:
+        scanned = set(
+            conn.execute(
+                select(CheckResult.account_id).where(CheckResult.scan_run_id == run.id)
+            ).scalars()
+        )
+    assert len(scanned) == 2
+    assert _results_in_run(db_engine, run.id) == seeded.sandbox.check_count(scanned)
 
 
 def test_drift_a_broken_then_repaired_account_regresses_then_is_fixed(seeded, db_engine):

@@ -5,6 +5,7 @@ layout (scanner/sandbox_data/layout.py), never from the engine's own output."""
 from __future__ import annotations
 
 import pytest
+from sandbox_checks import assert_account_verdicts
 
 from scanner.aws.collect import collect_account
 from scanner.aws.organizations import discover
@@ -13,16 +14,6 @@ from scanner.engine_simulator import EngineSimulator
 from scanner.model import CheckResult
 from scanner.profiles import load_profiles
 from scanner.sandbox_data.layout import ACCOUNT_PLANS
-
-VAULT_ACTIONS = {
-    "backup:CreateBackupVault",
-    "backup-storage:MountCapsule",
-    "kms:CreateGrant",
-    "kms:DescribeKey",
-    "kms:RetireGrant",
-    "kms:Decrypt",
-    "kms:GenerateDataKey",
-}
 
 
 @pytest.fixture(scope="module")
@@ -53,32 +44,7 @@ def test_every_sandbox_account_is_scanned(seeded, verdicts):
 
 @pytest.mark.parametrize("name", [plan.name for plan in ACCOUNT_PLANS])
 def test_each_account_gets_its_expected_verdict(seeded, verdicts, name):
-    account = seeded.sandbox.by_name(name)
-    expectation = account.expectation
-    results = verdicts[name]
-    for region in seeded.sandbox.regions:
-        in_region = [r for r in results if r.region == region]
-        # every required action is checked for the role, plus the key state
-        assert {r.check for r in in_region} == VAULT_ACTIONS | {KEY_STATE_CHECK}
-        failing = {r.check for r in in_region if r.status != "pass"}
-        assert failing == account.failing(region), (name, region, failing)
-        for result in in_region:
-            if result.status == "pass":
-                assert result.remediation is None
-                continue
-            assert result.status == "fail"
-            assert result.remediation.kind == expectation.fix_kind
-            assert result.message
-            if result.check == KEY_STATE_CHECK:
-                assert result.resource == account.key_arns[region]
-                continue
-            assert result.deciding_layer == expectation.layer
-            assert result.decision == expectation.decision
-            if expectation.policy_contains:
-                assert expectation.policy_contains in (result.policy or "")
-            assert result.statement == expectation.statement
-            assert result.disagreement is False
-            assert result.simulator_source == "sandbox-engine"
+    assert_account_verdicts(seeded.sandbox, name, verdicts[name], "sandbox-engine")
 
 
 def _failures(verdicts, name):
