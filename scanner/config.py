@@ -133,12 +133,24 @@ class RoleTag(_Section):
     value: str | None = None  # None: any value
 
 
-class RoleSelector(_Section):
-    """Which roles are designated: a role matches if it matches ANY configured criterion."""
+DEFAULT_ROLE_NAMES = ("*Backup*",)
 
-    names: list[str] = Field(default_factory=lambda: ["*Backup*"])
+
+class RoleSelector(_Section):
+    """Which roles are designated: a role matches if it matches ANY configured criterion.
+    The default names apply only when no criterion is configured: a selector that names
+    a tag or a path designates exactly the roles carrying it."""
+
+    names: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLE_NAMES))
     tag: RoleTag | None = None
     path: str | None = Field(default=None, pattern=IAM_PATH_RE)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "names" not in data and (data.get("tag") or data.get("path")):
+            return {**data, "names": []}
+        return data
 
 
 KeyRefs = str | list[str]

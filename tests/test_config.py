@@ -341,3 +341,13 @@ def test_a_yaml_syntax_error_does_not_quote_the_line(tmp_path: Path) -> None:
         load_settings(write(tmp_path, f"database:\n  url: [postgresql://u:{secret}@db/x\n"))
     assert "not valid YAML" in caught.value.message
     assert secret not in caught.value.message
+
+
+def test_a_tag_selector_alone_designates_only_tagged_roles() -> None:
+    tagged = load_settings(overrides={"roles": {"tag": {"key": "vaultscan", "value": "backup"}}})
+    assert tagged.roles.names == [] and tagged.roles.tag.key == "vaultscan"
+    by_path = load_settings(overrides={"roles": {"path": "/backup/"}})
+    assert by_path.roles.names == []
+    both = load_settings(overrides={"roles": {"names": ["Ops*"], "tag": {"key": "vaultscan"}}})
+    assert both.roles.names == ["Ops*"]
+    assert load_settings(overrides={}).roles.names == ["*Backup*"]
