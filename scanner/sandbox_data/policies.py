@@ -118,7 +118,7 @@ def vault_key_access(account_id: str, central_account: str | None = None) -> Doc
             {
                 "Sid": "UseCentralVaultKeys",
                 "Effect": "Allow",
-                "Action": VAULT_KEY_ACTIONS,
+                "Action": vault_key_actions(),
                 "Resource": f"arn:aws:kms:*:{central_account}:key/*",
             }
         )
@@ -319,7 +319,7 @@ def central_key_policy(owner_account: str, caller_accounts: list[str]) -> Docume
             "Sid": "AllowBackupFromWorkloadAccounts",
             "Effect": "Allow",
             "Principal": {"AWS": "*"},
-            "Action": VAULT_KEY_ACTIONS,
+            "Action": vault_key_actions(),
             "Resource": "*",
             "Condition": {
                 "StringEquals": {"kms:CallerAccount": sorted(caller_accounts)},
@@ -354,7 +354,7 @@ def key_policy_caller_account(account_id: str) -> Document:
             "Sid": "AllowBackupInThisAccount",
             "Effect": "Allow",
             "Principal": {"AWS": "*"},
-            "Action": VAULT_KEY_ACTIONS,
+            "Action": vault_key_actions(),
             "Resource": "*",
             "Condition": {
                 "StringEquals": {"kms:CallerAccount": account_id},

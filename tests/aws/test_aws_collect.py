@@ -388,7 +388,8 @@ def test_every_call_made_is_a_declared_permission(moto_org: MotoOrg) -> None:
     settings = load_settings(
         overrides={
             "organization": {"role_arn": role_arn},
-            "roles": {"tag": {"key": "team"}},
+            # names as well as a tag: the tag alone would designate only tagged roles
+            "roles": {"names": ["*Backup*"], "tag": {"key": "team"}},
         }
     )
     inside.client("iam").create_role(RoleName="Other", AssumeRolePolicyDocument=TRUST)

@@ -67,7 +67,7 @@ def assert_account_verdicts(
                 _assert_one(result, role.expectation, simulator_source)
         for result in in_region:
             if result.check.startswith(KEY_STATE_CHECK) and result.status != "pass":
-                assert result.remediation["kind"] == account.expectation.fix_kind
+                assert result.remediation.kind == account.expectation.fix_kind
                 assert result.resource == account.key_arns[region]
 
 
@@ -81,7 +81,7 @@ def _assert_one(result: CheckResult, expectation, simulator_source: str) -> None
         return
     assert result.status == "fail", result.message
     assert result.message
-    assert result.remediation["kind"] == expectation.fix_kind, result.message
+    assert result.remediation.kind == expectation.fix_kind, result.message
     assert result.deciding_layer == expectation.layer, result.message
     assert result.decision == expectation.decision
     if expectation.policy_contains:
