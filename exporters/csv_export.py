@@ -52,6 +52,7 @@ REPORT_SECTIONS = (
     "trend",
     "ou",
     "top_fix",
+    "owner",
 )
 REPORT_COLUMNS: tuple[str, ...] = (
     "section",
@@ -227,6 +228,18 @@ def _top_fix_rows(report: Any) -> Iterable[dict[str, Any]]:
         }
 
 
+def _owner_rows(report: Any) -> Iterable[dict[str, Any]]:
+    # detail: the owner tag's value ("" for accounts without it); count: failing checks
+    for owner in report.owners:
+        yield {
+            "section": "owner",
+            "count": owner.checks_failed,
+            "checks_total": owner.checks_total,
+            "checks_passed": owner.checks_passed,
+            "detail": owner.owner or "",
+        }
+
+
 def report_rows(report: Any) -> Iterable[dict[str, Any]]:
     """The report's lists (as capped in the report) as REPORT_COLUMNS rows."""
     period = {
@@ -243,6 +256,7 @@ def report_rows(report: Any) -> Iterable[dict[str, Any]]:
         lambda: _trend_rows(report),
         lambda: _ou_rows(report),
         lambda: _top_fix_rows(report),
+        lambda: _owner_rows(report),
     )
     for rows in sections:
         for row in rows():

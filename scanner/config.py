@@ -255,6 +255,9 @@ class ReportSettings(_Section):
         default_factory=lambda: ["html"], min_length=1
     )
     delivery: ReportDelivery = Field(default_factory=ReportDelivery)
+    # an account tag naming its owner (team): the report groups accounts by its value and
+    # discovery reads it (organizations:ListTagsForResource, one call per account)
+    owner_tag: str | None = Field(default=None, min_length=1, max_length=128)
 
     @field_validator("schedule")
     @classmethod

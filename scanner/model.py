@@ -56,6 +56,8 @@ class Account:
     status: str = "ACTIVE"
     # root first, direct parent last; the account itself is not in it
     ou_path: tuple[OrgUnit, ...] = ()
+    # the account's tags vaultscan reads (only report.owner_tag), key -> value
+    tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def ou_path_ids(self) -> str:

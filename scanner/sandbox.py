@@ -215,10 +215,16 @@ def _ou_names(ou: str) -> tuple[str, ...]:
     return ("Root", *reversed(chain))
 
 
+SANDBOX_OWNER_TAG = "team"
+
+
 def _create_account(seeder: _Seeder, sandbox: SandboxOrg, plan: AccountPlan) -> SandboxAccount:
-    status = seeder.org.create_account(AccountName=plan.name, Email=f"{plan.name}@example.com")[
-        "CreateAccountStatus"
-    ]
+    status = seeder.org.create_account(
+        AccountName=plan.name,
+        Email=f"{plan.name}@example.com",
+        # who owns it: what report.owner_tag: team groups by
+        Tags=[{"Key": SANDBOX_OWNER_TAG, "Value": f"team-{plan.ou.lower()}"}],
+    )["CreateAccountStatus"]
     account_id = status["AccountId"]
     seeder.org.move_account(
         AccountId=account_id,

@@ -359,7 +359,8 @@ def deliver_scheduled_report(engine: Engine, report: ReportSettings) -> list[str
             log.info("report skipped: another replica is delivering it host=%s", host_id())
             return None
         try:
-            delivered = deliver_or_raise(build_report(engine, days=report.days), report)
+            built = build_report(engine, days=report.days, owner_tag=report.owner_tag)
+            delivered = deliver_or_raise(built, report)
         except NoFinishedScan:
             log.warning("report skipped: no finished scan in the database yet")
             return None

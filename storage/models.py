@@ -83,6 +83,8 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(32), default="ACTIVE")
     ou_path: Mapped[str] = mapped_column(Text, default="")  # r-xx/ou-xx-yy (ids)
     ou_path_names: Mapped[str] = mapped_column(Text, default="")  # Root/Prod (names)
+    # the tags vaultscan reads (report.owner_tag), {"team": "payments"}
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     first_seen_scan_id: Mapped[int | None] = mapped_column(ForeignKey("scan_runs.id"))
     last_seen_scan_id: Mapped[int | None] = mapped_column(ForeignKey("scan_runs.id"))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

@@ -246,3 +246,43 @@ def region_fixes(conn: Connection) -> dict[tuple[Any, ...], list[RegionFix]]:
         example = f"{row.account_name or row.account_id} ({row.account_id})"
         found.setdefault(key, []).append(RegionFix(row.region, example, commands))
     return found
+
+
+@dataclass
+class OwnerRollup:
+    """The accounts carrying one value of the owner tag (or none: `owner` is None)."""
+
+    owner: str | None
+    accounts: int
+    failing_accounts: int
+    checks_total: int
+    checks_passed: int
+    checks_failed: int
+    checks_errored: int
+
+    @property
+    def ratio(self) -> float | None:
+        return self.checks_passed / self.checks_total if self.checks_total else None
+
+
+_OWNERS = text(
+    """
+    SELECT a.tags ->> :tag AS owner,
+           count(DISTINCT cs.account_id) AS accounts,
+           count(DISTINCT cs.account_id) FILTER (WHERE cs.status = 'fail') AS failing_accounts,
+           count(*) AS checks_total,
+           count(*) FILTER (WHERE cs.status = 'pass') AS checks_passed,
+           count(*) FILTER (WHERE cs.status = 'fail') AS checks_failed,
+           count(*) FILTER (WHERE cs.status = 'error') AS checks_errored
+    FROM check_state cs JOIN accounts a ON a.account_id = cs.account_id
+    WHERE cs.status <> 'gone'
+    GROUP BY 1
+    ORDER BY checks_failed DESC, owner NULLS LAST
+    """
+)
+
+
+def owner_rollup(conn: Connection, tag: str) -> list[OwnerRollup]:
+    """The latest status of every check, by the value of the accounts' `tag`; most
+    failing checks first, accounts without the tag last."""
+    return [OwnerRollup(**row._mapping) for row in conn.execute(_OWNERS, {"tag": tag})]

@@ -101,6 +101,7 @@ def _account_row(outcome: AccountOutcome, run_id: int) -> dict[str, Any]:
         "status": account.status,
         "ou_path": account.ou_path_ids,
         "ou_path_names": account.ou_path_names,
+        "tags": dict(account.tags),
         "first_seen_scan_id": run_id,
         "last_seen_scan_id": run_id,
     }
@@ -207,7 +208,15 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
         set_={
             **_excluded(
                 account_stmt,
-                ("name", "email", "status", "ou_path", "ou_path_names", "last_seen_scan_id"),
+                (
+                    "name",
+                    "email",
+                    "status",
+                    "ou_path",
+                    "ou_path_names",
+                    "tags",
+                    "last_seen_scan_id",
+                ),
             ),
             "updated_at": func.now(),
         },

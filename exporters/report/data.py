@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from scanner.vocabulary import COMPLETE_RUN_STATUSES, DriftKind
 from storage import report_history as history
 from storage import report_queries as queries
-from storage.report_history import ChangeCause, OuRollup, RegionFix, TrendDay
+from storage.report_history import ChangeCause, OuRollup, OwnerRollup, RegionFix, TrendDay
 from storage.report_queries import (
     ACCOUNTS_PER_CAUSE,
     RUN_STATUS_ORDER,
@@ -45,6 +45,7 @@ __all__ = [
     "Report",
     "ScanHealth",
     "OuRollup",
+    "OwnerRollup",
     "TrendDay",
     "UnreachableAccount",
     "build_report",
@@ -106,6 +107,8 @@ class Report:
     trend: list[TrendDay] = field(default_factory=list)  # every day of the period
     ous: list[OuRollup] = field(default_factory=list)  # every OU over its whole subtree
     top_fixes: list[FailingCause] = field(default_factory=list)  # most checks cleared first
+    owner_tag: str | None = None  # the account tag owners are grouped by (report.owner_tag)
+    owners: list[OwnerRollup] = field(default_factory=list)
 
 
 # --- reading the database ---------------------------------------------------------------
@@ -117,6 +120,7 @@ def build_report(
     days: int = DEFAULT_DAYS,
     limit: int = DEFAULT_LIMIT,
     now: datetime | None = None,
+    owner_tag: str | None = None,
 ) -> Report:
     """The report for the `days` days ending at the latest finished scan.
 
@@ -169,6 +173,8 @@ def build_report(
             health=queries.scan_health(conn, start, end),
             trend=history.daily_trend(conn, start, end),
             ous=history.ou_rollup(conn),
+            owner_tag=owner_tag,
+            owners=history.owner_rollup(conn, owner_tag) if owner_tag else [],
         )
         _every_region_fix(causes, history.region_fixes(conn))
         report.top_fixes = sorted(causes, key=_most_checks_cleared)[:TOP_FIXES]

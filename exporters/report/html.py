@@ -17,6 +17,7 @@ from exporters.report.text import (
     DISAGREEMENT_HEADERS,
     FIX_DETAILS_TITLE,
     OU_HEADERS,
+    OWNER_HEADERS,
     TOP_FIX_HEADERS,
     TREND_HEADERS,
     UNREACHABLE_HEADERS,
@@ -35,6 +36,7 @@ from exporters.report.text import (
     latest_run_warning,
     other_drift_line,
     ou_rows,
+    owner_rows,
     statement_json,
     summary_lines,
     top_fix_rows,
@@ -86,6 +88,7 @@ def render_html(report: Report) -> str:
         _html_top_fixes(report),
         _html_drift(report),
         _html_ous(report),
+        _html_owners(report),
         _html_causes(report),
         _html_unreachable(report),
         _html_disagreements(report),
@@ -156,6 +159,16 @@ def _html_ous(report: Report) -> str:
         return title + "<p>No account with a known OU.</p>"
     rows = ([h(cell) for cell in row] for row in ou_rows(report.ous))
     return title + html_table(OU_HEADERS, rows)
+
+
+def _html_owners(report: Report) -> str:
+    if not report.owner_tag:
+        return ""  # grouping by owner is off (report.owner_tag)
+    title = f"<h2>By owner (account tag {html_code(report.owner_tag)})</h2>"
+    if not report.owners:
+        return title + "<p>No account with known checks.</p>"
+    rows = ([h(cell) for cell in row] for row in owner_rows(report.owners, report.owner_tag))
+    return title + html_table(OWNER_HEADERS, rows)
 
 
 def _html_drift(report: Report) -> str:

@@ -16,6 +16,7 @@ from exporters.report.text import (
     DISAGREEMENT_HEADERS,
     FIX_DETAILS_TITLE,
     OU_HEADERS,
+    OWNER_HEADERS,
     TOP_FIX_HEADERS,
     TREND_HEADERS,
     UNREACHABLE_HEADERS,
@@ -34,6 +35,7 @@ from exporters.report.text import (
     latest_run_warning,
     other_drift_line,
     ou_rows,
+    owner_rows,
     statement_json,
     summary_lines,
     top_fix_rows,
@@ -85,6 +87,7 @@ def render_markdown(report: Report) -> str:
         _md_top_fixes,
         _md_drift,
         _md_ous,
+        _md_owners,
         _md_causes,
         _md_unreachable,
         _md_disagreements,
@@ -143,6 +146,16 @@ def _md_ous(report: Report) -> list[str]:
     if not report.ous:
         return lines + ["No account with a known OU."]
     return lines + md_table(OU_HEADERS, ([md(c) for c in row] for row in ou_rows(report.ous)))
+
+
+def _md_owners(report: Report) -> list[str]:
+    if not report.owner_tag:
+        return []  # grouping by owner is off (report.owner_tag)
+    lines = [f"## By owner (account tag {md_code(report.owner_tag)})", ""]
+    if not report.owners:
+        return lines + ["No account with known checks."]
+    rows = ([md(c) for c in row] for row in owner_rows(report.owners, report.owner_tag))
+    return lines + md_table(OWNER_HEADERS, rows)
 
 
 def _md_drift(report: Report) -> list[str]:

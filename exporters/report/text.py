@@ -18,6 +18,7 @@ from exporters.report.data import (
     DriftChange,
     FailingCause,
     OuRollup,
+    OwnerRollup,
     Report,
     ScanHealth,
     TrendDay,
@@ -371,4 +372,21 @@ def disagreement_cells(disagreement: Disagreement, text: Escape, code: Escape) -
         text(d.decision or "n/a"),
         text(d.simulator_decision or "n/a"),
         text(d.message),
+    ]
+
+
+OWNER_HEADERS = ["Owner", "Accounts", "Failing accounts", "Checks passing", "Failing", "Error"]
+
+
+def owner_rows(owners: list[OwnerRollup], tag: str) -> list[tuple[str, ...]]:
+    return [
+        (
+            owner.owner if owner.owner is not None else f"(no {tag} tag)",
+            str(owner.accounts),
+            str(owner.failing_accounts),
+            format_ratio(owner.checks_passed, owner.checks_total),
+            str(owner.checks_failed),
+            str(owner.checks_errored),
+        )
+        for owner in owners
     ]

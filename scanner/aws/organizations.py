@@ -14,6 +14,7 @@ case for large organizations, else ListPoliciesForTarget (one call per target).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -168,6 +169,15 @@ def _targets(accounts: list[Account], management_id: str | None) -> list[str]:
     )
 
 
+def _with_owner_tag(walker: _Walker, account: Account, tag: str) -> Account:
+    """The account with its `tag` (report.owner_tag) when it carries one.
+    https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListTagsForResource.html
+    """
+    tags = walker.items("ListTagsForResource", "Tags", ResourceId=account.id)
+    found = [(item["Key"], item["Value"]) for item in tags if item.get("Key") == tag]
+    return dataclasses.replace(account, tags=tuple(found)) if found else account
+
+
 def discover(sessions: AwsSessions, settings: Settings) -> Organization:
     """The accounts to scan with their OU paths, and the SCPs/RCPs along those paths."""
     walker = _Walker(sessions)
@@ -200,6 +210,9 @@ def discover(sessions: AwsSessions, settings: Settings) -> Organization:
         else:
             found = walk(walker, root, set(settings.ous.exclude), found_one)
         accounts = [account for account in found if is_selected(account, settings, management_id)]
+        owner_tag = getattr(getattr(settings, "report", None), "owner_tag", None)
+        if owner_tag:
+            accounts = [_with_owner_tag(walker, account, owner_tag) for account in accounts]
         organization = Organization(
             management_account_id=management_id,
             accounts=accounts,

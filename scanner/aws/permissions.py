@@ -35,6 +35,8 @@ ORG_READ_ACTIONS: tuple[str, ...] = (
     "organizations:ListTargetsForPolicy",
     "organizations:ListPoliciesForTarget",
     "organizations:DescribePolicy",
+    # only with report.owner_tag: the owner tag of each scanned account
+    "organizations:ListTagsForResource",
 )
 
 # Made by the scanner's own identity to enter member accounts and the Organizations role.

@@ -84,7 +84,7 @@ def _report(args: argparse.Namespace) -> int:
     settings, _url, engine = open_configured_database(args)
     days = args.days or settings.report.days
     try:
-        report = build_report(engine, days=days)
+        report = build_report(engine, days=days, owner_tag=settings.report.owner_tag)
     except NoFinishedScan:
         raise CommandError(
             "no finished scan in the database yet, so there is nothing to report: run "

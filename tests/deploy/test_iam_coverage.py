@@ -60,14 +60,17 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def coverage_settings(sandbox: Any) -> Any:
     """The sandbox settings, widened so every optional read path runs: a tag criterion
-    (iam:ListRoleTags on roles the name and path do not select) and the Organizations
-    reader role (an AssumeRole into the management account, as in production)."""
+    (iam:ListRoleTags on roles the name and path do not select), the Organizations
+    reader role (an AssumeRole into the management account, as in production) and the
+    report's owner tag (organizations:ListTagsForResource)."""
     base = sandbox_settings(sandbox)
     roles = base.roles.model_dump() | {"tag": {"key": "vaultscan:backup-role"}}
     organization = base.organization.model_dump() | {
         "role_arn": f"arn:aws:iam::{sandbox.management_account_id}:role/{ORG_ROLE_NAME}"
     }
-    return sandbox_settings(sandbox, roles=roles, organization=organization)
+    # the owner tag the report groups by: organizations:ListTagsForResource per account
+    report = {"owner_tag": "team"}
+    return sandbox_settings(sandbox, roles=roles, organization=organization, report=report)
 
 
 @dataclass

@@ -39,6 +39,8 @@ DEV = OrgUnit("ou-ab12-dev00001", "Dev")
 SANDBOX = OrgUnit("ou-ab12-sand0001", "Sandbox")
 DEEP = OrgUnit("ou-ab12-deep0001", "Deep")
 DEEPER = OrgUnit("ou-ab12-deep0002", "Deeper")
+# the owner tag: payments owns P1 and P2, platform W1 and D1; S1 carries none
+OWNERS = {"P1": "payments", "P2": "payments", "W1": "platform", "D1": "platform"}
 ACCOUNTS = {
     "P1": ("111111111111", (ROOT, PROD, PAYMENTS)),
     "P2": ("222222222222", (ROOT, PROD, PAYMENTS)),
@@ -95,7 +97,8 @@ def _causes(name: str, day: int) -> dict[str, tuple | None]:
 def _outcomes(day: int) -> list[AccountOutcome]:
     outcomes = []
     for name, (account_id, path) in ACCOUNTS.items():
-        account = Account(id=account_id, name=name.lower(), ou_path=path)
+        tags = (("team", OWNERS[name]),) if name in OWNERS else ()
+        account = Account(id=account_id, name=name.lower(), ou_path=path, tags=tags)
         if name == "W1" and day == 15:
             outcomes.append(AccountOutcome(account=account, status="error", error="AccessDenied"))
             continue
@@ -355,3 +358,25 @@ def test_html_renders_in_headless_chromium(month, tmp_path: Path) -> None:
     assert _png_size(png) == (1200, 2400)
     # a blank page compresses to almost nothing; the rendered report does not
     assert png.stat().st_size > 50_000
+
+
+def test_grouping_by_the_owner_tag(month) -> None:
+    engine, _ = month
+    assert build_report(engine, days=DAYS).owners == []  # off unless a tag is configured
+    report = build_report(engine, days=DAYS, owner_tag="team")
+    owners = {owner.owner: owner for owner in report.owners}
+    assert list(owners) == ["payments", "platform", None]  # most failing checks first
+    rows = _db(
+        engine,
+        "SELECT a.tags ->> 'team', count(DISTINCT a.account_id), count(*), "
+        "count(*) FILTER (WHERE cs.status = 'fail') FROM check_state cs "
+        "JOIN accounts a USING (account_id) WHERE cs.status <> 'gone' GROUP BY 1",
+    )
+    assert {
+        owner: (o.accounts, o.checks_total, o.checks_failed) for owner, o in owners.items()
+    } == {owner: (accounts, total, failed) for owner, accounts, total, failed in rows}
+    assert (owners["payments"].checks_failed, owners["payments"].failing_accounts) == (4, 1)
+    assert owners[None].accounts == 1 and owners[None].checks_failed == 0
+    markdown = render_markdown(report)
+    assert "## By owner (account tag `team`)" in markdown
+    assert "(no team tag)" in markdown
