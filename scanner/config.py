@@ -243,7 +243,9 @@ class EmailDelivery(_Section):
 
 class ReportDelivery(_Section):
     directory: Path | None = None  # write the files here
-    s3_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+    s3_uri: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+    )
     email: EmailDelivery = Field(default_factory=EmailDelivery)
 
 

@@ -129,6 +129,13 @@ def read_policy_grants_tags(sessions: AwsSessions, kms: Any, key: KmsKey) -> Non
         key.key_state = UNREADABLE
         key.key_policy = None
         key.sources.append(f"unreadable:{error_text(exc)}")
+    except (TypeError, ValueError) as exc:  # an answer that is not a JSON policy document
+        log.warning("key policy is not JSON", extra={"call": "GetKeyPolicy", "key": key.arn})
+        key.key_state = UNREADABLE
+        key.key_policy = None
+        key.sources.append(
+            f"unreadable:kms:GetKeyPolicy returned a key policy that is not JSON ({exc})"
+        )
 
 
 def foreign_key(
