@@ -37,7 +37,7 @@ def _queue(sandbox, *, max_receives: int | None = None) -> tuple[str, str | None
     return url, dlq_url
 
 
-def _consumer(sandbox, db_engine, url, batch_seconds=0.3, recorder=None):
+def _consumer(sandbox, db_engine, url, batch_seconds=0.3, recorder=None, full_scan=None):
     settings = sandbox.settings.model_copy(
         update={
             "events": EventsSettings(queue_url=url, wait_seconds=0, batch_seconds=batch_seconds)
@@ -51,6 +51,7 @@ def _consumer(sandbox, db_engine, url, batch_seconds=0.3, recorder=None):
         sessions,
         EventQueue(sessions, url, "us-east-1"),
         metrics=EventMetrics(registry),
+        full_scan=full_scan,
     )
     return consumer, registry
 
@@ -171,3 +172,28 @@ def test_a_failing_plan_keeps_its_message_until_the_dlq_takes_it(
         QueueUrl=dlq_url, MaxNumberOfMessages=10
     )
     assert [m["Body"] for m in dead.get("Messages", [])] == [body]
+
+
+def test_a_policy_type_change_runs_a_full_scan_before_the_message_is_deleted(sandbox, db_engine):
+    url, _ = _queue(sandbox)
+    reasons: list[str] = []
+
+    def full_scan(reason: str) -> bool:
+        assert _left(sandbox, url) == 1, "deleted before the scan stored its verdicts"
+        reasons.append(reason)
+        return True
+
+    consumer, _ = _consumer(sandbox, db_engine, url, full_scan=full_scan)
+    _send(
+        sandbox,
+        url,
+        cloudtrail_event(
+            "organizations",
+            "EnablePolicyType",
+            sandbox.sandbox.management_account_id,
+            {"rootId": sandbox.sandbox.root_id, "policyType": "RESOURCE_CONTROL_POLICY"},
+        ),
+    )
+    consumer.poll_once()
+    assert reasons == ["EnablePolicyType RESOURCE_CONTROL_POLICY"]
+    assert _left(sandbox, url) == 0

@@ -148,3 +148,78 @@ def test_an_scp_content_change_is_re_decided_where_the_policy_applies(sandbox, d
     assert _scp_failures(db_engine, legacy.account_id) == []
     fixed = [e for e in drift_events(db_engine, run_id=report.run_id) if e["kind"] == "fixed"]
     assert fixed and {e["account_id"] for e in fixed} == {legacy.account_id}
+
+
+def test_an_event_rescan_waits_while_a_scan_holds_the_account(sandbox, db_engine):
+    import threading
+
+    from storage.locks import AccountLocks
+
+    _scan(sandbox, db_engine)
+    victim = sandbox.sandbox.healthy_accounts[0]
+    scheduled = AccountLocks(db_engine)  # as the scheduled runner holds it per account
+    assert scheduled.try_acquire(victim.account_id)
+    done = threading.Event()
+    reports = []
+
+    def rescan() -> None:
+        plan = coalesce([Rescan(victim.account_id, BACKUP_ROLE_NAME)])
+        reports.append(run_plan(plan, sandbox.settings, db_engine, sandbox.sessions()))
+        done.set()
+
+    worker = threading.Thread(target=rescan, daemon=True)
+    worker.start()
+    try:
+        assert not done.wait(3.0), "the rescan read an account a scan was reading"
+    finally:
+        scheduled.release(victim.account_id)
+        scheduled.close()
+    assert done.wait(120.0)
+    assert reports[0].accounts_collected == [victim.account_id]
+
+
+def test_a_key_reaches_its_owner_and_every_account_whose_checks_use_it(sandbox, db_engine):
+    from scanner.model import AccountOutcome, CheckResult
+    from storage.event_queries import accounts_using_key
+    from storage.repository import finish_run, record_outcomes, start_run
+
+    _scan(sandbox, db_engine)
+    owner = sandbox.sandbox.healthy_accounts[0]
+    key_arn = owner.key_arns[sandbox.sandbox.regions[0]]
+    assert accounts_using_key(db_engine, key_arn) == [owner.account_id]
+    # a consumer in another account: its checks name the owner's key
+    consumer = sandbox.sandbox.healthy_accounts[1]
+    run_id = start_run(
+        db_engine,
+        trigger="cli",
+        host="test",
+        config_fingerprint="",
+        simulator_source="test",
+        accounts_total=1,
+    )
+    from scanner.model import Account
+
+    record_outcomes(
+        db_engine,
+        run_id,
+        [
+            AccountOutcome(
+                Account(consumer.account_id, consumer.name),
+                "ok",
+                results=[
+                    CheckResult(
+                        account_id=consumer.account_id,
+                        region=sandbox.sandbox.regions[0],
+                        role_arn=consumer.role_arn,
+                        check="kms:CreateGrant (central key)",
+                        resource=key_arn,
+                        status="pass",
+                    )
+                ],
+            )
+        ],
+    )
+    finish_run(db_engine, run_id, scope=[])
+    assert accounts_using_key(db_engine, key_arn) == sorted([owner.account_id, consumer.account_id])
+    # by key id too, as DisableKey's request names it
+    assert consumer.account_id in accounts_using_key(db_engine, key_arn.rsplit("/", 1)[-1])
