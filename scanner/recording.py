@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 BATCH_SIZE = 10
 BATCH_SECONDS = 2.0
 MAX_BATCH = 50  # accounts per write when the writer is behind
+# Accounts waiting for the writer at most: beyond, the scan waits (memory stays bounded
+# when the database is slower than AWS).
+MAX_PENDING = 4 * MAX_BATCH
 
 
 class BackgroundRecorder:
@@ -40,6 +43,9 @@ class BackgroundRecorder:
 
     def add(self, outcome: AccountOutcome) -> None:
         with self._changed:
+            self._raise_error()
+            while len(self.pending) >= MAX_PENDING and self.error is None:
+                self._changed.wait(0.5)
             self._raise_error()
             if not self.pending:
                 self._oldest = time.monotonic()
