@@ -194,6 +194,24 @@ def physical_bound(org: FakeOrg, latency: float, iam_calls_per_account: float) -
 # --- the scan ----------------------------------------------------------------------------
 
 
+def _time_discovery() -> list[float]:
+    """Seconds each Organizations discovery took (filled in when the scan runs it)."""
+    import scanner.aws.organizations as organizations
+
+    seconds: list[float] = []
+    discover = organizations.discover
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return discover(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    organizations.discover = timed
+    return seconds
+
+
 def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str, Any]:
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
@@ -223,6 +241,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     settings = load_settings(overrides=overrides)
     timer = WriteTimer()
     timer.install()
+    discovery = _time_discovery()
     recorder = CallRecorder()
     start = time.perf_counter()
     helpers = [_helper(args, index) for index in range(1, args.replicas)]
@@ -245,6 +264,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
         "recorder": recorder,
         "timer": timer,
         "concurrency": settings.concurrency,
+        "discovery_s": discovery,
     }
 
 
@@ -316,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         f"designated roles {args.roles}, keys {args.keys}, latency {args.latency_ms:g} ms, "
         f"simulator {args.simulator}, concurrency {result['concurrency']}, replicas {args.replicas}"
     )
-    print(f"wall: {wall:.1f} s  (discovery+scan+recording)")
+    discovery = sum(result["discovery_s"])
+    print(f"wall: {wall:.1f} s  (discovery {discovery:.1f} s, then collection and recording)")
     print(
         f"accounts: total={totals.accounts_total if totals else '?'} "
         f"scanned={totals.accounts_scanned if totals else '?'} errored={errored_accounts}"
