@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError
+
 from scanner import deadline
 from scanner.aws.sizing import scan_concurrency
 from scanner.db_retry import while_database_returns
@@ -112,6 +114,13 @@ def scan_account(
         return AccountOutcome(account, "ok", results=results, api_calls=collection.api_calls)
     except deadline.TimeLimitExceeded as exc:
         return AccountOutcome(account, "error", error=str(exc))
+    except BotoCoreError as exc:  # endpoint unreachable, connection cut, answer cut short
+        from scanner.redact import bounded, mask_secrets
+
+        # the SDK quotes the raw answer: mask it (a cut-off AssumeRole answer holds keys)
+        reason = bounded(mask_secrets(f"{type(exc).__name__}: {exc}"), 300)
+        log.warning("AWS endpoint failure", extra={"account": account.id})
+        return AccountOutcome(account, "error", error=f"AWS endpoint failure: {reason}")
     except Exception as exc:  # a defect must cost one account, not the whole scan
         log.exception("account scan failed", extra={"account": account.id})
         reason = f"internal error: {type(exc).__name__}: {exc}"
