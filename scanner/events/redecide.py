@@ -11,7 +11,7 @@ a real rescan instead of being guessed.
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,11 +47,12 @@ def redecide(rows: Iterable[dict[str, Any]], change: OrgChange) -> Redecided:
     by_account: dict[str, AccountOutcome] = {}
     needs_rescan: set[str] = set()
     checks = 0
+    interned: dict[str, Any] = {}
     for row in rows:
         account_id = row["account_id"]
         if account_id in needs_rescan:
             continue
-        scenario = _rewritten(row, change)
+        scenario = _rewritten(row, change, interned)
         if scenario is None:
             continue  # the change does not touch this check
         result = _verdict(row, scenario, change.note)
@@ -86,10 +87,21 @@ def _label(row: dict[str, Any], number: int) -> str:
     return f"OU {names[number] if number < len(names) else targets[number]}"
 
 
-def _rewritten(row: dict[str, Any], change: OrgChange) -> dict[str, Any] | None:
-    """The stored scenario with the change applied, or None when it is not affected."""
-    scenario = copy.deepcopy(row["evidence"]["scenario"])
-    policies, names = scenario["policies"], scenario.setdefault("policy_names", {})
+def _rewritten(
+    row: dict[str, Any], change: OrgChange, interned: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The stored scenario with the change applied, or None when it is not affected.
+
+    The stored documents are shared, not copied (only the lists holding them are new),
+    and equal documents become one object: the engine compiles a document once per
+    object, and one SCP over thousands of accounts arrives as thousands of equal copies."""
+    stored = row["evidence"]["scenario"]
+    scenario = {**stored, "policies": _interned_policies(stored["policies"], interned)}
+    scenario["policy_names"] = {
+        key: [list(level) for level in value] if key in ORG_LAYERS else value
+        for key, value in (stored.get("policy_names") or {}).items()
+    }
+    policies, names = scenario["policies"], scenario["policy_names"]
     targets = _targets(row)
     touched = False
     for key in ORG_LAYERS:
@@ -113,6 +125,21 @@ def _rewritten(row: dict[str, Any], change: OrgChange) -> dict[str, Any] | None:
                     level_names[number][index] = f"{updated.name} at {label}"
                     touched = True
     return scenario if touched else None
+
+
+def _interned_policies(policies: dict[str, Any], interned: dict[str, Any]) -> dict[str, Any]:
+    def one(document: Any) -> Any:
+        if not isinstance(document, dict):
+            return document
+        return interned.setdefault(json.dumps(document, sort_keys=True), document)
+
+    out = dict(policies)
+    for key in ORG_LAYERS:
+        out[key] = [[one(doc) for doc in level] for level in policies.get(key) or []]
+    out["identity"] = [one(doc) for doc in policies.get("identity") or []]
+    for key in ("permissions_boundary", "resource_policy"):
+        out[key] = one(policies.get(key))
+    return out
 
 
 def _evaluate(scenario: dict[str, Any]) -> Any:
