@@ -37,6 +37,7 @@ from exporters.report.text import (
     other_drift_line,
     ou_rows,
     owner_rows,
+    report_title,
     statement_json,
     summary_lines,
     top_fix_rows,
@@ -94,7 +95,7 @@ def render_html(report: Report) -> str:
         _html_disagreements(report),
         _html_health(report),
     ]
-    title = f"vaultscan weekly report, {format_time(report.period_end)}"
+    title = f"{report_title(report)}, {format_time(report.period_end)}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" '
@@ -107,7 +108,7 @@ def render_html(report: Report) -> str:
 
 def _html_header(report: Report) -> str:
     parts = [
-        "<h1>vaultscan weekly report</h1>",
+        f"<h1>{h(report_title(report))}</h1>",
         f"<p>Period: {h(format_time(report.period_start))} to "
         f"{h(format_time(report.period_end))} ({report.days} days), ending at scan run "
         f"#{report.latest_run_id} ({h(report.latest_run_status)}).</p>",

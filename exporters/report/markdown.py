@@ -36,6 +36,7 @@ from exporters.report.text import (
     other_drift_line,
     ou_rows,
     owner_rows,
+    report_title,
     statement_json,
     summary_lines,
     top_fix_rows,
@@ -102,7 +103,7 @@ def render_markdown(report: Report) -> str:
 
 def _md_header(report: Report) -> list[str]:
     lines = [
-        "# vaultscan weekly report",
+        f"# {md(report_title(report))}",
         "",
         f"Period: {format_time(report.period_start)} to {format_time(report.period_end)} "
         f"({report.days} days), ending at scan run #{report.latest_run_id} "

@@ -36,6 +36,13 @@ OTHER_DRIFT_WORDS = {
 }
 
 
+def report_title(report: Report) -> str:
+    """"weekly report" for the default week, else the period's length."""
+    if report.days == 7:
+        return "vaultscan weekly report"
+    return f"vaultscan compliance report ({report.days} days)"
+
+
 def format_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 

@@ -324,7 +324,9 @@ def test_html_renders_in_headless_chromium(month, tmp_path: Path) -> None:
     if chromium is None:
         pytest.skip("chromium is not installed (scripts/install-test-tools.sh installs it)")
     engine, _ = month
-    page = render_html(build_report(engine, days=DAYS))
+    page = render_html(build_report(engine, days=DAYS, owner_tag="team"))
+    assert "<h1>vaultscan compliance report (30 days)</h1>" in page
+    assert "By owner (account tag <code>team</code>)" in page
     # self-contained: no script, no external reference of any kind
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
