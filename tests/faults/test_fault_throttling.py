@@ -103,6 +103,10 @@ def test_a_throttling_storm_on_every_api_is_absorbed(mocked, db_engine) -> None:
         stormy = run_scan(settings, engine=db_engine, sessions=mocked.sessions(settings))
     finally:
         mocked.session.events.unregister("before-send", unique_id="fault-storm")
+    print(
+        f"throttling storm: {sum(storm.refused.values())} requests refused across "
+        f"{len(storm.refused)} operations, {sum(storm.requests.values())} requests in all"
+    )
     # every API the scanner calls was throttled
     services = {name.split(".")[0] for name in storm.refused}
     assert {"organizations", "sts", "iam", "kms"} <= services, storm.refused

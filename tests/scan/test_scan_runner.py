@@ -81,7 +81,6 @@ def test_a_service_scan_records_verdicts_without_keeping_them(seeded, db_engine)
     assert report.totals.checks_total == sandbox.check_count()
 
 
-
 def _assert_stored_scenarios_replay(rows, tmp_path, capsys) -> None:
     """Every stored failure's scenario, replayed by `vaultscan explain`, gets the stored
     decision and deciding layer."""

@@ -83,9 +83,7 @@ def test_scp_deny_names_the_ou_policy_and_statement(verdicts):
         assert "(DenyBackupVaultCreation) at OU Legacy, statement DenyVaults" in result.message
         fix = result.remediation
         assert fix.offending_statement["Sid"] == "DenyVaults"
-        assert fix.statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == (
-            result.role_arn
-        )
+        assert fix.statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == (result.role_arn)
         assert fix.target.startswith("p-")
 
 
@@ -127,8 +125,9 @@ def test_key_state_fixes_are_the_kms_commands(seeded, verdicts):
         for result in _failures(verdicts, name):
             key = account.key_arns[result.region]
             assert [c.split()[2] for c in result.remediation.commands] == commands
-            assert all(f"--key-id {key} --region {result.region}" in c
-                       for c in result.remediation.commands)
+            assert all(
+                f"--key-id {key} --region {result.region}" in c for c in result.remediation.commands
+            )
 
 
 def test_rcp_deny_is_reported_at_the_account_level(seeded, verdicts):

@@ -73,7 +73,9 @@ def test_embedded_url_escapes_the_socket_path() -> None:
     url = make_url(embedded_url("/srv/a b+c/pgdata", 5432, "vaultscan"))
     assert url.query == {"host": "/srv/a b+c/pgdata", "port": "5432"}
     assert (url.drivername, url.username, url.database) == (
-        "postgresql+psycopg", "postgres", "vaultscan",
+        "postgresql+psycopg",
+        "postgres",
+        "vaultscan",
     )
 
 

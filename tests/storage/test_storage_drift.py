@@ -26,7 +26,11 @@ def key(account: str, check: str) -> str:
 
 def run(engine: Engine, outcomes, *, interrupt: bool = False) -> tuple[int, datetime]:
     run_id = repo.start_run(
-        engine, trigger="schedule", host="t", config_fingerprint="f", simulator_source="aws",
+        engine,
+        trigger="schedule",
+        host="t",
+        config_fingerprint="f",
+        simulator_source="aws",
         accounts_total=len(outcomes),
     )
     repo.record_outcomes(engine, run_id, outcomes)
@@ -54,32 +58,45 @@ def state(engine: Engine) -> dict[str, CheckState]:
 
 @pytest.fixture
 def three_runs(engine: Engine):
-    run1 = run(engine, [
-        make_outcome(A, {"c1": "pass", "c2": "fail", "c3": "pass"}),
-        make_outcome(B, {"c1": "pass"}),
-        make_outcome(C, {"c1": "fail"}),
-        make_outcome(D, {"c1": "pass"}),
-    ])
-    run2 = run(engine, [
-        make_outcome(A, {"c1": "fail", "c2": "fail", "c4": "pass"}),  # c3 gone, c4 new
-        error_outcome(B),
-        error_outcome(C),
-        make_outcome(D, {"c1": "pass"}),
-    ])
-    run3 = run(engine, [
-        make_outcome(A, {"c1": "fail", "c2": "pass", "c4": "pass"}),
-        make_outcome(B, {"c1": "fail"}),
-        make_outcome(C, {"c1": "fail"}),
-        # D is no longer part of the organization
-    ])
+    run1 = run(
+        engine,
+        [
+            make_outcome(A, {"c1": "pass", "c2": "fail", "c3": "pass"}),
+            make_outcome(B, {"c1": "pass"}),
+            make_outcome(C, {"c1": "fail"}),
+            make_outcome(D, {"c1": "pass"}),
+        ],
+    )
+    run2 = run(
+        engine,
+        [
+            make_outcome(A, {"c1": "fail", "c2": "fail", "c4": "pass"}),  # c3 gone, c4 new
+            error_outcome(B),
+            error_outcome(C),
+            make_outcome(D, {"c1": "pass"}),
+        ],
+    )
+    run3 = run(
+        engine,
+        [
+            make_outcome(A, {"c1": "fail", "c2": "pass", "c4": "pass"}),
+            make_outcome(B, {"c1": "fail"}),
+            make_outcome(C, {"c1": "fail"}),
+            # D is no longer part of the organization
+        ],
+    )
     return run1, run2, run3
 
 
 def test_first_run_reports_every_key_as_new(engine: Engine, three_runs) -> None:
     (run1, started1), _, _ = three_runs
     assert events(engine, run1) == {
-        key(A, "c1"): "new", key(A, "c2"): "new", key(A, "c3"): "new",
-        key(B, "c1"): "new", key(C, "c1"): "new", key(D, "c1"): "new",
+        key(A, "c1"): "new",
+        key(A, "c2"): "new",
+        key(A, "c3"): "new",
+        key(B, "c1"): "new",
+        key(C, "c1"): "new",
+        key(D, "c1"): "new",
     }
 
 
@@ -96,8 +113,9 @@ def test_second_run_regressed_new_gone_and_error(engine: Engine, three_runs) -> 
         rows = {
             r.check_key: r.failing_since
             for r in conn.execute(
-                select(CheckResult.check_key, CheckResult.failing_since)
-                .where(CheckResult.scan_run_id == run2)
+                select(CheckResult.check_key, CheckResult.failing_since).where(
+                    CheckResult.scan_run_id == run2
+                )
             )
         }
     assert rows[key(A, "c1")] == started2  # a new failing streak starts with this run
@@ -119,8 +137,11 @@ def test_third_run_keeps_failing_since_fixed_and_gone(engine: Engine, three_runs
     assert now[key(A, "c2")].status == "pass" and now[key(A, "c2")].failing_since is None
     assert now[key(A, "c3")].status == "gone" and now[key(D, "c1")].status == "gone"
     failing = {row["check_key"]: row["failing_since"] for row in repo.failing_checks(engine)}
-    assert failing == {key(A, "c1"): started2, key(B, "c1"): failing[key(B, "c1")],
-                       key(C, "c1"): started1}
+    assert failing == {
+        key(A, "c1"): started2,
+        key(B, "c1"): failing[key(B, "c1")],
+        key(C, "c1"): started1,
+    }
     latest = {row["check_key"] for row in repo.latest_results(engine)}
     assert key(A, "c3") not in latest and key(D, "c1") not in latest
 
@@ -139,10 +160,13 @@ def test_errored_account_keeps_its_checks_and_streak(engine: Engine) -> None:
 
 
 def test_interrupted_run_declares_nothing_gone(engine: Engine) -> None:
-    run(engine, [
-        make_outcome(A, {"c1": "fail", "c2": "pass"}),
-        make_outcome(B, {"c1": "pass"}),
-    ])
+    run(
+        engine,
+        [
+            make_outcome(A, {"c1": "fail", "c2": "pass"}),
+            make_outcome(B, {"c1": "pass"}),
+        ],
+    )
     run_id, _ = run(engine, [make_outcome(A, {"c1": "pass"})], interrupt=True)
     assert events(engine, run_id) == {key(A, "c1"): "fixed"}
     now = state(engine)
@@ -152,8 +176,14 @@ def test_interrupted_run_declares_nothing_gone(engine: Engine) -> None:
 
 def test_failed_run_declares_nothing_gone(engine: Engine) -> None:
     run(engine, [make_outcome(A, {"c1": "pass", "c2": "pass"})])
-    run_id = repo.start_run(engine, trigger="cli", host="t", config_fingerprint="f",
-                            simulator_source="aws", accounts_total=1)
+    run_id = repo.start_run(
+        engine,
+        trigger="cli",
+        host="t",
+        config_fingerprint="f",
+        simulator_source="aws",
+        accounts_total=1,
+    )
     repo.record_outcomes(engine, run_id, [make_outcome(A, {"c1": "fail"})])
     totals = repo.finish_run(engine, run_id, status="failed", error="organizations walk broke")
     assert totals.status == "failed" and totals.drift == {"regressed": 1}
@@ -166,7 +196,9 @@ def test_key_back_after_gone_is_new_and_kinds_filter(engine: Engine) -> None:
     run_id, _ = run(engine, [make_outcome(A, {"c1": "fail"})])
     [event] = repo.drift_events(engine, run_id=run_id)
     assert (event["kind"], event["previous_status"], event["current_status"]) == (
-        "new", "gone", "fail",
+        "new",
+        "gone",
+        "fail",
     )
     assert event["account_name"] == "acct-1111"
     assert [e["kind"] for e in repo.drift_events(engine, kinds=["gone"])] == ["gone"]

@@ -59,9 +59,7 @@ def test_lock_freed_when_holder_connection_dies(engine, migrated_url: str) -> No
 
 def test_lock_is_per_database(engine, database_url: str, postgres_admin_conninfo: str) -> None:
     # Another database on the same server (another deployment) has its own lock.
-    admin = create_engine(
-        normalise_url(postgres_admin_conninfo), isolation_level="AUTOCOMMIT"
-    )
+    admin = create_engine(normalise_url(postgres_admin_conninfo), isolation_level="AUTOCOMMIT")
     try:
         with scan_lock(engine) as acquired, scan_lock(admin) as elsewhere:
             assert acquired and elsewhere

@@ -14,8 +14,15 @@ from storage.db import normalise_url
 from storage.migrate import MigrationsNotFoundError, alembic_dir, current, head_revision, upgrade
 from storage.models import Base
 
-TABLES = {"scan_runs", "accounts", "account_scans", "check_results", "check_state", "drift_events",
-          "drift_totals"}
+TABLES = {
+    "scan_runs",
+    "accounts",
+    "account_scans",
+    "check_results",
+    "check_state",
+    "drift_events",
+    "drift_totals",
+}
 
 
 def _engine(url: str):
@@ -51,11 +58,15 @@ def test_upgrade_twice_is_a_no_op(migrated_url: str) -> None:
     engine = _engine(migrated_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO scan_runs (status, trigger, host, config_fingerprint,"
-                              " simulator_source, accounts_total, accounts_scanned,"
-                              " accounts_errored, checks_total, checks_passed, checks_failed,"
-                              " checks_errored, disagreements) VALUES ('running', 'cli', 'h',"
-                              " '', 'aws', 1, 0, 0, 0, 0, 0, 0, 0)"))
+            conn.execute(
+                text(
+                    "INSERT INTO scan_runs (status, trigger, host, config_fingerprint,"
+                    " simulator_source, accounts_total, accounts_scanned,"
+                    " accounts_errored, checks_total, checks_passed, checks_failed,"
+                    " checks_errored, disagreements) VALUES ('running', 'cli', 'h',"
+                    " '', 'aws', 1, 0, 0, 0, 0, 0, 0, 0)"
+                )
+            )
         upgrade(migrated_url)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM scan_runs")).scalar_one() == 1
@@ -79,9 +90,7 @@ def test_concurrent_upgrades_migrate_once(database_url: str) -> None:
     assert current(database_url) == "0004"
 
 
-def test_missing_migrations_folder_is_explained(
-    monkeypatch: pytest.MonkeyPatch, tmp_path
-) -> None:
+def test_missing_migrations_folder_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("VAULTSCAN_ALEMBIC_DIR", str(tmp_path))
     with pytest.raises(MigrationsNotFoundError, match="VAULTSCAN_ALEMBIC_DIR"):
         alembic_dir()
@@ -105,17 +114,23 @@ def test_drift_totals_start_from_the_events_already_recorded(database_url: str) 
             config.attributes["connection"] = conn
             command.upgrade(config, "0001")
         with engine.begin() as conn:
-            run_id = conn.execute(text(
-                "INSERT INTO scan_runs (status, trigger, host, config_fingerprint,"
-                " simulator_source, accounts_total, accounts_scanned, accounts_errored,"
-                " checks_total, checks_passed, checks_failed, checks_errored, disagreements)"
-                " VALUES ('succeeded', 'cli', 'h', '', 'aws', 1, 1, 0, 0, 0, 0, 0, 0)"
-                " RETURNING id")).scalar_one()
+            run_id = conn.execute(
+                text(
+                    "INSERT INTO scan_runs (status, trigger, host, config_fingerprint,"
+                    " simulator_source, accounts_total, accounts_scanned, accounts_errored,"
+                    " checks_total, checks_passed, checks_failed, checks_errored, disagreements)"
+                    " VALUES ('succeeded', 'cli', 'h', '', 'aws', 1, 1, 0, 0, 0, 0, 0, 0)"
+                    " RETURNING id"
+                )
+            ).scalar_one()
             for kind in ("regressed", "regressed", "fixed"):
-                conn.execute(text(
-                    "INSERT INTO drift_events (scan_run_id, check_key, account_id, region,"
-                    " role_arn, \"check\", kind) VALUES (:run, 'k', '1', 'r', 'a', 'c', :kind)"),
-                    {"run": run_id, "kind": kind})
+                conn.execute(
+                    text(
+                        "INSERT INTO drift_events (scan_run_id, check_key, account_id, region,"
+                        " role_arn, \"check\", kind) VALUES (:run, 'k', '1', 'r', 'a', 'c', :kind)"
+                    ),
+                    {"run": run_id, "kind": kind},
+                )
         upgrade(database_url)
         with engine.connect() as conn:
             totals = dict(conn.execute(text("SELECT kind, events FROM drift_totals")).all())

@@ -38,15 +38,23 @@ def test_round_trip_keeps_evidence_and_remediation(engine: Engine) -> None:
     outcome = make_outcome("111111111111", {"backup:CreateBackupVault": "pass"})
     remediation = {"layer": "scp", "policy": "p-deny-backup", "change": ["remove Deny"]}
     failing = make_result(
-        "111111111111", "kms:CreateGrant", "fail", remediation=remediation, disagreement=True,
-        simulator_decision="allowed", simulator_source="aws",
+        "111111111111",
+        "kms:CreateGrant",
+        "fail",
+        remediation=remediation,
+        disagreement=True,
+        simulator_decision="allowed",
+        simulator_source="aws",
     )
     outcome.results.append(failing)
     repo.record_outcomes(engine, run_id, [outcome])
     totals = repo.finish_run(engine, run_id)
 
     assert (totals.status, totals.checks_total, totals.checks_passed, totals.checks_failed) == (
-        "succeeded", 2, 1, 1,
+        "succeeded",
+        2,
+        1,
+        1,
     )
     assert totals.disagreements == 1 and totals.accounts_scanned == 1
     assert totals.drift == {"new": 2}
@@ -64,7 +72,9 @@ def test_round_trip_keeps_evidence_and_remediation(engine: Engine) -> None:
     assert grant["ou_path"] == "r-ab12/ou-ab12-11111111"
     assert grant["ou_path_names"] == "Root/Prod"
     assert (grant["status"], grant["deciding_layer"], grant["policy"]) == (
-        "fail", "scp", "p-deny-backup",
+        "fail",
+        "scp",
+        "p-deny-backup",
     )
     assert grant["disagreement"] is True
     assert grant["failing_since"] is not None
@@ -95,11 +105,13 @@ def test_latest_results_filters(engine: Engine) -> None:
     repo.finish_run(engine, run_id)
     assert len(repo.latest_results(engine)) == 3
     assert {r["check"] for r in repo.latest_results(engine, account_id="111111111111")} == {
-        "backup:CreateBackupVault", "kms:Decrypt",
+        "backup:CreateBackupVault",
+        "kms:Decrypt",
     }
     failing = repo.latest_results(engine, status="fail")
     assert {(r["account_id"], r["check"]) for r in failing} == {
-        ("111111111111", "kms:Decrypt"), ("222222222222", "backup:CreateBackupVault"),
+        ("111111111111", "kms:Decrypt"),
+        ("222222222222", "backup:CreateBackupVault"),
     }
     assert len(repo.latest_results(engine, check="kms:Decrypt")) == 1
     assert len(repo.latest_results(engine, role="BackupOperator")) == 3
@@ -180,18 +192,23 @@ def test_json_evidence_with_dates_and_sets(engine: Engine) -> None:
 
     run_id = _start(engine)
     result = make_result(
-        "111111111111", "kms:KeyState", "fail",
+        "111111111111",
+        "kms:KeyState",
+        "fail",
         scenario={"deletion_date": datetime(2026, 1, 2, tzinfo=UTC), "aliases": {"b", "a"}},
     )
     outcome = AccountOutcome(
-        account=make_outcome("111111111111", {}).account, status="ok", results=[result],
+        account=make_outcome("111111111111", {}).account,
+        status="ok",
+        results=[result],
         api_calls=Counter(),
     )
     repo.record_outcomes(engine, run_id, [outcome])
     repo.finish_run(engine, run_id)
     [row] = repo.latest_results(engine)
     assert row["evidence"]["scenario"] == {
-        "deletion_date": "2026-01-02T00:00:00+00:00", "aliases": ["a", "b"],
+        "deletion_date": "2026-01-02T00:00:00+00:00",
+        "aliases": ["a", "b"],
     }
 
 
