@@ -131,9 +131,12 @@ class WriteTimer:
 
     def install(self) -> None:
         import storage.repository as repository
+        import storage.work_queue as work_queue
 
         for name in self.NAMES:
             setattr(repository, name, self._timed(name, getattr(repository, name)))
+        # a shared scan records through the work queue (in this process: the leader's share)
+        work_queue.record_claimed = self._timed("record_claimed", work_queue.record_claimed)
 
     def _timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
