@@ -14,9 +14,10 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -419,8 +420,6 @@ def build_registry(
 ) -> CollectorRegistry:
     """A registry with the database collector (when `engine` is given) and the process
     collector; callers add `SchedulerMetrics(registry)` when they schedule scans."""
-    from prometheus_client import ProcessCollector
-
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     if engine is not None:
@@ -436,8 +435,6 @@ def build_registry(
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("vaultscan")
     except PackageNotFoundError:

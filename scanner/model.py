@@ -18,9 +18,9 @@ from typing import Any, Literal
 from scanner.policy.vocabulary import Decision as Decision
 from scanner.policy.vocabulary import KeyManager as KeyManager
 from scanner.policy.vocabulary import Layer as Layer
+from scanner.vocabulary import AccountStatus, CheckStatus
 
 PolicyDocument = dict[str, Any]
-CheckStatus = Literal["pass", "fail", "error"]
 # how a sentence names each layer
 LAYER_WORDS: dict[str, str] = {
     Layer.SCP: "SCP",
@@ -333,7 +333,7 @@ def check_key(account_id: str, region: str, role_arn: str, check: str) -> str:
 @dataclass
 class AccountOutcome:
     account: Account
-    status: Literal["ok", "error"]
+    status: AccountStatus
     error: str | None = None
     results: list[CheckResult] = field(default_factory=list)
     api_calls: Counter[str] = field(default_factory=Counter)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanner.model import Fix, KeyManager, Layer
+from scanner.policy.arn import role_name
 
 Statement = dict[str, Any]
 
@@ -45,7 +46,7 @@ class Finding:
 
     @property
     def role_name(self) -> str:
-        return self.role_arn.rsplit("/", 1)[-1]
+        return role_name(self.role_arn)
 
 
 def fix_for(finding: Finding) -> Fix:

@@ -8,19 +8,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from scanner.model import LAYER_WORDS, is_key_state_check
+from scanner.model import LAYER_WORDS, Account, is_key_state_check
+from scanner.policy.arn import role_name
 from scanner.remediation import merge_fixes
-
-if TYPE_CHECKING:
-    from scanner.model import Account
-    from scanner.runner import ScanReport
+from scanner.runner import ScanReport
+from scanner.vocabulary import AccountStatus, CheckStatus
 
 Row = dict[str, Any]
 # fixes that add permissions: one policy document per role / boundary covers them all
@@ -74,14 +73,14 @@ def report_rows(report: ScanReport) -> list[Row]:
             "account_name": account.name,
             "ou_path_names": account.ou_path_names,
         }
-        if outcome.status == "error":
+        if outcome.status == AccountStatus.ERROR:
             rows.append(
                 {
                     **base,
                     "region": "",
                     "role_arn": "",
                     "check": "(account)",
-                    "status": "error",
+                    "status": CheckStatus.ERROR,
                     "message": f"account could not be read: {outcome.error}",
                 }
             )
@@ -103,15 +102,15 @@ def _by_account_name(rows: list[Row]) -> list[tuple[str, list[Row]]]:
 
 def account_verdict(rows: list[Row]) -> str:
     statuses = {row["status"] for row in rows}
-    if "fail" in statuses:
+    if CheckStatus.FAIL in statuses:
         return "FAIL"
-    if "error" in statuses:
+    if CheckStatus.ERROR in statuses:
         return "ERROR"
     return "PASS"
 
 
 def _role_name(arn: str | None) -> str:
-    return arn.rsplit("/", 1)[-1] if arn else ""
+    return role_name(arn) if arn else ""
 
 
 def _where(row: Row) -> str:
@@ -134,7 +133,7 @@ def verdict_table(rows: list[Row], title: str = "Verdict per account") -> Table:
     for account_id, account_rows in _by_account_name(rows):
         first = account_rows[0]
         verdict = account_verdict(account_rows)
-        bad = [row for row in account_rows if row["status"] != "pass"]
+        bad = [row for row in account_rows if row["status"] != CheckStatus.PASS]
         checks: dict[str, list[str]] = {}
         for row in bad:
             checks.setdefault(row["check"], []).append(row.get("region") or "")
@@ -159,7 +158,8 @@ def layer_words(row: Row) -> str:
     """The deciding layer in words; a key that cannot be used (`kms:KeyState`, for the
     configured key or a vault's) is decided by no policy: its layer is the key's state."""
     words = LAYER_WORDS.get(row.get("deciding_layer") or "", "")
-    if not words and row.get("status") == "fail" and is_key_state_check(row.get("check", "")):
+    failing = row.get("status") == CheckStatus.FAIL
+    if not words and failing and is_key_state_check(row.get("check", "")):
         return "key state"
     return words
 
@@ -201,7 +201,7 @@ def fix_groups(rows: list[Row]) -> list[dict[str, Any]]:
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     mergeable = []
     for row in rows:
-        if row["status"] == "pass":
+        if row["status"] == CheckStatus.PASS:
             continue
         fix = row.get("remediation") or {}
         kind = fix.get("kind", "")

@@ -8,151 +8,51 @@ The caller owns the scan lock (storage.locks.scan_lock) and the database migrati
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError
+from sqlalchemy import Engine
 
 from scanner import deadline
+from scanner.account_scan import (
+    ScanContext,
+    choose_simulator,
+    exclusive_scan_account,
+    scan_host,
+    simulator_note,
+    without_results,
+)
+from scanner.aws.calls import CallRecorder
+from scanner.aws.organizations import discover
+from scanner.aws.session import AwsSessions
+from scanner.aws.simulator import Simulator
 from scanner.aws.sizing import scan_concurrency
+from scanner.config import Settings
 from scanner.db_retry import while_database_returns
-from scanner.model import Account, AccountOutcome, Organization, ScanSummary
+from scanner.model import Account, AccountOutcome, ScanSummary
+from scanner.profiles import load_profiles
 from scanner.recording import BackgroundRecorder
+from scanner.scan_report import Progress, ScanReport
+from scanner.shared_scan import lead_shared_scan
+from scanner.signals import interruption
+from scanner.vocabulary import AccountStatus, RunStatus, Trigger
+from storage.locks import AccountLocks
+from storage.repository import RunStateError, finish_run, mark_interrupted, start_run
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from scanner.aws.calls import CallRecorder
-    from scanner.aws.session import AwsSessions
-    from scanner.aws.simulator import Simulator
-    from scanner.config import Settings
-    from scanner.profiles import Profile
-    from storage.locks import AccountLocks
-    from storage.repository import RunTotals
+# what callers import from here (the per-account parts live in scanner.account_scan)
+__all__ = ["Progress", "ScanContext", "ScanReport", "run_scan"]
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int, Account | None], None]
-
-
-@dataclass
-class ScanReport:
-    run_id: int
-    summary: ScanSummary
-    totals: RunTotals | None
-    organization: Organization | None = None
-    simulator_name: str = ""
-    simulator_note: str = ""  # e.g. that the engine stood in for AWS's simulator
-    interrupted: bool = False
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed_checks(self) -> int:
-        return sum(1 for result in self.summary.results if result.status == "fail")
-
-
-def choose_simulator(settings: Settings, organization: Organization) -> Simulator:
-    """settings.simulator: "aws" (iam:SimulatePrincipalPolicy) or "engine" (vaultscan's
-    engine, for endpoints without a policy simulator such as moto or LocalStack)."""
-    if settings.simulator == "engine":
-        from scanner.engine_simulator import EngineSimulator
-
-        return EngineSimulator(organization)
-    from scanner.aws.simulator import AwsSimulator
-
-    return AwsSimulator()
-
-
-def simulator_note(simulator: Simulator) -> str:
-    if simulator.name == "sandbox-engine":
-        from scanner.engine_simulator import ENGINE_SIMULATOR_NOTE
-
-        return ENGINE_SIMULATOR_NOTE
-    return f"simulator: {simulator.name} (iam:SimulatePrincipalPolicy)"
-
-
-def scan_host() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def scan_account(
-    sessions: AwsSessions,
-    settings: Settings,
-    profiles: list[Profile],
-    account: Account,
-    organization: Organization,
-    simulator: Simulator,
-) -> AccountOutcome:
-    """Collect and decide one account; any failure becomes an error outcome."""
-    from scanner.aws.collect import collect_account
-    from scanner.decide import decide_account
-
-    try:
-        with deadline.account_deadline(settings.account_time_limit_seconds):
-            collection = collect_account(
-                sessions, settings, profiles, account, organization, simulator
-            )
-        if collection.error:
-            return AccountOutcome(
-                account, "error", error=collection.error, api_calls=collection.api_calls
-            )
-        results = decide_account(
-            organization,
-            collection,
-            profiles,
-            partition=settings.organization.partition,
-            regions=list(settings.regions),
-        )
-        return AccountOutcome(account, "ok", results=results, api_calls=collection.api_calls)
-    except deadline.TimeLimitExceeded as exc:
-        return AccountOutcome(account, "error", error=str(exc))
-    except BotoCoreError as exc:  # endpoint unreachable, connection cut, answer cut short
-        from scanner.redact import bounded, mask_secrets
-
-        # the SDK quotes the raw answer: mask it (a cut-off AssumeRole answer holds keys)
-        reason = bounded(mask_secrets(f"{type(exc).__name__}: {exc}"), 300)
-        log.warning("AWS endpoint failure", extra={"account": account.id})
-        return AccountOutcome(account, "error", error=f"AWS endpoint failure: {reason}")
-    except Exception as exc:  # a defect must cost one account, not the whole scan
-        log.exception("account scan failed", extra={"account": account.id})
-        reason = f"internal error: {type(exc).__name__}: {exc}"
-        return AccountOutcome(account, "error", error=reason)
-
-
-def exclusive_scan_account(
-    locks: AccountLocks | None,
-    sessions: AwsSessions,
-    settings: Settings,
-    profiles: list[Profile],
-    account: Account,
-    organization: Organization,
-    simulator: Simulator,
-) -> AccountOutcome:
-    """scan_account while holding the account's lock (storage.locks.AccountLocks), so a
-    scheduled scan and an event-driven rescan never read the same account at once."""
-    if locks is None:
-        return scan_account(sessions, settings, profiles, account, organization, simulator)
-    # a database restart is waited out here too, rather than failing the whole scan
-    while_database_returns(lambda: locks.acquire(account.id), what="account lock")
-    try:
-        return scan_account(sessions, settings, profiles, account, organization, simulator)
-    finally:
-        locks.release(account.id)
 
 
 def run_scan(
     settings: Settings,
     *,
     engine: Engine,
-    trigger: str = "cli",
+    trigger: str = Trigger.CLI,
     sessions: AwsSessions | None = None,
     simulator: Simulator | None = None,
     progress: Progress | None = None,
@@ -165,11 +65,6 @@ def run_scan(
 
     With `keep_results=False` the verdicts are only written to the database, not kept in
     the report: a long-running service scanning 10,000 accounts need not hold them all."""
-    from scanner.aws.organizations import discover
-    from scanner.aws.session import AwsSessions
-    from scanner.profiles import load_profiles
-    from storage.repository import RunStateError, finish_run, mark_interrupted, start_run
-
     clock = time.perf_counter()
     started_at = datetime.now(UTC)
     sessions = sessions or AwsSessions(settings, recorder=recorder)
@@ -192,7 +87,7 @@ def run_scan(
             simulator_source=source,
             accounts_total=0,
         )
-        finish_run(engine, run_id, status="failed", error=str(exc))
+        finish_run(engine, run_id, status=RunStatus.FAILED, error=str(exc))
         raise
     simulator = simulator or choose_simulator(settings, organization)
     accounts = [
@@ -225,36 +120,23 @@ def run_scan(
         simulator_note=simulator_note(simulator),
     )
     if settings.share_scans:
-        from scanner.shared_scan import lead_shared_scan
-
         shared = (sessions, profiles, organization, simulator)
         return lead_shared_scan(report, accounts, settings, engine, shared, stop_event, clock)
-    from storage.locks import AccountLocks
-
     batch = BackgroundRecorder(engine, run_id)
     locks = AccountLocks(engine)  # event-driven rescans wait for the account, and we for them
+    context = ScanContext(settings, sessions, profiles, organization, simulator, locks)
+    finished = _Finished(summary, batch, len(accounts), progress, keep_results)
     try:
-        stopped = _scan_accounts(
-            accounts,
-            settings,
-            sessions,
-            profiles,
-            organization,
-            simulator,
-            summary,
-            batch,
-            progress,
-            stop_event,
-            keep_results,
-            locks,
-        )
+        stopped = _scan_accounts(context, accounts, finished, stop_event)
         batch.flush()
         summary.finished_at = datetime.now(UTC)
         if stopped:
             report.interrupted = True
             reason = f"stopped after {len(summary.outcomes)} of {len(accounts)} accounts"
             try:
-                report.totals = finish_run(engine, run_id, status="interrupted", error=reason)
+                report.totals = finish_run(
+                    engine, run_id, status=RunStatus.INTERRUPTED, error=reason
+                )
             except RunStateError:  # already closed elsewhere (e.g. marked abandoned)
                 mark_interrupted(engine, run_id, reason)
         else:
@@ -271,33 +153,18 @@ def run_scan(
     return report
 
 
-def _scan_accounts(
-    accounts: list[Account],
-    settings: Settings,
-    sessions: AwsSessions,
-    profiles: list[Profile],
-    organization: Organization,
-    simulator: Simulator,
-    summary: ScanSummary,
-    batch: BackgroundRecorder,
-    progress: Progress | None,
-    stop_event: threading.Event | None,
-    keep_results: bool = True,
-    locks: AccountLocks | None = None,
-) -> bool:
-    """Run the accounts through the pool, at most `concurrency` in flight; returns True
-    when `stop_event` stopped the scan before every account was submitted."""
-    total = len(accounts)
-    if progress:
-        progress(0, total, None)
-    queue = iter(accounts)
-    in_flight: dict[Future[AccountOutcome], tuple[Account, float]] = {}
-    limit = float(settings.account_time_limit_seconds)
-    abandoned = 0
-    stopped = False
+@dataclass
+class _Finished:
+    """Where finished accounts go: the database (in batches), the summary, the progress."""
 
-    def record(outcome: AccountOutcome) -> None:
-        if outcome.status == "error":
+    summary: ScanSummary
+    batch: BackgroundRecorder
+    total: int  # accounts to scan
+    progress: Progress | None = None
+    keep_results: bool = True
+
+    def add(self, outcome: AccountOutcome) -> None:
+        if outcome.status == AccountStatus.ERROR:
             # as it happens, not only in the run's totals (serve logs INFO)
             log.info(
                 "account not read",
@@ -307,14 +174,34 @@ def _scan_accounts(
                     "error": outcome.error,
                 },
             )
-        batch.add(outcome)
-        summary.outcomes.append(outcome if keep_results else _without_results(outcome))
-        if progress:
-            progress(len(summary.outcomes), total, outcome.account)
+        self.batch.add(outcome)
+        self.summary.outcomes.append(outcome if self.keep_results else without_results(outcome))
+        if self.progress:
+            self.progress(len(self.summary.outcomes), self.total, outcome.account)
 
+
+# a future in flight -> its account and when it must be done (time.monotonic())
+InFlight = dict[Future[AccountOutcome], tuple[Account, float]]
+
+
+def _scan_accounts(
+    context: ScanContext,
+    accounts: list[Account],
+    finished: _Finished,
+    stop_event: threading.Event | None,
+) -> bool:
+    """Run the accounts through the pool, at most `concurrency` in flight; returns True
+    when `stop_event` stopped the scan before every account was submitted."""
+    if finished.progress:
+        finished.progress(0, finished.total, None)
+    queue = iter(accounts)
+    in_flight: InFlight = {}
+    limit = float(context.settings.account_time_limit_seconds)
+    abandoned = 0
+    stopped = False
     # Spare workers: an account abandoned at its time limit keeps its thread until its
     # next AWS call, and must not take a slot from the accounts still to scan.
-    workers = scan_concurrency(settings, total)
+    workers = scan_concurrency(context.settings, finished.total)
     pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="scan")
     try:
         while True:
@@ -325,16 +212,7 @@ def _scan_accounts(
                 account = next(queue, None)
                 if account is None:
                     break
-                future = pool.submit(
-                    exclusive_scan_account,
-                    locks,
-                    sessions,
-                    settings,
-                    profiles,
-                    account,
-                    organization,
-                    simulator,
-                )
+                future = pool.submit(exclusive_scan_account, context, account)
                 in_flight[future] = (account, time.monotonic() + limit)
             if not in_flight:
                 break
@@ -343,54 +221,48 @@ def _scan_accounts(
             done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 in_flight.pop(future)
-                record(future.result())
-            now = time.monotonic()
-            for future, (account, due) in list(in_flight.items()):
-                if now >= due:
-                    # the account is recorded now; its late answer, if any, is dropped
-                    del in_flight[future]
-                    abandoned += 1
-                    log.warning(
-                        "account time limit exceeded",
-                        extra={"account": account.id, "limit_s": limit},
-                    )
-                    record(AccountOutcome(account, "error", error=deadline.limit_message(limit)))
+                finished.add(future.result())
+            abandoned += _abandon_overdue(in_flight, finished, limit)
     except BaseException:
         # Ctrl-C, SIGTERM or a crash: let the accounts in flight finish (or hit their
         # limit) and keep what they found; the caller closes the run.
         pool.shutdown(wait=abandoned == 0, cancel_futures=True)
-        for future, _ in list(in_flight.items()):
+        for future in list(in_flight):
             if future.done() and not future.cancelled() and future.exception() is None:
-                batch.add(future.result())
+                finished.batch.add(future.result())
         raise
     finally:
         # never wait for a worker abandoned at its time limit
         pool.shutdown(wait=abandoned == 0, cancel_futures=True)
-    return stopped and len(summary.outcomes) < total
+    return stopped and len(finished.summary.outcomes) < finished.total
 
 
-def _without_results(outcome: AccountOutcome) -> AccountOutcome:
-    return AccountOutcome(
-        outcome.account, outcome.status, error=outcome.error, api_calls=outcome.api_calls
-    )
+def _abandon_overdue(in_flight: InFlight, finished: _Finished, limit: float) -> int:
+    """Record every account past its time limit as an error and stop waiting for it (its
+    late answer, if any, is dropped); returns how many were abandoned."""
+    now = time.monotonic()
+    overdue = [(future, account) for future, (account, due) in in_flight.items() if now >= due]
+    for future, account in overdue:
+        del in_flight[future]
+        log.warning("account time limit exceeded", extra={"account": account.id, "limit_s": limit})
+        error = deadline.limit_message(limit)
+        finished.add(AccountOutcome(account, AccountStatus.ERROR, error=error))
+    return len(overdue)
 
 
 def _close_broken_run(
     engine: Engine, run_id: int, batch: BackgroundRecorder, exc: BaseException
 ) -> None:
     """Keep what finished and close the run: interrupted on Ctrl-C, failed otherwise."""
-    from storage.repository import finish_run, mark_interrupted
-
     try:
         batch.flush()
     except Exception:
         log.exception("could not record the last finished accounts", extra={"run": run_id})
     try:
         if isinstance(exc, KeyboardInterrupt):
-            from scanner.signals import interruption
-
             mark_interrupted(engine, run_id, interruption(exc))
         else:
-            finish_run(engine, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            finish_run(engine, run_id, status=RunStatus.FAILED, error=error)
     except Exception:
         log.exception("could not close the scan run", extra={"run": run_id})

