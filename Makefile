@@ -33,9 +33,11 @@ demo: $(STAMP)
 tools:
 	bash scripts/install-test-tools.sh
 
-## test: install everything the tests need, then run them
+## test: install everything the tests need, check the layering and complexity, run the tests
 test: $(STAMP) tools
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_complexity.py
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest
 
 lint: $(STAMP)

@@ -33,6 +33,19 @@ AWS_ENVIRONMENT_PREFIXES = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROF
 
 
 SANDBOX_SEED = 20261128
+MOTO_MISSING = (
+    "the demo builds its sandbox organization in moto (an in-memory AWS), which is not "
+    "installed: pip install 'vaultscan[demo]' (in a checkout: make demo). Scanning a real "
+    "organization (vaultscan scan) does not need it"
+)
+
+
+def require_moto() -> None:
+    """moto is an optional extra (vaultscan[demo]): say how to get it when it is missing."""
+    try:
+        import moto  # noqa: F401  (only whether it is installed matters here)
+    except ImportError as exc:
+        raise CommandError(MOTO_MISSING) from exc
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -111,6 +124,7 @@ def _demo(args: argparse.Namespace) -> int:
     from scanner.sandbox import sandbox_settings, seed_sandbox_organization
     from storage.locks import scan_lock
 
+    require_moto()
     started = time.perf_counter()
     console = make_console()
     console.print("[bold]vaultscan demo[/]: a sandbox AWS Organization, scanned end to end")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import tomllib
 from dataclasses import dataclass, field
 
 import pytest
@@ -128,3 +129,17 @@ def test_build_context_keeps_what_the_image_needs() -> None:
         assert not any(fnmatch.fnmatch(needed, pattern) for pattern in patterns), needed
     for secret_or_bulky in (".git", ".venv", ".tools", ".vaultscan"):
         assert secret_or_bulky in patterns
+
+
+def test_image_installs_the_core_package_without_the_demo_extra(stages: list[Stage]) -> None:
+    # The image builds the wheel of `.` (no extras): moto, the demo's in-memory AWS, is
+    # only in the `demo` extra, so neither the core package nor the image carries it.
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    core = project["project"]["dependencies"]
+    assert not [dep for dep in core if dep.lower().startswith("moto")], core
+    extras = project["project"]["optional-dependencies"]
+    assert any(dep.startswith("moto[") for dep in extras["demo"])
+    assert "vaultscan[demo]" in extras["test"]
+    builds = " ".join(stages[0].all("RUN"))
+    assert "pip wheel --wheel-dir /wheels ." in builds
+    assert "[demo]" not in builds and "moto" not in " ".join(stages[-1].all("RUN"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from sqlalchemy import create_engine, func, select
 
@@ -125,3 +126,14 @@ def test_break_refuses_an_account_that_already_fails(database_url, capsys):
     assert cli.main(["demo", "--database-url", database_url, "--break", planted]) == 2
     err = capsys.readouterr().err
     assert f"{planted} already fails" in err and "prod-payments" in err
+
+
+def test_demo_without_moto_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    # moto is the optional extra vaultscan[demo]; None in sys.modules makes import fail
+    monkeypatch.setitem(sys.modules, "moto", None)
+    code = cli.main(["demo", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "pip install 'vaultscan[demo]'" in err
+    assert "make demo" in err
+    assert not (tmp_path / "pgdata").exists()  # nothing started before the check
