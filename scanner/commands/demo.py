@@ -102,6 +102,8 @@ def sandbox_aws_environment() -> Iterator[None]:
 
     from moto import mock_aws
 
+    from scanner.sandbox_aws import one_request_at_a_time
+
     cleaned = {k: v for k, v in os.environ.items() if not k.startswith(AWS_ENVIRONMENT_PREFIXES)}
     cleaned.update(
         AWS_ACCESS_KEY_ID="testing",
@@ -109,7 +111,8 @@ def sandbox_aws_environment() -> Iterator[None]:
         AWS_SESSION_TOKEN="testing",
         AWS_DEFAULT_REGION="us-east-1",
     )
-    with mock.patch.dict(os.environ, cleaned, clear=True), mock_aws():
+    # the scan's threads all call moto in this process: one request at a time inside it
+    with mock.patch.dict(os.environ, cleaned, clear=True), mock_aws(), one_request_at_a_time():
         yield
 
 

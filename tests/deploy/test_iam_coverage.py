@@ -26,6 +26,7 @@ from scanner.iam_policy import member_read_policy, org_read_policy
 from scanner.model import Account, Role
 from scanner.runner import run_scan
 from scanner.sandbox import sandbox_settings, seed_sandbox_organization
+from scanner.sandbox_aws import one_request_at_a_time
 from storage.db import make_engine
 from storage.migrate import upgrade
 
@@ -101,7 +102,7 @@ def scan_calls(aws_env: None, database_url: str) -> Iterator[ScanCalls]:
     upgrade(database_url)
     engine = make_engine(database_url)
     try:
-        with mock_aws():
+        with mock_aws(), one_request_at_a_time():
             session = boto3.Session(region_name="us-east-1")
             sandbox = seed_sandbox_organization(session)
             settings = coverage_settings(sandbox)

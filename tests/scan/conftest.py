@@ -15,6 +15,7 @@ from scanner.aws.ratelimit import Throttle
 from scanner.aws.session import AwsSessions
 from scanner.config import Settings
 from scanner.sandbox import SandboxOrg, sandbox_settings, seed_sandbox_organization
+from scanner.sandbox_aws import one_request_at_a_time
 from storage.db import make_engine
 from storage.migrate import upgrade
 
@@ -31,7 +32,8 @@ class Seeded:
 
 
 def _seed() -> Iterator[Seeded]:
-    with mock_aws():
+    # one request at a time inside moto: scans run on threads (scanner/sandbox_aws.py)
+    with mock_aws(), one_request_at_a_time():
         session = boto3.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
         )
@@ -41,13 +43,22 @@ def _seed() -> Iterator[Seeded]:
 
 @pytest.fixture(scope="module")
 def seeded() -> Iterator[Seeded]:
-    """One sandbox for the whole module; tests must not change it (use `fresh_sandbox`)."""
-    yield from _seed()
+    """One sandbox for the whole module; tests must not change it (use `fresh_sandbox`).
+    What each account is expected to show is checked again at the end of the module."""
+    for sandbox in _seed():
+        before = _expectations(sandbox)
+        yield sandbox
+        assert _expectations(sandbox) == before, "a test changed the shared sandbox"
+
+
+def _expectations(seeded: Seeded) -> list[tuple[str, object]]:
+    return [(account.name, account.expectation) for account in seeded.sandbox.accounts]
 
 
 @pytest.fixture
 def fresh_sandbox() -> Iterator[Seeded]:
-    """A sandbox of the test's own, for tests that change it (drift)."""
+    """A sandbox of the test's own, for tests that change it (drift). moto holds one
+    organization per process: use it only in a module that does not use `seeded`."""
     yield from _seed()
 
 
