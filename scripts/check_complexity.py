@@ -20,7 +20,6 @@ PENDING = {
     "scanner/policy/principal.py:parse_principal",
     "scanner/policy/conditions.py:_evaluate",
     "scanner/policy/scenario.py:_parse",
-    "scanner/policy/evaluate.py:_decide",
 }
 # radon -s: a file line, then one indented line per block: "F 59:0 name - D (23)"
 BLOCK = re.compile(r"^\s+[FMC] \d+:\d+ (?P<name>\S+) - (?P<rank>[A-F]) \((?P<cc>\d+)\)$")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from scanner.bounded_input import InputError, load_json, read_text
 from scanner.policy.arn import arn_account, split_arn
 from scanner.policy.authorizers import authorizer_for
 from scanner.policy.context import ContextValue, Request, build_request
@@ -502,8 +503,6 @@ def load_scenarios(paths: list[str | Path]) -> list[Scenario | ScenarioError]:
 
 
 def _load_file(path: Path) -> list[Scenario | ScenarioError]:
-    from scanner.bounded_input import InputError, load_json, read_text
-
     origin = str(path)
     try:
         # UTF-8 (BOM tolerated), size, nesting depth, number and surrogate problems are
