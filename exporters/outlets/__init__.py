@@ -156,10 +156,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def role_name(role_arn: str) -> str:
-    return (role_arn or "").rsplit("/", 1)[-1]
-
-
 def truncate(text: str, limit: int) -> str:
     """At most `limit` characters; a cut text ends with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters.outlets import ScanFindings, iso, role_name, truncate
+from exporters.outlets import ScanFindings, iso, truncate
 from exporters.outlets.delivery import MAX_BODY_BYTES, RetryPolicy, post, with_retries
 from exporters.outlets.securityhub import finding_id
+from scanner.policy.arn import role_name
 
 SIGNATURE_HEADER = "X-Vaultscan-Signature"
 TIMESTAMP_HEADER = "X-Vaultscan-Timestamp"

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporters.outlets import ScanFindings, iso, role_name
+from exporters.outlets import ScanFindings, iso
 from exporters.outlets.ocsf_schema import Validator
 from exporters.outlets.securityhub import finding_id
+from scanner.policy.arn import role_name
 
 log = logging.getLogger(__name__)
 

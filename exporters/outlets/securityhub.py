@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporters.outlets import ScanFindings, iso, role_name, truncate
+from exporters.outlets import ScanFindings, iso, truncate
+from scanner.policy.arn import role_name
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from exporters.report.data import (
     UnreachableAccount,
     layer_label,
 )
+from scanner.policy.arn import role_name
 
 Escape = Callable[[Any], str]
 
@@ -80,10 +81,6 @@ def format_change(now: int, before: int | None) -> str:
         return "n/a"
     delta = now - before
     return f"{delta:+d}" if delta else "no change"
-
-
-def role_name(role_arn: str) -> str:
-    return role_arn.rsplit("/", 1)[-1] if role_arn else ""
 
 
 def account_label(name: str, account_id: str) -> str:

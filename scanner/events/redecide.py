@@ -18,6 +18,7 @@ from typing import Any
 
 from scanner.model import Account, AccountOutcome, CheckResult, Fix, NamedPolicy, OrgUnit
 from scanner.policy import Scenario, evaluate
+from scanner.policy.arn import role_name
 
 ALLOWED = "allowed"
 ORG_LAYERS = {"scps": "scp", "rcps": "rcp"}
@@ -155,7 +156,7 @@ def _verdict(row: dict[str, Any], scenario: dict[str, Any], note: str) -> CheckR
     scenario["expected"], scenario["deciding_layer"] = decision, layer
     request = scenario["request"]
     action, resource = request["action"], request["resource"]
-    role = row["role_arn"].rsplit("/", 1)[-1]
+    role = role_name(row["role_arn"])
     result = CheckResult(
         account_id=row["account_id"],
         region=row["region"],
