@@ -12,17 +12,15 @@ then the simulator per (role, region).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from scanner.aws.iam_details import designated_roles
 from scanner.aws.keys import (
     NOT_CREATED,
     NOT_FOUND,
@@ -34,9 +32,10 @@ from scanner.aws.keys import (
     read_policy_grants_tags,
 )
 from scanner.aws.ratelimit import is_throttling, throttled_text
+from scanner.aws.roles import SERVICE_LINKED_PATH, is_designated, policy_document
 from scanner.aws.session import AccountAccessError, AwsSessions, Credentials, error_text
 from scanner.aws.simulator import SimulationRequest, Simulator, SimulatorError
-from scanner.config import RoleSelector, Settings
+from scanner.config import Settings
 from scanner.model import (
     Account,
     AccountCollection,
@@ -51,7 +50,6 @@ from scanner.request_context import question_for, scan_timestamp
 
 log = logging.getLogger(__name__)
 
-SERVICE_LINKED_PATH = "/aws-service-role/"
 AWS_MANAGED_POLICY_PREFIX = ":iam::aws:policy/"
 # AWS-managed policy documents are shared by every account; re-read them after this long
 AWS_MANAGED_TTL_SECONDS = 3600.0
@@ -104,28 +102,6 @@ def shared_policy_cache(sessions: AwsSessions) -> AwsManagedPolicies:
         if cache is None:
             cache = sessions.shared["aws_managed_policies"] = AwsManagedPolicies()
         return cache
-
-
-def is_designated(name: str, path: str, tags: dict[str, str], selector: RoleSelector) -> bool:
-    """True when the role matches any configured criterion (names/globs, path, tag)."""
-    if path.startswith(SERVICE_LINKED_PATH):
-        return False  # service-linked roles are only usable by their service
-    if any(fnmatchcase(name.lower(), pattern.lower()) for pattern in selector.names):
-        return True
-    if selector.path and path.startswith(selector.path):
-        return True
-    if selector.tag is not None and selector.tag.key in tags:
-        return selector.tag.value is None or tags[selector.tag.key] == selector.tag.value
-    return False
-
-
-def policy_document(value: Any) -> PolicyDocument:
-    """IAM returns policy documents as URL-encoded JSON; botocore decodes them into dicts
-    (`json_decode_policies`, an `after-call.iam` handler). The raw form is accepted too,
-    for clients where that handler was unregistered."""
-    if isinstance(value, dict):
-        return value
-    return json.loads(unquote(value))
 
 
 def simulation_requests(
@@ -382,8 +358,6 @@ class _AccountReader:
 def read_roles(reader: _AccountReader, settings: Settings) -> list[Role]:
     """The designated roles: from iam:GetAccountAuthorizationDetails (one call), or per
     role (settings.iam_read "per-role", and for read roles not yet allowed the former)."""
-    from scanner.aws.iam_details import designated_roles
-
     if settings.iam_read == "per-role":
         return reader.roles()
     try:

@@ -13,14 +13,30 @@ https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetAccountAuthorizationD
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from scanner.aws.roles import SERVICE_LINKED_PATH, is_designated, policy_document
+from scanner.aws.session import AwsSessions
+from scanner.config import Settings
 from scanner.model import NamedPolicy, PolicyDocument, Role
 
-if TYPE_CHECKING:
-    from scanner.aws.collect import _AccountReader
+
+class RoleReader(Protocol):
+    """What reading roles needs of an account reader (scanner.aws.collect._AccountReader)."""
+
+    sessions: AwsSessions
+    settings: Settings
+    iam: Any  # the account's boto3 IAM client
+    customer_managed: dict[str, PolicyDocument]
+
+    def managed_policy(self, arn: str) -> PolicyDocument: ...
+
+    def _read_error(
+        self, client: Any, operation: str, region: str, exc: ClientError
+    ) -> Exception: ...
+
 
 OPERATION = "GetAccountAuthorizationDetails"
 FILTERS = ["Role", "LocalManagedPolicy"]
@@ -29,8 +45,6 @@ PAGE_SIZE = 1000  # the largest MaxItems IAM accepts
 
 def default_documents(policies: list[dict[str, Any]]) -> dict[str, PolicyDocument]:
     """Customer-managed policy ARN -> document of its default version."""
-    from scanner.aws.collect import policy_document
-
     documents: dict[str, PolicyDocument] = {}
     for policy in policies:
         for version in policy.get("PolicyVersionList", []):
@@ -39,10 +53,8 @@ def default_documents(policies: list[dict[str, Any]]) -> dict[str, PolicyDocumen
     return documents
 
 
-def designated_roles(reader: _AccountReader) -> list[Role]:
+def designated_roles(reader: RoleReader) -> list[Role]:
     """The account's designated roles, read with as few calls as IAM allows."""
-    from scanner.aws.collect import SERVICE_LINKED_PATH, is_designated
-
     raw_roles: list[dict[str, Any]] = []
     policies: list[dict[str, Any]] = []
     try:
@@ -66,9 +78,7 @@ def designated_roles(reader: _AccountReader) -> list[Role]:
     return roles
 
 
-def _role(reader: _AccountReader, raw: dict[str, Any], tags: dict[str, str]) -> Role:
-    from scanner.aws.collect import policy_document
-
+def _role(reader: RoleReader, raw: dict[str, Any], tags: dict[str, str]) -> Role:
     name = raw["RoleName"]
     role = Role(
         arn=raw["Arn"],

@@ -20,12 +20,9 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from scanner.model import Account, NamedPolicy, OrgUnit
-
-if TYPE_CHECKING:
-    from scanner.aws.organizations import _Walker
 
 # requests in flight during the walk; the Organizations client's connection pool is sized
 # for them (scanner/aws/session.py)
@@ -33,6 +30,20 @@ WALK_WORKERS = 6
 POLICY_WORKERS = 3
 
 Path = tuple[OrgUnit, ...]
+
+
+class Walker(Protocol):
+    """The Organizations reads the walk makes (scanner.aws.organizations._Walker)."""
+
+    def items(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]: ...
+
+    def parent_accounts(self, path: Path) -> list[Account]: ...
+
+    def child_units(self, path: Path, excluded_ous: set[str]) -> list[Path]: ...
+
+    def policies_for_target(self, target_id: str, policy_type: str) -> list[NamedPolicy]: ...
+
+    def describe(self, policy_id: str) -> NamedPolicy: ...
 
 
 class _Tasks:
@@ -72,7 +83,7 @@ class _Tasks:
 
 
 def walk(
-    walker: _Walker,
+    walker: Walker,
     root: OrgUnit,
     excluded_ous: set[str],
     on_account: Callable[[Account], None] | None = None,
@@ -122,7 +133,7 @@ class PolicyListing:
     """The policies of one type and where they are attached, read the cheaper way:
     by policy when there are more targets than policies, else by target."""
 
-    def __init__(self, walker: _Walker, policy_type: str) -> None:
+    def __init__(self, walker: Walker, policy_type: str) -> None:
         self.walker = walker
         self.policy_type = policy_type
         self.summaries: list[dict[str, Any]] | None = None

@@ -139,7 +139,7 @@ def test_image_installs_the_core_package_without_the_demo_extra(stages: list[Sta
     assert not [dep for dep in core if dep.lower().startswith("moto")], core
     extras = project["project"]["optional-dependencies"]
     assert any(dep.startswith("moto[") for dep in extras["demo"])
-    assert "vaultscan[demo]" in extras["test"]
+    assert any(dep.startswith("moto[") for dep in extras["test"])  # make demo, make test
     builds = " ".join(stages[0].all("RUN"))
     assert "pip wheel --wheel-dir /wheels ." in builds
     assert "[demo]" not in builds and "moto" not in " ".join(stages[-1].all("RUN"))
