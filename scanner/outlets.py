@@ -20,6 +20,13 @@ def aws_session(settings: Settings) -> Any:
     return boto3.Session(profile_name=settings.organization.profile)
 
 
+def report_s3_client(settings: Settings) -> Any:
+    """The S3 client report delivery uploads with (None: no S3 destination configured)."""
+    if not settings.report.delivery.s3_uri:
+        return None
+    return aws_session(settings).client("s3")
+
+
 def caller_account(session: Any, region: str) -> str:
     """The scanner's own account (sts:GetCallerIdentity needs no permission)."""
     return str(session.client("sts", region_name=region).get_caller_identity()["Account"])

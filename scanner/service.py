@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from exporters.metrics import SchedulerMetrics
 from scanner.config import ReportSettings, RetentionSettings, ScheduleSettings, Settings
 from scanner.logs import ProgressLog
+from scanner.outlets import report_s3_client
 from scanner.runner import ScanReport, run_scan
 from scanner.vocabulary import COMPLETE_RUN_STATUSES, RunStatus, Trigger
 from storage.locks import PRUNE_LOCK_KEY, REPORT_LOCK_KEY, scan_lock, try_lock
@@ -276,7 +277,8 @@ class ScanService:
 
     def report_once(self) -> list[str] | None:
         """The report job (see deliver_scheduled_report)."""
-        return deliver_scheduled_report(self._engine, self._settings.report)
+        s3 = report_s3_client(self._settings)
+        return deliver_scheduled_report(self._engine, self._settings.report, s3_client=s3)
 
     # --- stopping ------------------------------------------------------------------
 
@@ -347,7 +349,9 @@ def prune_old_evidence(
             return None
 
 
-def deliver_scheduled_report(engine: Engine, report: ReportSettings) -> list[str] | None:
+def deliver_scheduled_report(
+    engine: Engine, report: ReportSettings, *, s3_client: Any = None
+) -> list[str] | None:
     """Build the report and deliver it (exporters.report.delivery), one replica at a time;
     where it went, or None when another replica holds the report lock, there is nothing
     to report yet, or delivery failed (logged)."""
@@ -360,7 +364,7 @@ def deliver_scheduled_report(engine: Engine, report: ReportSettings) -> list[str
             return None
         try:
             built = build_report(engine, days=report.days, owner_tag=report.owner_tag)
-            delivered = deliver_or_raise(built, report)
+            delivered = deliver_or_raise(built, report, s3_client=s3_client)
         except NoFinishedScan:
             log.warning("report skipped: no finished scan in the database yet")
             return None

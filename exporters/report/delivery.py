@@ -71,15 +71,17 @@ def to_directory(documents: list[Document], directory: Path) -> list[str]:
     return written
 
 
-def to_s3(documents: list[Document], uri: str, client: Any = None) -> list[str]:
-    """Upload each document under the URI's prefix (s3://bucket/prefix/)."""
-    import boto3
-
+def to_s3(documents: list[Document], uri: str, client: Any) -> list[str]:
+    """Upload each document under the URI's prefix (s3://bucket/prefix/) with `client`, an
+    S3 client the caller built (scanner.outlets.report_s3_client): exporters never build
+    AWS clients themselves."""
+    if client is None:
+        raise DeliveryError(f"no S3 client to upload to {uri} with")
     parsed = urlparse(uri)
     bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    s3 = client or boto3.client("s3")
+    s3 = client
     uploaded = []
     for document in documents:
         key = f"{prefix}{document.name}"

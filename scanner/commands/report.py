@@ -110,9 +110,11 @@ def _report(args: argparse.Namespace) -> int:
 
 def _deliver(report: object, settings: object) -> int:
     from exporters.report.delivery import DeliveryError, deliver_or_raise
+    from scanner.outlets import report_s3_client
 
     try:
-        delivered = deliver_or_raise(report, settings.report)  # type: ignore[arg-type, attr-defined]
+        s3 = report_s3_client(settings)  # type: ignore[arg-type]
+        delivered = deliver_or_raise(report, settings.report, s3_client=s3)  # type: ignore[arg-type, attr-defined]
     except DeliveryError as exc:
         raise CommandError(f"report delivery failed: {exc}") from None
     for where in delivered:

@@ -8,7 +8,7 @@ import time
 from sqlalchemy import select
 
 import scanner.aws.collect as collect_module
-from scanner import deadline, runner
+from scanner import account_scan, deadline, runner
 from scanner.sandbox import sandbox_settings
 from storage.models import AccountScan
 
@@ -33,8 +33,8 @@ def test_a_slow_account_is_cut_at_its_limit_and_the_scan_goes_on(
                 raise
             time.sleep(0.05)
 
-    # patched where the runner looks it up (it imports collect_account by name)
-    monkeypatch.setattr(runner, "collect_account", slow_for_victim)
+    # patched where scanning an account looks it up (scanner.account_scan imports it by name)
+    monkeypatch.setattr(account_scan, "collect_account", slow_for_victim)
     started = time.monotonic()
     report = runner.run_scan(settings, engine=db_engine, sessions=seeded.sessions(settings))
     elapsed = time.monotonic() - started
