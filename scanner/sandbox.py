@@ -33,6 +33,7 @@ ADMIN_ROLE_NAME = "OrganizationAccountAccessRole"
 BACKUP_ROLE_NAME = "BackupOperator"
 BACKUP_ROLE_PATH = "/backup/"
 VAULT_KEY_ALIAS = "alias/backup-vault-key"
+AWS_BACKUP_KEY_ALIAS = "alias/aws/backup"  # the fallback: AWS Backup's AWS managed key
 SCP = "SERVICE_CONTROL_POLICY"
 RCP = "RESOURCE_CONTROL_POLICY"
 FULL_AWS_ACCESS = "p-FullAWSAccess"
@@ -280,6 +281,10 @@ def _plant_organization_policies(seeder: _Seeder, sandbox: SandboxOrg) -> None:
         "No KMS grants on this account's keys",
     )
     org.attach_policy(PolicyId=rcp_id, TargetId=sandbox.by_cause("rcp-deny").account_id)
+    # the same RCP where the only vault key is AWS managed: it does not apply there
+    org.attach_policy(
+        PolicyId=rcp_id, TargetId=sandbox.by_cause("aws-managed-key-under-rcp").account_id
+    )
     sandbox.policy_ids.update(
         {
             "DenyBackupVaultCreation": deny_id,
@@ -442,6 +447,8 @@ def _key_policy(account: SandboxAccount) -> dict[str, Any]:
 
 def _seed_vault_key(seeder: _Seeder, account: SandboxAccount, region: str) -> str:
     kms = seeder.member_client(account.account_id, "kms", region)
+    if _plan(account).expectation.cause == "aws-managed-key-under-rcp":
+        return _seed_aws_backup_key(kms, account, region)
     metadata = kms.create_key(
         Description="AWS Backup vault key",
         KeySpec="SYMMETRIC_DEFAULT",
@@ -455,6 +462,23 @@ def _seed_vault_key(seeder: _Seeder, account: SandboxAccount, region: str) -> st
         kms.disable_key(KeyId=key_id)
     elif _plan(account).expectation.cause == "key-pending-deletion":
         kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=30)
+    return metadata["Arn"]
+
+
+def _seed_aws_backup_key(kms: Any, account: SandboxAccount, region: str) -> str:
+    """aws/backup as AWS creates it on first use: an AWS managed key with its own policy.
+    moto creates every key as customer managed, so its KeyManager is set in moto's model;
+    vaultscan reads it back through DescribeKey like any other key."""
+    from moto.kms.models import kms_backends
+
+    metadata = kms.create_key(
+        Description="Default key that protects my Backup data when no other key is defined",
+        KeySpec="SYMMETRIC_DEFAULT",
+        KeyUsage="ENCRYPT_DECRYPT",
+        Policy=_dump(policies.aws_backup_key_policy(account.account_id, region)),
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=AWS_BACKUP_KEY_ALIAS, TargetKeyId=metadata["KeyId"])
+    kms_backends[account.account_id][region].keys[metadata["KeyId"]].key_manager = "AWS"
     return metadata["Arn"]
 
 
@@ -498,7 +522,7 @@ def sandbox_settings(sandbox: SandboxOrg, **overrides: Any) -> Settings:
         "regions": list(sandbox.regions),
         "member": {"read_role_name": READ_ROLE_NAME},
         "roles": {"names": [f"{BACKUP_ROLE_NAME}*"], "path": BACKUP_ROLE_PATH},
-        "keys": {"default": VAULT_KEY_ALIAS},
+        "keys": {"default": [VAULT_KEY_ALIAS, AWS_BACKUP_KEY_ALIAS]},
         "simulator": "engine",
         "organization": {"region": sandbox.regions[0]},
         "concurrency": 4,

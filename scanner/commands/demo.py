@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="scan a sandbox organization (no AWS account needed) and show the verdicts",
         description=(
-            "Creates a sandbox AWS Organization in memory (19 member accounts in nested OUs, "
+            "Creates a sandbox AWS Organization in memory (20 member accounts in nested OUs, "
             "two regions, one planted cause of Access Denied in most accounts), scans it "
             "into PostgreSQL and prints every account's verdict with the fix."
         ),
@@ -141,7 +141,7 @@ def _demo(args: argparse.Namespace) -> int:
         )
         session = boto3.Session(region_name="us-east-1")
         # moto draws account, OU, policy and key ids from one seedable generator: the
-        # same ids every run, so a second demo shows no drift instead of 12 new accounts
+        # same ids every run, so a second demo shows no drift instead of 13 new accounts
         from moto.moto_api._internal import mock_random
 
         mock_random.seed(SANDBOX_SEED)

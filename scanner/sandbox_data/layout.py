@@ -328,6 +328,16 @@ ACCOUNT_PLANS: tuple[AccountPlan, ...] = (
             ),
         ),
     ),
+    AccountPlan(
+        "security-vault-default",
+        "Security",
+        Expectation(
+            cause="aws-managed-key-under-rcp",
+            # RCPs do not apply to AWS managed keys (AWS KMS Developer Guide, "Resource
+            # control policies in AWS KMS"): every check passes
+            summary="its only key is aws/backup; an RCP denying kms:CreateGrant does not apply",
+        ),
+    ),
 )
 
 # Drift: what `break_account` plants in a healthy account.

@@ -192,6 +192,35 @@ def default_key_policy(account_id: str) -> Document:
     return _doc(default_key_statement(account_id), key_admin_statement(account_id))
 
 
+def aws_backup_key_policy(account_id: str, region: str) -> Document:
+    """The policy AWS gives its managed key aws/backup ("auto-backup-1"): use through AWS
+    Backup for every principal of the account, key metadata for the account."""
+    document = _doc(
+        {
+            "Sid": "Allow access through Backup for all principals in the account that are "
+            "authorized to use Backup Storage",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": ["kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": f"backup.{region}.amazonaws.com",
+                    "kms:CallerAccount": account_id,
+                }
+            },
+        },
+        {
+            "Sid": "Allow direct access to key metadata to the account",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
+            "Resource": "*",
+        },
+    )
+    return {"Id": "auto-backup-1", **document}
+
+
 def key_policy_without_root(account_id: str) -> Document:
     """Only the key administrators: IAM policies on the key become ineffective."""
     return _doc(key_admin_statement(account_id))

@@ -29,7 +29,7 @@ def test_demo_prints_every_accounts_verdict_and_stores_the_run(database_url, cap
             assert f"{extra.name}: {extra.expectation.summary}" in out
     failing = sum(1 for plan in ACCOUNT_PLANS if not plan.healthy)
     total = len(ACCOUNT_PLANS)
-    assert total == 19
+    assert total == 20
     assert f"{total} accounts: {total - failing} pass, {failing} fail, 0 error" in out
     # fixes are printed as JSON statements and commands
     assert '"backup-storage:MountCapsule"' in out

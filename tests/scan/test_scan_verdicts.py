@@ -137,6 +137,23 @@ def test_rcp_deny_is_reported_at_the_account_level(seeded, verdicts):
         assert result.remediation.kind == "edit-rcp-deny"
 
 
+def test_rcp_does_not_apply_to_the_aws_managed_key(seeded, verdicts):
+    """security-vault-default: aws/backup under the RCP that fails security-forensics."""
+    account = seeded.sandbox.by_name("security-vault-default")
+    grants = [r for r in verdicts["security-vault-default"] if r.check == "kms:CreateGrant"]
+    assert len(grants) == len(seeded.sandbox.regions)
+    for result in grants:
+        assert result.status == "pass", result.message
+        assert result.resource == account.key_arns[result.region]
+        assert result.scenario["request"]["key_manager"] == "AWS"
+        # the account's RCP is in the scenario, and the engine says why it does not count
+        assert any("DenyKmsGrantCreation" in name for level in
+                   result.scenario["policy_names"]["rcps"] for name in level)
+        [rcp] = [layer for layer in result.explanation["layers"] if layer["layer"] == "rcp"]
+        assert rcp["reason"] == "rcp-aws-managed-key"
+        assert "AWS managed keys" in rcp["note"]
+
+
 def test_every_verdict_carries_a_replayable_scenario(verdicts, tmp_path):
     """Each stored scenario, written to a file and read back by `vaultscan explain`'s
     loader, replays to the stored verdict and the stored explanation."""
