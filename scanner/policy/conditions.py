@@ -322,34 +322,18 @@ def condition_matches(condition: CompiledCondition, context: Context) -> bool:
 
 def _evaluate(condition: CompiledCondition, context: Context) -> bool:
     value = context.get(condition.key)
-    if condition.base is None:  # Null: "true" means the key must be absent
-        # A key whose value is empty counts as null too: "You can prevent missing context
-        # keys or context keys with empty values from evaluating to true by including a
-        # Null condition operator ... with a value of false" (IAM: Multivalued context
-        # key examples).
-        want = "true" if value is None or value in _NULL_VALUES else "false"
-        return any(policy_value.lower() == want for policy_value in condition.values)
     base = condition.base
+    if base is None:  # Null: "true" means the key must be absent
+        return _null(condition, value)
     # ForAllValues "also returns true if there are no keys in the request, or if the key
     # values resolve to a null data set, such as an empty string"; ForAnyValue: "for no
     # matching key or a null dataset, the condition returns false" (IAM: Single-valued
     # vs. multivalued context keys).
     if value is None or (condition.qualifier and value in _NULL_VALUES):
-        if condition.qualifier == "forallvalues":
-            return True
-        if condition.qualifier == "foranyvalue":
-            return condition.if_exists
-        return condition.if_exists or base.negated
+        return _absent(condition, base)
     prepared = condition.prepared
     if condition.templates is not None:
-        # A variable without a value makes that policy value effectively null: nothing
-        # equals or is like it, so only the negated operators can match it.
-        resolved = tuple(
-            text
-            for text in (resolve(template, context) for template in condition.templates)
-            if text is not None
-        )
-        prepared = _prepare_resolved(base, resolved)
+        prepared = _resolved(condition, base, context)
     if condition.qualifier is None:
         if not isinstance(value, str):
             return False  # multivalued key needs ForAllValues/ForAnyValue
@@ -358,6 +342,34 @@ def _evaluate(condition: CompiledCondition, context: Context) -> bool:
     if condition.qualifier == "forallvalues":
         return all(_one(base, prepared, item) for item in values)
     return any(_one(base, prepared, item) for item in values)
+
+
+def _null(condition: CompiledCondition, value: Any) -> bool:
+    # A key whose value is empty counts as null too: "You can prevent missing context
+    # keys or context keys with empty values from evaluating to true by including a
+    # Null condition operator ... with a value of false" (IAM: Multivalued context key
+    # examples).
+    want = "true" if value is None or value in _NULL_VALUES else "false"
+    return any(policy_value.lower() == want for policy_value in condition.values)
+
+
+def _absent(condition: CompiledCondition, base: Operator) -> bool:
+    """The condition over a key the request lacks (or a null data set)."""
+    if condition.qualifier == "forallvalues":
+        return True
+    if condition.qualifier == "foranyvalue":
+        return condition.if_exists
+    return condition.if_exists or base.negated
+
+
+def _resolved(condition: CompiledCondition, base: Operator, context: Context) -> Prepared:
+    # A variable without a value makes that policy value effectively null: nothing
+    # equals or is like it, so only the negated operators can match it.
+    templates = condition.templates or ()
+    resolved = tuple(
+        text for text in (resolve(template, context) for template in templates) if text is not None
+    )
+    return _prepare_resolved(base, resolved)
 
 
 def _one(base: Operator, prepared: Prepared, value: str) -> bool:

@@ -6,7 +6,7 @@ request's principal (an IAM role or one of its sessions) matches them
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from scanner.policy.arn import (
@@ -56,51 +56,74 @@ class PrincipalSpec:
     others: frozenset[str] = frozenset()  # service, federated, canonical-user names
 
 
+@dataclass
+class _Names:
+    """What a Principal element names, gathered while parsing it."""
+
+    everyone: bool = False
+    accounts: set[str] = field(default_factory=set)
+    role_keys: set[tuple[str, str]] = field(default_factory=set)
+    arns: set[str] = field(default_factory=set)
+    others: set[str] = field(default_factory=set)
+
+    def spec(self) -> PrincipalSpec:
+        return PrincipalSpec(
+            self.everyone,
+            frozenset(self.accounts),
+            frozenset(self.role_keys),
+            frozenset(self.arns),
+            frozenset(self.others),
+        )
+
+
 def parse_principal(value: object) -> PrincipalSpec:
     """Raises ValueError with a message naming what is wrong."""
     if value == "*":
         return PrincipalSpec(everyone=True)
     if not isinstance(value, dict) or not value:
         raise ValueError('must be "*" or an object such as {"AWS": "arn:..."}')
-    everyone = False
-    accounts: set[str] = set()
-    role_keys: set[tuple[str, str]] = set()
-    arns: set[str] = set()
-    others: set[str] = set()
-    for kind, names in value.items():
-        if kind not in PRINCIPAL_TYPES:
-            raise ValueError(f"unknown principal type {kind!r}; use one of {PRINCIPAL_TYPES}")
-        listed = [names] if isinstance(names, str) else names
-        valid = isinstance(listed, list) and all(isinstance(n, str) for n in listed)
-        if not valid or not listed:
-            raise ValueError(f"{kind} must be a string or a non-empty list of strings")
-        for name in listed:
+    names = _Names()
+    for kind, listed in value.items():
+        for name in _principal_names(kind, listed):
             if kind != "AWS":
-                others.add(f"{kind}:{name}")
-            elif name == "*":
-                everyone = True
-            elif is_account_id(name):
-                accounts.add(name)
+                names.others.add(f"{kind}:{name}")
             else:
-                parts = split_arn(name)
-                if parts is None and _UNIQUE_ID.match(name):
-                    # A unique id (AROA..., AIDA...) is what a policy shows once the role
-                    # or user it named was deleted; it matches no current principal.
-                    others.add(f"AWS:{name}")
-                    continue
-                if parts is None:
-                    raise ValueError(f"{name!r} is not an account id, an ARN, a unique id or *")
-                account = arn_account(name) or ""
-                if parts[2] == "iam" and parts[5] == "root":
-                    accounts.add(account)
-                elif parts[2] == "iam" and parts[5].startswith("role/"):
-                    role_keys.add((account, role_name(parts[5])))
-                    arns.add(name)
-                else:
-                    arns.add(name)
-    return PrincipalSpec(
-        everyone, frozenset(accounts), frozenset(role_keys), frozenset(arns), frozenset(others)
-    )
+                _add_aws_name(names, name)
+    return names.spec()
+
+
+def _principal_names(kind: object, names: object) -> list[str]:
+    if kind not in PRINCIPAL_TYPES:
+        raise ValueError(f"unknown principal type {kind!r}; use one of {PRINCIPAL_TYPES}")
+    listed = [names] if isinstance(names, str) else names
+    valid = isinstance(listed, list) and all(isinstance(n, str) for n in listed)
+    if not valid or not listed:
+        raise ValueError(f"{kind} must be a string or a non-empty list of strings")
+    return listed
+
+
+def _add_aws_name(names: _Names, name: str) -> None:
+    if name == "*":
+        names.everyone = True
+        return
+    if is_account_id(name):
+        names.accounts.add(name)
+        return
+    parts = split_arn(name)
+    if parts is None and _UNIQUE_ID.match(name):
+        # A unique id (AROA..., AIDA...) is what a policy shows once the role or user
+        # it named was deleted; it matches no current principal.
+        names.others.add(f"AWS:{name}")
+        return
+    if parts is None:
+        raise ValueError(f"{name!r} is not an account id, an ARN, a unique id or *")
+    account = arn_account(name) or ""
+    if parts[2] == "iam" and parts[5] == "root":
+        names.accounts.add(account)
+        return
+    if parts[2] == "iam" and parts[5].startswith("role/"):
+        names.role_keys.add((account, role_name(parts[5])))
+    names.arns.add(name)
 
 
 def match_principal(spec: PrincipalSpec, principal: RequestPrincipal) -> MatchKind | None:

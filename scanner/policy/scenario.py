@@ -3,6 +3,7 @@ from files and folders, and the round trip back to JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -182,25 +183,45 @@ class Scenario:
 # --- parsing ------------------------------------------------------------------------------
 
 
+Fail = Callable[[str, str], ScenarioError]
+
+
 def _parse(data: Any, origin: str) -> Scenario:
     def fail(where: str, message: str) -> ScenarioError:
         return ScenarioError(origin, where, message)
 
     if not isinstance(data, dict):
         raise fail("", "a scenario must be a JSON object")
-    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown field; expected one of {sorted(TOP_LEVEL_KEYS)}")
+    _known(data, TOP_LEVEL_KEYS, "", fail)
     for key in ("name", "source", "explanation"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise fail(key, "must be a string")
+    scenario = Scenario(
+        **_request_fields(data.get("request"), fail),
+        **_policy_fields(data.get("policies"), fail),
+        **_answer_fields(data, fail),
+        name=data.get("name"),
+        source=data.get("source"),
+        explanation=data.get("explanation"),
+        origin=origin,
+    )
+    scenario.policy_set()  # compile now: grammar errors belong to reading the scenario
+    return scenario
 
-    request = data.get("request")
+
+def _known(given: dict[str, Any], known: Iterable[str], where: str, fail: Fail) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        field_path = f"{where}.{unknown[0]}" if where else unknown[0]
+        expected = sorted(known) if where != "policies" else list(known)
+        prefix = "expected one of " if not where else "expected "
+        raise fail(field_path, f"unknown field; {prefix}{expected}")
+
+
+def _request_fields(request: Any, fail: Fail) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise fail("request", "missing or not an object")
-    unknown = sorted(set(request) - REQUEST_KEYS)
-    if unknown:
-        raise fail(f"request.{unknown[0]}", f"unknown field; expected {sorted(REQUEST_KEYS)}")
+    _known(request, REQUEST_KEYS, "request", fail)
     principal_arn = _required_string(request, "principal_arn", fail)
     if split_arn(principal_arn) is None:
         raise fail("request.principal_arn", f"{principal_arn!r} is not an ARN")
@@ -208,37 +229,46 @@ def _parse(data: Any, origin: str) -> Scenario:
     if ":" not in action or "*" in action or "?" in action:
         raise fail("request.action", f"{action!r} is not an action such as kms:CreateGrant")
     resource = _required_string(request, "resource", fail)
-
-    gave_principal_account = "principal_account" in request
     principal_account = _account(request, "principal_account", arn_account(principal_arn), fail)
-    gave_resource_account = "resource_account" in request
     owner = principal_account if resource == "*" else arn_account(resource)
-    resource_account = _account(request, "resource_account", owner, fail)
-    context = _context(request.get("context", {}), fail)
     key_manager = request.get("key_manager")
     if key_manager is not None and key_manager not in KEY_MANAGERS:
         raise fail("request.key_manager", f"must be one of {KEY_MANAGERS}, got {key_manager!r}")
+    return {
+        "principal_arn": principal_arn,
+        "action": action,
+        "resource": resource,
+        "principal_account": principal_account,
+        "resource_account": _account(request, "resource_account", owner, fail),
+        "context": _context(request.get("context", {}), fail),
+        "key_manager": key_manager,
+        "gave_principal_account": "principal_account" in request,
+        "gave_resource_account": "resource_account" in request,
+    }
 
-    policies = data.get("policies")
+
+def _policy_fields(policies: Any, fail: Fail) -> dict[str, Any]:
     if not isinstance(policies, dict):
         raise fail("policies", "missing or not an object")
-    unknown = sorted(set(policies) - set(POLICY_KEYS))
-    if unknown:
-        raise fail(f"policies.{unknown[0]}", f"unknown field; expected {list(POLICY_KEYS)}")
+    _known(policies, POLICY_KEYS, "policies", fail)
     # null stands for an absent layer, like an empty list
-    scps = _levels(_list_or_empty(policies.get("scps")), "policies.scps", fail)
-    rcps = _levels(_list_or_empty(policies.get("rcps")), "policies.rcps", fail)
-    boundary = _optional_document(
-        policies.get("permissions_boundary"), "policies.permissions_boundary", fail
-    )
     identity_raw = _list_or_empty(policies.get("identity"))
     if not isinstance(identity_raw, list):
         raise fail("policies.identity", "must be a list of policy documents")
-    identity = _documents(identity_raw, "policies.identity", fail)
-    resource_policy = _optional_document(
-        policies.get("resource_policy"), "policies.resource_policy", fail
-    )
+    return {
+        "scps": _levels(_list_or_empty(policies.get("scps")), "policies.scps", fail),
+        "rcps": _levels(_list_or_empty(policies.get("rcps")), "policies.rcps", fail),
+        "permissions_boundary": _optional_document(
+            policies.get("permissions_boundary"), "policies.permissions_boundary", fail
+        ),
+        "identity": _documents(identity_raw, "policies.identity", fail),
+        "resource_policy": _optional_document(
+            policies.get("resource_policy"), "policies.resource_policy", fail
+        ),
+    }
 
+
+def _answer_fields(data: dict[str, Any], fail: Fail) -> dict[str, Any]:
     expected = data.get("expected")
     if expected is not None and expected not in DECISIONS:
         raise fail("expected", f"must be one of {DECISIONS}, got {expected!r}")
@@ -249,33 +279,12 @@ def _parse(data: Any, origin: str) -> Scenario:
     names = data.get("policy_names")
     if names is not None and not isinstance(names, dict):
         raise fail("policy_names", "must be an object mirroring policies")
-
-    scenario = Scenario(
-        principal_arn=principal_arn,
-        action=action,
-        resource=resource,
-        principal_account=principal_account,
-        resource_account=resource_account,
-        context=context,
-        scps=scps,
-        rcps=rcps,
-        permissions_boundary=boundary,
-        identity=identity,
-        resource_policy=resource_policy,
-        name=data.get("name"),
-        source=data.get("source"),
-        explanation=data.get("explanation"),
-        expected=expected,
-        expected_deciding_layer=layer,
-        states_deciding_layer="deciding_layer" in data,
-        policy_names=names,
-        key_manager=key_manager,
-        gave_principal_account=gave_principal_account,
-        gave_resource_account=gave_resource_account,
-        origin=origin,
-    )
-    scenario.policy_set()  # compile now: grammar errors belong to reading the scenario
-    return scenario
+    return {
+        "expected": expected,
+        "expected_deciding_layer": layer,
+        "states_deciding_layer": "deciding_layer" in data,
+        "policy_names": names,
+    }
 
 
 def _list_or_empty(value: Any) -> Any:
