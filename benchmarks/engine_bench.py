@@ -20,6 +20,7 @@ import argparse
 import copy
 import statistics
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -179,6 +180,59 @@ def scenario_dicts(policies: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def scanner_inputs(policies: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """The same role, SCP path and key as scanner.model objects, with the built-in vault
+    profile: what decide receives from the collect stage."""
+    from scanner.decide.account import AccountContext
+    from scanner.model import (
+        Account,
+        AccountCollection,
+        KmsKey,
+        NamedPolicy,
+        Organization,
+        OrgUnit,
+        Role,
+    )
+    from scanner.profiles import available_profiles
+
+    units = (OrgUnit("r-ab12", "Root"), OrgUnit("ou-ab12-11111111", "Prod"))
+    account = Account(id=ACCOUNT, name="prod-app", ou_path=units)
+    targets = [unit.id for unit in units] + [ACCOUNT]
+    scps = {
+        target: [NamedPolicy(f"p-{n}{i}", doc) for i, doc in enumerate(level)]
+        for n, (target, level) in enumerate(zip(targets, policies["scps"], strict=True))
+    }
+    organization = Organization("999999999999", [account], scps=scps)
+    role = Role(
+        arn=ROLE,
+        name="BackupOperator",
+        managed_policies=[
+            NamedPolicy(f"arn:aws:iam::{ACCOUNT}:policy/P{n}", doc)
+            for n, doc in enumerate(policies["identity"])
+        ],
+        permissions_boundary=NamedPolicy(
+            f"arn:aws:iam::{ACCOUNT}:policy/Boundary", policies["permissions_boundary"]
+        ),
+    )
+    key = KmsKey(
+        arn=KEY,
+        key_id=KEY.rsplit("/", 1)[-1],
+        region="us-west-2",
+        aliases=["alias/backup-vault-key"],
+        key_policy=policies["resource_policy"],
+        sources=["configured"],
+    )
+    collection = AccountCollection(
+        account=account,
+        roles=[role],
+        keys={"us-west-2": [key]},
+        scanned_at=datetime(2026, 12, 1, 6, 0, tzinfo=UTC),  # collect records the read time
+    )
+    requirements = available_profiles()["backup-vault-create"].requirements
+    context = AccountContext(organization, collection, "aws")
+    return context, role, key, requirements
+
+
 def measure(label: str, seconds: float, step: Callable[[], int]) -> float:
     """Decisions per second of CPU time (this thread), best and median over rounds of
     ~0.25 s: CPU time is what one core delivers even when the machine is shared, and
@@ -236,7 +290,7 @@ def main() -> None:
         f"{len(policies['resource_policy']['Statement'])}-statement key policy, "
         f"{len(CHECKS)} actions"
     )
-    print(f"decisions: {dict(zip([a for a, _ in CHECKS], decisions, strict=True))}")
+    print(f"decisions: {dict(zip([a for a, _ in CHECKS], map(str, decisions), strict=True))}")
     print(f"{'first build (compiles every policy once)':<58} {cold_ms:>10.1f} ms")
 
     def evaluate_only() -> int:
@@ -263,12 +317,43 @@ def main() -> None:
             evaluate(Scenario.from_dict(data))
         return len(batch)
 
+    from scanner.decide.verdict import decide_request
+
+    ctx, role, key, requirements = scanner_inputs(policies)
+
+    def decide_path() -> int:
+        # decide builds each typed scenario (request context, key owner's RCPs, the
+        # compiled policies of the role reused), then the engine answers it
+        for requirement in requirements:
+            asked = ctx.asked(
+                role, "us-west-2", requirement, key if requirement.needs_key else None
+            )
+            evaluate(asked.scenario)
+        return len(requirements)
+
+    def whole_verdicts() -> int:
+        # every verdict as a scan stores it: scenario, explanation, message, fix
+        for requirement in requirements:
+            asked = ctx.asked(
+                role, "us-west-2", requirement, key if requirement.needs_key else None
+            )
+            decide_request(asked, [])
+        return len(requirements)
+
     rate = measure("evaluate(scenario)", args.seconds, evaluate_only)
+    path_rate = measure("decide builds the typed scenario + evaluate", args.seconds, decide_path)
+    measure("decide: whole verdict (+ stored scenario, explanation)", args.seconds, whole_verdicts)
     measure("Scenario.from_dict + evaluate (same documents)", args.seconds, build_and_evaluate)
     measure("from_dict + evaluate, new objects per role (hash path)", args.seconds, fresh_documents)
     target = 20_000
     verdict = "met" if rate >= target else "NOT met"
     print(f"target {target:,} decisions/s on one core (evaluate, CPU best): {verdict}")
+    path_target = 30_000
+    verdict = "met" if path_rate >= path_target else "NOT met"
+    print(
+        f"target {path_target:,} decisions/s on one core (decide's typed scenario + "
+        f"evaluate, CPU best): {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -62,7 +63,7 @@ class Requirement:
             "KeyArn": key_arn or "",
             "DnsSuffix": DNS_SUFFIX.get(partition, "amazonaws.com"),
         }
-        resource = Template(self.resource_template).substitute(values)
+        resource = _substitute(self.resource_template, values)
         context = {key: _fill(value, values) for key, value in self.context.items()}
         return resource, context
 
@@ -74,9 +75,32 @@ class Profile:
     requirements: list[Requirement]
 
 
+@lru_cache(maxsize=1024)
+def _parts(template: str) -> tuple[tuple[str, str | None], ...]:
+    """`template` as (literal text, placeholder name or None) pairs, parsed once: a scan
+    renders the same few templates for every check."""
+    parts: list[tuple[str, str | None]] = []
+    last = 0
+    for match in Template.pattern.finditer(template):
+        name = match.group("braced") or match.group("named")
+        literal = template[last : match.start()]
+        if match.group("escaped") is not None:
+            parts.append((literal + "$", None))
+        else:
+            parts.append((literal, name))
+        last = match.end()
+    parts.append((template[last:], None))
+    return tuple(parts)
+
+
+def _substitute(template: str, values: dict[str, str]) -> str:
+    """Template(template).substitute(values): placeholders were validated on loading."""
+    return "".join(text + (values[name] if name else "") for text, name in _parts(template))
+
+
 def _fill(value: Any, values: dict[str, str]) -> Any:
     if isinstance(value, str):
-        return Template(value).substitute(values)
+        return _substitute(value, values)
     if isinstance(value, list):
         return [_fill(item, values) for item in value]
     return value

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from scanner.model import Account, KmsKey, Organization, Role
 from scanner.profiles import Requirement
@@ -167,7 +168,8 @@ def build_context(question: Question) -> RequestContext:
         values[key] = value  # type: ignore[assignment]
     values.update(_service_keys(values))
     representative = frozenset({"aws:userid"}) if "aws:userid" in values else frozenset()
-    absent = {key: why for key, why in ABSENT_BY_RULE.items() if key not in _lower(values)}
+    present = _lower(values)
+    absent = {key: why for key, why in ABSENT_BY_RULE.items() if key not in present}
     return RequestContext(values, representative, absent)
 
 
@@ -197,14 +199,24 @@ def _principal_keys(question: Question) -> dict[str, ContextValue]:
 
 
 def _request_keys(question: Question) -> dict[str, ContextValue]:
-    moment = scan_timestamp(question.scanned_at)
+    current, epoch = _time_keys(question.scanned_at)
     return {
         "aws:RequestedRegion": question.region,
         # AWS APIs are called over TLS (SDKs and AWS services use HTTPS endpoints)
         "aws:SecureTransport": True,
-        "aws:CurrentTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "aws:EpochTime": int(moment.timestamp()),
+        "aws:CurrentTime": current,
+        "aws:EpochTime": epoch,
     }
+
+
+@lru_cache(maxsize=64)
+def _time_keys_at(moment: datetime) -> tuple[str, int]:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ"), int(moment.timestamp())
+
+
+def _time_keys(when: datetime | None) -> tuple[str, int]:
+    """aws:CurrentTime and aws:EpochTime of the scan (formatted once per scan time)."""
+    return _time_keys_at(scan_timestamp(when))
 
 
 def resource_owner(question: Question) -> str | None:

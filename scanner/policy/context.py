@@ -73,8 +73,14 @@ def build_request(
     )
     full: Context = dict(derived)
     for key, value in context.items():
-        full[key.lower()] = normalize_value(value)
+        # strings (most values) need no conversion
+        full[_lower_key(key)] = value if type(value) is str else normalize_value(value)
     return Request(principal, action.lower(), resource, resource_account, full, key_manager)
+
+
+@lru_cache(maxsize=4096)
+def _lower_key(key: str) -> str:
+    return key.lower()
 
 
 @lru_cache(maxsize=4096)

@@ -181,6 +181,13 @@ def _org_layer(
     misses: list[StatementMiss] = []
     denied = unallowed = False
     for number, level in enumerate(levels):
+        known = None if resource_based else policies.fixed_level(number, request)
+        if known is not None:
+            # no statement of this level reads the request context: its result is fixed
+            results.append(known)
+            denied = denied or known.decision is EXPLICIT_DENY
+            unallowed = unallowed or known.decision is IMPLICIT_DENY
+            continue
         allows: list[Match] = []
         denies: list[Match] = []
         pairs = policies.candidates((layer, number), level, request)

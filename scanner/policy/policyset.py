@@ -9,8 +9,14 @@ from typing import Any
 
 from scanner.policy.context import Request
 from scanner.policy.grammar import CompiledPolicy, CompiledStatement
-from scanner.policy.result import ConditionRef, StatementMiss, StatementRef, statement_ref
-from scanner.policy.vocabulary import MissReason
+from scanner.policy.result import (
+    ConditionRef,
+    LevelResult,
+    StatementMiss,
+    StatementRef,
+    statement_ref,
+)
+from scanner.policy.vocabulary import Decision, MissReason
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,37 @@ class PolicySet:
     _candidates: dict[tuple[Any, str, str], tuple[tuple[Pair, ...], tuple[Pair, ...]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+
+    _fixed_levels: dict[tuple[int, str, str], LevelResult | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def fixed_level(self, number: int, request: Request) -> LevelResult | None:
+        """The result of SCP level `number` when none of its candidate statements reads
+        the request context (no conditions, no variables in Resource): it then depends on
+        the action and resource alone. None when the level must be evaluated."""
+        key = (number, request.action, request.resource)
+        if key in self._fixed_levels:
+            return self._fixed_levels[key]
+        pairs = self.candidates(("scp", number), self.scps[number], request)
+        needs_context = self._candidates[(("scp", number), request.action, request.resource)][1]
+        fixed = None
+        static = not needs_context and all(not s.conditions for _n, s in pairs)
+        if static:
+            allowing = tuple(n.refs[s.index] for n, s in pairs if s.effect == "Allow")
+            denying = tuple(n.refs[s.index] for n, s in pairs if s.effect != "Allow")
+            decision = (
+                Decision.EXPLICIT_DENY
+                if denying
+                else Decision.ALLOWED
+                if allowing
+                else Decision.IMPLICIT_DENY
+            )
+            fixed = LevelResult(number, decision, allowing, denying)
+        if len(self._fixed_levels) >= 4096:
+            self._fixed_levels.clear()
+        self._fixed_levels[key] = fixed
+        return fixed
 
     def candidates(
         self, part: Any, policies: Iterable[NamedCompiled], request: Request

@@ -4,7 +4,7 @@ from files and folders, and the round trip back to JSON."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,17 +132,22 @@ class Scenario:
         when the same service authorizer reads them (the scanner asks seven questions of
         one role's policies)."""
         same = authorizer_for(action, resource) is authorizer_for(self.action, self.resource)
-        return replace(
-            self,
-            action=action,
-            resource=resource,
-            resource_account=resource_account,
-            gave_resource_account=resource != "*",
-            context=context,
-            name=name,
-            _compiled=self._compiled if same else [],
-            _request=[],
-        )
+        # a copy of the frozen dataclass with the request's fields changed: the fields are
+        # plain values already validated, so skip replace()'s per-field __init__ checks
+        new = object.__new__(Scenario)
+        new.__dict__.update(self.__dict__)
+        changes = {
+            "action": action,
+            "resource": resource,
+            "resource_account": resource_account,
+            "gave_resource_account": resource != "*",
+            "context": context,
+            "name": name,
+            "_compiled": self._compiled if same else [],
+            "_request": [],
+        }
+        new.__dict__.update(changes)
+        return new
 
     # --- output ------------------------------------------------------------------------
 
