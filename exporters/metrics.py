@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine
 
+from scanner.model import KEY_STATE_CHECK, is_key_state_check
 from scanner.policy.arn import role_name as arn_role_name
 from scanner.vocabulary import (
     COMPLETE_RUN_STATUSES,
@@ -50,9 +51,8 @@ DRIFT_KINDS = tuple(DriftKind)
 # Prometheus; the uncapped totals are exported alongside.
 DEFAULT_MAX_DETAIL_SERIES = 5_000
 NO_OU = "(none)"
-# A key-state check fails because the key is disabled or pending deletion: no policy layer
-# denies, and it concerns every role of the account and region.
-KEY_STATE_CHECK = "kms:KeyState"
+# A key-state check (KEY_STATE_CHECK) fails because the key is disabled or pending
+# deletion: no policy layer denies, and it concerns every role of the account and region.
 ALL_ROLES = "(all roles)"
 
 
@@ -75,11 +75,6 @@ def _layer(layer: str | None, check: str) -> str:
     if layer:
         return layer
     return KEY_STATE_LAYER if is_key_state_check(check) else UNKNOWN_LAYER
-
-
-def is_key_state_check(check: str) -> bool:
-    """`kms:KeyState` for the configured key, `kms:KeyState (alias/x)` for a vault's key."""
-    return check == KEY_STATE_CHECK or check.startswith(f"{KEY_STATE_CHECK} (")
 
 
 def _ou_label(ou_names: str) -> str:

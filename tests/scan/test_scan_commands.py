@@ -8,7 +8,13 @@ import pytest
 import yaml
 
 from scanner import cli
-from scanner.sandbox import BACKUP_ROLE_NAME, BACKUP_ROLE_PATH, READ_ROLE_NAME, VAULT_KEY_ALIAS
+from scanner.sandbox import (
+    AWS_BACKUP_KEY_ALIAS,
+    BACKUP_ROLE_NAME,
+    BACKUP_ROLE_PATH,
+    READ_ROLE_NAME,
+    VAULT_KEY_ALIAS,
+)
 
 
 def _expected_failures(sandbox) -> int:
@@ -25,7 +31,8 @@ def sandbox_config(seeded, tmp_path):
                 "regions": list(seeded.sandbox.regions),
                 "member": {"read_role_name": READ_ROLE_NAME},
                 "roles": {"names": [f"{BACKUP_ROLE_NAME}*"], "path": BACKUP_ROLE_PATH},
-                "keys": {"default": VAULT_KEY_ALIAS},
+                # the vault key, else AWS Backup's AWS managed key (security-vault-default)
+                "keys": {"default": [VAULT_KEY_ALIAS, AWS_BACKUP_KEY_ALIAS]},
                 "simulator": "engine",
             }
         )

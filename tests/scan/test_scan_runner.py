@@ -38,7 +38,7 @@ def test_full_scan_is_stored_counted_and_replayable(seeded, db_engine, tmp_path,
         len(sandbox.accounts),
         len(sandbox.accounts),
     )
-    assert totals.checks_total == sandbox.check_count() == 368
+    assert totals.checks_total == sandbox.check_count() == 384
     assert totals.checks_failed == _expected_failures(sandbox)
     assert totals.checks_errored == 0 and totals.disagreements == 0
     total = len(ACCOUNT_PLANS)
