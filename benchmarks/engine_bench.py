@@ -20,8 +20,8 @@ import argparse
 import copy
 import statistics
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from scanner.policy import Scenario, evaluate, grammar
