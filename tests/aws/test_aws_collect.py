@@ -390,6 +390,8 @@ def test_every_call_made_is_a_declared_permission(moto_org: MotoOrg) -> None:
             "organization": {"role_arn": role_arn},
             # names as well as a tag: the tag alone would designate only tagged roles
             "roles": {"names": ["*Backup*"], "tag": {"key": "team"}},
+            # grouping the report by owner makes discovery read each account's tags
+            "report": {"owner_tag": "owner"},
         }
     )
     inside.client("iam").create_role(RoleName="Other", AssumeRolePolicyDocument=TRUST)
