@@ -5,12 +5,12 @@ embedded server started for the test session. Each test gets a database of its o
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from processes import scratch_database
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,15 +41,5 @@ def postgres_admin_conninfo(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture
 def database_url(postgres_admin_conninfo: str) -> Iterator[str]:
     """An empty database of its own, as a SQLAlchemy URL (psycopg 3 driver); dropped after."""
-    name = f"vaultscan_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_admin_conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(postgres_admin_conninfo)
-    info["dbname"] = name
-    host = info.get("host", "127.0.0.1")
-    port = info.get("port", "5432")
-    user = info.get("user", "postgres")
-    password = f":{info['password']}" if info.get("password") else ""
-    yield f"postgresql+psycopg://{user}{password}@{host}:{port}/{name}"
-    with psycopg.connect(postgres_admin_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_admin_conninfo) as url:
+        yield url

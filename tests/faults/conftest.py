@@ -3,13 +3,12 @@ it is also part of the normal run)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from fault_harness import MotoProcess
+from processes import scratch_database
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,15 +50,8 @@ def seeded_moto() -> Iterator[SeededMoto]:
 @pytest.fixture
 def scratch_url(postgres_admin_conninfo: str) -> Iterator[str]:
     """A database of the test's own that subprocesses can reach (SQLAlchemy URL)."""
-    name = f"vaultscan_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_admin_conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(postgres_admin_conninfo)
-    password = f":{info['password']}" if info.get("password") else ""
-    host, port = info.get("host", "127.0.0.1"), info.get("port", "5432")
-    yield f"postgresql+psycopg://{info.get('user', 'postgres')}{password}@{host}:{port}/{name}"
-    with psycopg.connect(postgres_admin_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_admin_conninfo) as url:
+        yield url
 
 
 @dataclass

@@ -4,60 +4,24 @@ the database. Every wait is bounded."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
+from processes import aws_client_env, free_port, wait_until
 from sqlalchemy import create_engine, text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:  # not there yet
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def aws_environment(endpoint: str) -> dict[str, str]:
-    """A process environment that talks to `endpoint` and nothing else."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VAULTSCAN_"))}
-    env.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/nonexistent/vaultscan-test-config",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/vaultscan-test-credentials",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+# the fault tests catch a scan mid-way, so they look more often than the serve tests
+POLL = 0.1
 
 
 class MotoProcess:
@@ -78,7 +42,7 @@ class MotoProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until(self._answers, timeout=30, what="moto server")
+        wait_until(self._answers, timeout=30, what="moto server", every=POLL)
         return self
 
     def _answers(self) -> bool:
@@ -91,16 +55,8 @@ class MotoProcess:
             self.process.wait(timeout=15)
         self.process = None
 
-    @contextmanager
-    def client_env(self) -> Iterator[None]:
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(aws_environment(self.endpoint))
-        try:
-            yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    def client_env(self) -> AbstractContextManager[None]:
+        return aws_client_env(self.endpoint)
 
 
 def write_config(path: Path, settings: Any, database_url: str, **values: Any) -> Path:

@@ -11,14 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_harness import (
-    assert_nothing_duplicated,
-    aws_environment,
-    start_scan,
-    stored,
-    wait_until,
-    write_config,
-)
+from fault_harness import POLL, assert_nothing_duplicated, start_scan, stored, write_config
+from processes import aws_environment, wait_until
 
 OUTAGE_SECONDS = 4
 
@@ -67,7 +61,12 @@ def test_a_database_restart_mid_scan_loses_nothing(seeded_moto, own_postgres, tm
     env = aws_environment(seeded_moto.moto.endpoint)
     process = start_scan(config, env, tmp_path / "scan.log")
     try:
-        wait_until(lambda: len(stored(url).accounts) >= 2, timeout=180, what="accounts recorded")
+        wait_until(
+            lambda: len(stored(url).accounts) >= 2,
+            timeout=180,
+            what="accounts recorded",
+            every=POLL,
+        )
         recorded_before = len(stored(url).accounts)
         _restart(server, OUTAGE_SECONDS)
         code = process.wait(timeout=300)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import time
 
 from fault_harness import (
+    POLL,
     TcpProxy,
     assert_nothing_duplicated,
-    aws_environment,
     start_scan,
     stored,
-    wait_until,
     write_config,
 )
+from processes import aws_environment, wait_until
 
 # Longer than botocore's standard retries (5 attempts, backoff up to 1+2+4+8 s), so the
 # call in flight gives up; short enough that later accounts find the endpoint back.
@@ -30,7 +30,10 @@ def test_endpoint_lost_mid_scan_marks_every_affected_account(seeded_moto, scratc
     process = start_scan(config, env, tmp_path / "scan.log")
     try:
         wait_until(
-            lambda: len(stored(scratch_url).accounts) >= 2, timeout=180, what="accounts recorded"
+            lambda: len(stored(scratch_url).accounts) >= 2,
+            timeout=180,
+            what="accounts recorded",
+            every=POLL,
         )
         proxy.down()
         time.sleep(OUTAGE_SECONDS)

@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from fault_harness import REPO_ROOT, aws_environment, write_config
+from fault_harness import REPO_ROOT, write_config
+from processes import aws_environment
 from sqlalchemy import create_engine, inspect, text
 
 ACCESS_KEY_ID = "AKIAPLANTEDKEY7Q2XW9"

@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import signal
 
-from fault_harness import (
-    assert_nothing_duplicated,
-    aws_environment,
-    start_scan,
-    stored,
-    wait_until,
-    write_config,
-)
+from fault_harness import POLL, assert_nothing_duplicated, start_scan, stored, write_config
+from processes import aws_environment, wait_until
 
 # Slow enough that a signal lands mid-scan: one account at a time.
 ONE_AT_A_TIME = {"concurrency": 1}
@@ -30,7 +24,12 @@ def _scan_to_the_middle(seeded_moto, scratch_url, tmp_path, name: str):
     )
     env = aws_environment(seeded_moto.moto.endpoint)
     process = start_scan(config, env, tmp_path / f"{name}.log")
-    wait_until(lambda: _some_accounts_recorded(scratch_url), timeout=120, what="a mid-scan state")
+    wait_until(
+        lambda: _some_accounts_recorded(scratch_url),
+        timeout=120,
+        what="a mid-scan state",
+        every=POLL,
+    )
     return config, env, process
 
 

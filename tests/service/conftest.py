@@ -7,7 +7,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from serve_harness import MotoSandbox, free_port
+from processes import free_port
+from serve_harness import MotoSandbox
 
 
 @pytest.fixture(scope="session")

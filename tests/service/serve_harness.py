@@ -5,48 +5,21 @@ ports chosen here, and every wait is bounded."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import psycopg
 import yaml
+from processes import aws_client_env, free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.25) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:  # not up yet
-            last_error = exc
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last_error!r})")
 
 
 def http_get(url: str, *, timeout: float = 10) -> tuple[int, str]:
@@ -55,25 +28,6 @@ def http_get(url: str, *, timeout: float = 10) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
-
-
-def aws_environment(endpoint: str) -> dict[str, str]:
-    """The environment of a process that talks to the moto server and nothing else."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "VAULTSCAN_"))
-    }
-    env.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/nonexistent/vaultscan-test-config",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/vaultscan-test-credentials",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def write_config(
@@ -231,17 +185,9 @@ class MotoSandbox:
     endpoint: str
     sandbox: Any  # scanner.sandbox.SandboxOrg
 
-    @contextmanager
-    def client_env(self) -> Iterator[None]:
+    def client_env(self) -> AbstractContextManager[None]:
         """This process's environment pointed at the moto server, for boto3 calls here."""
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(aws_environment(self.endpoint))
-        try:
-            yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        return aws_client_env(self.endpoint)
 
     def session(self) -> Any:
         import boto3
@@ -252,19 +198,3 @@ class MotoSandbox:
         from scanner.sandbox import sandbox_settings
 
         return sandbox_settings(self.sandbox)
-
-
-@contextmanager
-def scratch_database(admin_conninfo: str) -> Iterator[str]:
-    """Like the `database_url` fixture, for fixtures wider than one test."""
-    name = f"vaultscan_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(admin_conninfo)
-    password = f":{info['password']}" if info.get("password") else ""
-    host, port = info.get("host", "127.0.0.1"), info.get("port", "5432")
-    try:
-        yield f"postgresql+psycopg://{info.get('user', 'postgres')}{password}@{host}:{port}/{name}"
-    finally:
-        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

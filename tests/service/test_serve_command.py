@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from processes import aws_environment, free_port, wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from serve_harness import REPO_ROOT, ServeProcess, aws_environment, free_port, wait_until
+from serve_harness import REPO_ROOT, ServeProcess
 from sqlalchemy import create_engine, text
 
 from storage.locks import scan_lock

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from processes import aws_environment, free_port, scratch_database, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from promtools import require_tool
 from serve_harness import (
@@ -21,11 +22,7 @@ from serve_harness import (
     MotoSandbox,
     PrometheusProcess,
     ServeProcess,
-    aws_environment,
-    free_port,
     http_get,
-    scratch_database,
-    wait_until,
     write_config,
 )
 from sqlalchemy import create_engine, text

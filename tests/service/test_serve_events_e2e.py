@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
+from processes import aws_environment, free_port, scratch_database, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from promtools import require_tool
 from serve_harness import (
@@ -25,11 +26,7 @@ from serve_harness import (
     MotoSandbox,
     PrometheusProcess,
     ServeProcess,
-    aws_environment,
-    free_port,
     http_get,
-    scratch_database,
-    wait_until,
     write_config,
 )
 from sqlalchemy import create_engine, text

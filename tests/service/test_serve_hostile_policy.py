@@ -13,16 +13,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from serve_harness import (
-    MotoSandbox,
-    ServeProcess,
-    aws_environment,
-    free_port,
-    http_get,
-    scratch_database,
-    wait_until,
-    write_config,
-)
+from processes import aws_environment, free_port, scratch_database, wait_until
+from serve_harness import MotoSandbox, ServeProcess, http_get, write_config
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow

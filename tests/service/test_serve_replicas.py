@@ -10,16 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from processes import aws_environment, free_port, wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from serve_harness import (
-    REPO_ROOT,
-    MotoSandbox,
-    ServeProcess,
-    aws_environment,
-    free_port,
-    wait_until,
-    write_config,
-)
+from serve_harness import REPO_ROOT, MotoSandbox, ServeProcess, write_config
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
