@@ -125,6 +125,26 @@ def results_csv(rows: Iterable[dict[str, Any]]) -> str:
 # --- the report -----------------------------------------------------------------------
 
 
+def _cause_cells(cause: Any) -> dict[str, Any]:
+    """Where a failure is decided and how to fix it, as the failing and top_fix rows give it."""
+    return {
+        "deciding_layer": cause.layer,
+        "policy": cause.policy,
+        "statement": cause.statement,
+        "fix_kind": cause.fix_kind,
+        "fix_summary": cause.fix_summary,
+    }
+
+
+def _check_counts(group: Any) -> dict[str, Any]:
+    # count: the group's failing checks, beside its total and passed ones
+    return {
+        "count": group.checks_failed,
+        "checks_total": group.checks_total,
+        "checks_passed": group.checks_passed,
+    }
+
+
 def _failing_rows(report: Any) -> Iterable[dict[str, Any]]:
     for cause in report.causes:
         for account in cause.accounts:
@@ -135,11 +155,7 @@ def _failing_rows(report: Any) -> Iterable[dict[str, Any]]:
                 "ou_path": account.ou_path_names,
                 "regions": account.regions,
                 "checks": account.checks,
-                "deciding_layer": cause.layer,
-                "policy": cause.policy,
-                "statement": cause.statement,
-                "fix_kind": cause.fix_kind,
-                "fix_summary": cause.fix_summary,
+                **_cause_cells(cause),
                 "count": account.failing_checks,
                 "since": account.failing_since,
             }
@@ -205,9 +221,7 @@ def _ou_rows(report: Any) -> Iterable[dict[str, Any]]:
         yield {
             "section": "ou",
             "ou_path": ou.ou_names,
-            "count": ou.checks_failed,
-            "checks_total": ou.checks_total,
-            "checks_passed": ou.checks_passed,
+            **_check_counts(ou),
             "detail": f"{ou.accounts} accounts, {ou.failing_accounts} failing",
         }
 
@@ -217,11 +231,7 @@ def _top_fix_rows(report: Any) -> Iterable[dict[str, Any]]:
     for cause in report.top_fixes:
         yield {
             "section": "top_fix",
-            "deciding_layer": cause.layer,
-            "policy": cause.policy,
-            "statement": cause.statement,
-            "fix_kind": cause.fix_kind,
-            "fix_summary": cause.fix_summary,
+            **_cause_cells(cause),
             "count": cause.failing_checks,
             "since": cause.failing_since,
             "detail": f"{cause.account_count} accounts",
@@ -233,9 +243,7 @@ def _owner_rows(report: Any) -> Iterable[dict[str, Any]]:
     for owner in report.owners:
         yield {
             "section": "owner",
-            "count": owner.checks_failed,
-            "checks_total": owner.checks_total,
-            "checks_passed": owner.checks_passed,
+            **_check_counts(owner),
             "detail": owner.owner or "",
         }
 
