@@ -45,6 +45,37 @@ def _org_page_size(params: dict[str, Any]) -> int:
     return max(1, min(ORG_PAGE, int(params.get("MaxResults") or ORG_PAGE)))
 
 
+def _org_listing(
+    key: str, items: list[Any], params: dict[str, Any], render: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """One page of an Organizations List* answer, paged by MaxResults and NextToken."""
+    page, token = _page(items, params.get("NextToken"), _org_page_size(params))
+    return {key: [render(item) for item in page], **({"NextToken": token} if token else {})}
+
+
+def _account(account: str) -> dict[str, Any]:
+    return {
+        "Id": account,
+        "Arn": f"arn:aws:organizations::{MANAGEMENT_ACCOUNT}:account/{ORG_ID}/{account}",
+        "Email": f"aws+{account}@example.com",
+        "Name": f"workload-{account}",
+        "Status": "ACTIVE",
+        "State": "ACTIVE",
+        "JoinedMethod": "CREATED",
+        "JoinedTimestamp": 1700000000,
+    }
+
+
+def _target(target: tuple[str, str]) -> dict[str, Any]:
+    target_id, kind = target
+    return {
+        "TargetId": target_id,
+        "Arn": f"arn:aws:organizations::x:{target_id}",
+        "Name": target_id,
+        "Type": kind,
+    }
+
+
 class Organizations:
     def __init__(self, org: FakeOrg) -> None:
         self.org = org
@@ -106,72 +137,37 @@ class Organizations:
         children = self.org.children.get(params["ParentId"])
         if children is None:
             raise AwsError("ParentNotFoundException", "no such parent")
-        page, token = _page(children, params.get("NextToken"), _org_page_size(params))
-        units = [
-            {
-                "Id": unit_id,
-                "Arn": f"arn:aws:organizations::{MANAGEMENT_ACCOUNT}:ou/{ORG_ID}/{unit_id}",
-                "Name": self.org.unit_by_id[unit_id].name,
-            }
-            for unit_id in page
-        ]
-        return {"OrganizationalUnits": units, **({"NextToken": token} if token else {})}
+        return _org_listing("OrganizationalUnits", children, params, self._unit)
+
+    def _unit(self, unit_id: str) -> dict[str, Any]:
+        return {
+            "Id": unit_id,
+            "Arn": f"arn:aws:organizations::{MANAGEMENT_ACCOUNT}:ou/{ORG_ID}/{unit_id}",
+            "Name": self.org.unit_by_id[unit_id].name,
+        }
 
     def op_ListAccountsForParent(self, params: dict[str, Any]) -> dict[str, Any]:
         accounts = self.org.accounts_by_parent.get(params["ParentId"])
         if accounts is None:
             raise AwsError("ParentNotFoundException", "no such parent")
-        page, token = _page(accounts, params.get("NextToken"), _org_page_size(params))
-        listed = [
-            {
-                "Id": account,
-                "Arn": f"arn:aws:organizations::{MANAGEMENT_ACCOUNT}:account/{ORG_ID}/{account}",
-                "Email": f"aws+{account}@example.com",
-                "Name": f"workload-{account}",
-                "Status": "ACTIVE",
-                "State": "ACTIVE",
-                "JoinedMethod": "CREATED",
-                "JoinedTimestamp": 1700000000,
-            }
-            for account in page
-        ]
-        return {"Accounts": listed, **({"NextToken": token} if token else {})}
+        return _org_listing("Accounts", accounts, params, _account)
 
     def op_ListPolicies(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("Filter") != "SERVICE_CONTROL_POLICY":
             return {"Policies": []}
-        ids = list(self.org.scp_targets)
-        page, token = _page(ids, params.get("NextToken"), _org_page_size(params))
-        return {
-            "Policies": [self._summary(p) for p in page],
-            **({"NextToken": token} if token else {}),
-        }
+        return _org_listing("Policies", list(self.org.scp_targets), params, self._summary)
 
     def op_ListTargetsForPolicy(self, params: dict[str, Any]) -> dict[str, Any]:
         targets = self.org.scp_targets.get(params["PolicyId"])
         if targets is None:
             raise AwsError("PolicyNotFoundException", "no such policy")
-        page, token = _page(targets, params.get("NextToken"), _org_page_size(params))
-        listed = [
-            {
-                "TargetId": target,
-                "Arn": f"arn:aws:organizations::x:{target}",
-                "Name": target,
-                "Type": kind,
-            }
-            for target, kind in page
-        ]
-        return {"Targets": listed, **({"NextToken": token} if token else {})}
+        return _org_listing("Targets", targets, params, _target)
 
     def op_ListPoliciesForTarget(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("Filter") != "SERVICE_CONTROL_POLICY":
             return {"Policies": []}
         ids = self.policies_by_target.get(params["TargetId"], [])
-        page, token = _page(ids, params.get("NextToken"), _org_page_size(params))
-        return {
-            "Policies": [self._summary(p) for p in page],
-            **({"NextToken": token} if token else {}),
-        }
+        return _org_listing("Policies", ids, params, self._summary)
 
     def op_DescribePolicy(self, params: dict[str, Any]) -> dict[str, Any]:
         policy_id = params["PolicyId"]
