@@ -26,7 +26,7 @@ from scanner.vocabulary import (
     StateStatus,
 )
 from storage.models import Account, AccountScan, CheckResult, CheckState, DriftEvent, ScanRun
-from storage.repository import select_current
+from storage.repository import accounts_compliant, select_current
 
 ACCOUNTS_PER_CAUSE = 25  # accounts listed under one failing cause; the rest are counted
 STATEMENT_TIMEOUT_MS = 60_000
@@ -170,7 +170,7 @@ def compliance(conn: Connection, run: Row[Any]) -> Compliance:
     # stored when the run finished; counted from its results only for runs older than that
     compliant = run.accounts_compliant
     if compliant is None:
-        compliant = _count_compliant(conn, run.id)
+        compliant = conn.execute(select(accounts_compliant(run.id))).scalar_one()
     return Compliance(
         run_id=run.id,
         finished_at=_utc(run.finished_at),
@@ -183,25 +183,6 @@ def compliance(conn: Connection, run: Row[Any]) -> Compliance:
         accounts_compliant=compliant,
         accounts_errored=run.accounts_errored,
     )
-
-
-def _count_compliant(conn: Connection, run_id: int) -> int:
-    not_passing = (
-        select(CheckResult.id)
-        .where(
-            CheckResult.scan_run_id == run_id,
-            CheckResult.account_id == AccountScan.account_id,
-            CheckResult.status != CheckStatus.PASS,
-        )
-        .exists()
-    )
-    return conn.execute(
-        select(func.count())
-        .select_from(AccountScan)
-        .where(
-            AccountScan.scan_run_id == run_id, AccountScan.status == AccountStatus.OK, ~not_passing
-        )
-    ).scalar_one()
 
 
 def _in_period(start: datetime, end: datetime) -> list[Any]:

@@ -327,7 +327,7 @@ def finish_run(
                 finished_at=func.now(),
                 status=final,
                 error=error,
-                accounts_compliant=_accounts_compliant(run_id),
+                accounts_compliant=accounts_compliant(run_id),
                 **counts,
             )
             .returning(ScanRun.accounts_total)
@@ -337,7 +337,7 @@ def finish_run(
     )
 
 
-def _accounts_compliant(run_id: int) -> Any:
+def accounts_compliant(run_id: int) -> Any:
     """Accounts the run read with no check other than pass: a scalar subquery."""
     not_passing = (
         select(CheckResult.id)
