@@ -68,6 +68,23 @@ class ServeProcess:
         log.close()
         return cls(process, log_path, metrics_port)
 
+    @classmethod
+    def configured(
+        cls,
+        config: Path,
+        log_path: Path,
+        settings: Any,
+        env: dict[str, str],
+        *,
+        database_url: str,
+        **schedule: Any,
+    ) -> ServeProcess:
+        """Write `config` for these settings, this database, a free metrics port and
+        `schedule`, then start serve with it."""
+        port = free_port()
+        write_config(config, settings, database_url=database_url, metrics_port=port, **schedule)
+        return cls.start(config, env, log_path, metrics_port=port)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}"
@@ -169,6 +186,14 @@ class PrometheusProcess:
         if status != 200 or payload.get("status") != "success":
             raise AssertionError(f"query failed ({status}): {expr}\n{payload.get('error')}")
         return payload["data"]["result"]
+
+    def firing(self, alertname: str) -> list[dict[str, Any]]:
+        """The alerts named `alertname` that are firing now."""
+        _, body = http_get(f"{self.base}/api/v1/alerts")
+        alerts = json.loads(body)["data"]["alerts"]
+        return [
+            a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"
+        ]
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from processes import aws_environment, free_port, scratch_database, wait_until
+from processes import aws_environment, scratch_database, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from promtools import require_tool
 from serve_harness import (
@@ -22,8 +22,6 @@ from serve_harness import (
     MotoSandbox,
     PrometheusProcess,
     ServeProcess,
-    http_get,
-    write_config,
 )
 from sqlalchemy import create_engine, text
 
@@ -78,22 +76,22 @@ def scenario(
     workdir = tmp_path_factory.mktemp("serve-e2e")
     env = aws_environment(moto_sandbox.endpoint)
     with scratch_database(postgres_admin_conninfo) as url:
-        port = free_port()
-        config = write_config(
-            workdir / "vaultscan.yaml",
+        config = workdir / "vaultscan.yaml"
+        serve = ServeProcess.configured(
+            config,
+            workdir / "serve.log",
             moto_sandbox.settings(),
+            env,
             database_url=url,
-            metrics_port=port,
             interval_minutes=60,
             run_at_startup=True,
             stop_grace_seconds=10,
         )
-        serve = ServeProcess.start(config, env, workdir / "serve.log", metrics_port=port)
         prometheus = None
         try:
             serve.wait_ready()
             prometheus = PrometheusProcess.start(
-                require_tool("prometheus"), workdir, [f"127.0.0.1:{port}"], [RULES]
+                require_tool("prometheus"), workdir, [f"127.0.0.1:{serve.metrics_port}"], [RULES]
             )
             # first scan: the one serve runs at start-up
             wait_until(lambda: _finished_runs(url), timeout=60, what="the start-up scan")
@@ -160,16 +158,11 @@ def test_prometheus_sees_the_regression_and_fires_the_alert(scenario: Scenario) 
 
     wait_until(regressed, timeout=30, what="the regression in Prometheus")
 
-    def firing() -> list:
-        status, body = http_get(f"{prometheus.base}/api/v1/alerts")
-        alerts = json.loads(body)["data"]["alerts"]
-        return [
-            a
-            for a in alerts
-            if a["labels"]["alertname"] == "VaultscanRegressionDetected" and a["state"] == "firing"
-        ]
-
-    wait_until(firing, timeout=30, what="VaultscanRegressionDetected firing")
+    wait_until(
+        lambda: prometheus.firing("VaultscanRegressionDetected"),
+        timeout=30,
+        what="VaultscanRegressionDetected firing",
+    )
 
 
 def test_every_dashboard_query_returns_data(scenario: Scenario) -> None:

@@ -26,7 +26,6 @@ from serve_harness import (
     MotoSandbox,
     PrometheusProcess,
     ServeProcess,
-    http_get,
     write_config,
 )
 from sqlalchemy import create_engine, text
@@ -461,16 +460,11 @@ def test_the_events_show_in_metrics(world: EventsWorld) -> None:
 def test_prometheus_fires_the_regression_alert(world: EventsWorld) -> None:
     prometheus = world.prometheus
 
-    def firing() -> list:
-        status, body = http_get(f"{prometheus.base}/api/v1/alerts")
-        alerts = json.loads(body)["data"]["alerts"]
-        return [
-            a
-            for a in alerts
-            if a["labels"]["alertname"] == "VaultscanRegressionDetected" and a["state"] == "firing"
-        ]
-
-    wait_until(firing, timeout=60, what="VaultscanRegressionDetected firing")
+    wait_until(
+        lambda: prometheus.firing("VaultscanRegressionDetected"),
+        timeout=60,
+        what="VaultscanRegressionDetected firing",
+    )
     assert prometheus.query("vaultscan_event_to_verdict_seconds_count > 0")
 
 

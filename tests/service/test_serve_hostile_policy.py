@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from processes import aws_environment, free_port, scratch_database, wait_until
-from serve_harness import MotoSandbox, ServeProcess, http_get, write_config
+from serve_harness import MotoSandbox, ServeProcess, http_get
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
@@ -121,18 +121,15 @@ def test_healthz_answers_fast_while_serve_scans_a_hostile_policy(
 ) -> None:
     moto, victim = hostile_sandbox
     with scratch_database(postgres_admin_conninfo) as url:
-        port = free_port()
-        config = write_config(
+        serve = ServeProcess.configured(
             tmp_path / "vaultscan.yaml",
+            tmp_path / "serve.log",
             moto.settings(),
+            aws_environment(moto.endpoint),
             database_url=url,
-            metrics_port=port,
             interval_minutes=60,
             run_at_startup=True,
             stop_grace_seconds=5,
-        )
-        serve = ServeProcess.start(
-            config, aws_environment(moto.endpoint), tmp_path / "serve.log", metrics_port=port
         )
         try:
             serve.wait_ready()

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from processes import aws_environment, free_port, wait_until
+from processes import aws_environment, wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from serve_harness import REPO_ROOT, MotoSandbox, ServeProcess, write_config
+from serve_harness import REPO_ROOT, MotoSandbox, ServeProcess
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
@@ -49,17 +49,16 @@ def test_replicas_never_scan_concurrently(
     try:
         # two scheduled replicas start together: both try the start-up scan
         for name in ("a", "b"):
-            port = free_port()
-            config = write_config(
-                tmp_path / f"{name}.yaml",
-                moto_sandbox.settings(),
-                database_url=database_url,
-                metrics_port=port,
-                interval_minutes=60,
-                run_at_startup=True,
-            )
             replicas.append(
-                ServeProcess.start(config, env, tmp_path / f"{name}.log", metrics_port=port)
+                ServeProcess.configured(
+                    tmp_path / f"{name}.yaml",
+                    tmp_path / f"{name}.log",
+                    moto_sandbox.settings(),
+                    env,
+                    database_url=database_url,
+                    interval_minutes=60,
+                    run_at_startup=True,
+                )
             )
         for serve in replicas:
             serve.wait_ready()
@@ -109,18 +108,15 @@ def test_replicas_never_scan_concurrently(
 def test_sigterm_during_a_scan_records_it_interrupted(
     moto_sandbox: MotoSandbox, database_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    config = write_config(
+    serve = ServeProcess.configured(
         tmp_path / "vaultscan.yaml",
+        tmp_path / "serve.log",
         moto_sandbox.settings(),
+        aws_environment(moto_sandbox.endpoint),
         database_url=database_url,
-        metrics_port=port,
         interval_minutes=60,
         run_at_startup=True,
         stop_grace_seconds=0,
-    )
-    serve = ServeProcess.start(
-        config, aws_environment(moto_sandbox.endpoint), tmp_path / "serve.log", metrics_port=port
     )
     try:
         wait_until(
