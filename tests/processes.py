@@ -1,14 +1,18 @@
 """What the tests that start real processes share: loopback ports, bounded waits, an AWS
-environment that reaches only a local endpoint, and databases a subprocess can reach."""
+environment that reaches only a local endpoint, a moto server process, and databases a
+subprocess can reach."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 import psycopg
@@ -83,3 +87,38 @@ def scratch_database(admin_conninfo: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_conninfo, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class MotoProcess:
+    """`python -m moto.server` on a fixed port; stop() and start() keep the port, so a scan
+    sees its AWS endpoint vanish and come back. A restarted server is empty."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, timeout=30, what="moto server", every=0.1)
+        return self
+
+    def _answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as response:
+            return response.status == 200
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=timeout)
+        self.process = None
+
+    def client_env(self) -> AbstractContextManager[None]:
+        return aws_client_env(self.endpoint)

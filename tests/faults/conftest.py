@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from fault_harness import MotoProcess
-from processes import scratch_database
+from processes import MotoProcess, scratch_database
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,6 @@
-"""Processes for the fault suite: a moto server of its own (a subprocess, so it can be
-stopped and started again mid-scan), `vaultscan scan` subprocesses, and what a scan left in
-the database. Every wait is bounded."""
+"""Processes for the fault suite: `vaultscan scan` subprocesses, a TCP proxy that can take
+an endpoint away, and what a scan left in the database (the moto server process is
+processes.MotoProcess). Every wait is bounded."""
 
 from __future__ import annotations
 
@@ -9,54 +9,17 @@ import socket
 import subprocess
 import sys
 import threading
-import urllib.request
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from processes import aws_client_env, free_port, wait_until
+from processes import free_port
 from sqlalchemy import create_engine, text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the fault tests catch a scan mid-way, so they look more often than the serve tests
 POLL = 0.1
-
-
-class MotoProcess:
-    """`python -m moto.server` on a fixed port; stop() and start() keep the port, so a scan
-    sees its AWS endpoint vanish and come back. A restarted server is empty."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> MotoProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, timeout=30, what="moto server", every=POLL)
-        return self
-
-    def _answers(self) -> bool:
-        with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as response:
-            return response.status == 200
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-        self.process = None
-
-    def client_env(self) -> AbstractContextManager[None]:
-        return aws_client_env(self.endpoint)
 
 
 def write_config(path: Path, settings: Any, database_url: str, **values: Any) -> Path:

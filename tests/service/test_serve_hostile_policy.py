@@ -7,14 +7,12 @@ liveness probe would fail and the pod would be restarted into the same scan."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from processes import aws_environment, free_port, scratch_database, wait_until
-from serve_harness import MotoSandbox, ServeProcess, http_get
+from processes import MotoProcess, aws_environment, scratch_database
+from serve_harness import MotoSandbox, ServeProcess
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
@@ -45,19 +43,10 @@ def hostile_sandbox() -> Iterator[tuple[MotoSandbox, str]]:
     the service's, not this process's moto threads competing with the probe."""
     from scanner.sandbox import ADMIN_ROLE_NAME, BACKUP_ROLE_NAME, seed_sandbox_organization
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    moto = MotoSandbox(endpoint=f"http://127.0.0.1:{port}", sandbox=None)
+    server = MotoProcess()
+    moto = MotoSandbox(endpoint=server.endpoint, sandbox=None)
     try:
-        wait_until(
-            lambda: http_get(f"{moto.endpoint}/moto-api/")[0] == 200,
-            timeout=30,
-            what="moto server",
-        )
+        server.start()
         with moto.client_env():
             session = moto.session()
             moto.sandbox = seed_sandbox_organization(session)
@@ -78,8 +67,7 @@ def hostile_sandbox() -> Iterator[tuple[MotoSandbox, str]]:
             )
         yield moto, victim
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop(timeout=10)
 
 
 def _health_latency(url: str) -> float:
