@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from processes import scratch_database
+from sqlalchemy import Engine
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +44,16 @@ def database_url(postgres_admin_conninfo: str) -> Iterator[str]:
     """An empty database of its own, as a SQLAlchemy URL (psycopg 3 driver); dropped after."""
     with scratch_database(postgres_admin_conninfo) as url:
         yield url
+
+
+@pytest.fixture
+def db_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on `database_url`, migrated to the newest schema; disposed after the test
+    (the database is dropped then)."""
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()

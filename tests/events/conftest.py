@@ -9,15 +9,12 @@ from dataclasses import dataclass
 import boto3
 import pytest
 from moto import mock_aws
-from sqlalchemy import Engine
 
 from scanner.aws.calls import CallRecorder
 from scanner.aws.ratelimit import Throttle
 from scanner.aws.session import AwsSessions
 from scanner.config import Settings
 from scanner.sandbox import SandboxOrg, sandbox_settings, seed_sandbox_organization
-from storage.db import make_engine
-from storage.migrate import upgrade
 
 
 @dataclass
@@ -40,11 +37,3 @@ def sandbox() -> Iterator[Seeded]:
         )
         org = seed_sandbox_organization(session)
         yield Seeded(session, org, sandbox_settings(org))
-
-
-@pytest.fixture
-def db_engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()

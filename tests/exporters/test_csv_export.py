@@ -6,27 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 
-import pytest
 from outlet_seed import record_scan
-from sqlalchemy import Engine
 
 from exporters.csv_export import REPORT_COLUMNS, RESULT_COLUMNS, results_csv
 from scanner import cli
-from storage.db import make_engine
-from storage.migrate import upgrade
 from storage.repository import latest_results
 
 A, B = "111111111111", "222222222222"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _parse(text: str) -> tuple[list[str], list[dict[str, str]]]:

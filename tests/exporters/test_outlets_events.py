@@ -4,7 +4,6 @@ and without an outlet's failure touching the queue handling."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from scanner.config import Settings
 from scanner.events import consume
 from scanner.events.consume import EventConsumer
 from scanner.events.rescan import RescanReport
-from storage.db import make_engine
-from storage.migrate import upgrade
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "events"))
 from events_helpers import cloudtrail_event  # noqa: E402
@@ -43,14 +40,6 @@ class FakeQueue:
 
     def max_receive_count(self) -> int | None:
         return 5
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _consumer(engine: Engine, hook: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, FakeQueue]:

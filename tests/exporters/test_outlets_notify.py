@@ -37,8 +37,6 @@ from scanner.model import ScanSummary
 from scanner.outlets import after_scan_step, publish_run
 from scanner.runner import ScanReport
 from scanner.service import ScanService
-from storage.db import make_engine
-from storage.migrate import upgrade
 
 A, B = "111111111111", "222222222222"
 REGION = "eu-west-1"
@@ -77,14 +75,6 @@ def receiver() -> Iterator[Receiver]:
     yield state
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def one_regression_one_fix(engine: Engine) -> int:

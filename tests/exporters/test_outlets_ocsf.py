@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -25,19 +24,9 @@ from exporters.outlets.ocsf import (
 from exporters.outlets.ocsf_schema import Validator
 from exporters.outlets.securityhub import finding_id
 from scanner import cli
-from storage.db import make_engine
-from storage.migrate import upgrade
 
 A, B = "111111111111", "222222222222"
 REGION = "eu-west-1"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _scans(engine: Engine) -> None:

@@ -12,7 +12,6 @@ import pytest
 from asff_validation import problems
 from moto import mock_aws
 from outlet_seed import record_scan
-from sqlalchemy import Engine
 
 from exporters.outlets import ScanFindings, load_findings, publish_all
 from exporters.outlets.securityhub import (
@@ -23,19 +22,9 @@ from exporters.outlets.securityhub import (
     sync_findings,
 )
 from scanner import cli
-from storage.db import make_engine
-from storage.migrate import upgrade
 
 A, B = "111111111111", "222222222222"
 REGION = "eu-west-1"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -69,14 +69,6 @@ def seeded() -> Iterator[Seeded]:
         yield Seeded(session, seed_sandbox_organization(session))
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def _failures(sandbox: SandboxOrg) -> int:
     return sum(len(a.failing(region)) for a in sandbox.accounts for region in sandbox.regions)
 

@@ -88,17 +88,6 @@ def mocked() -> Iterator[Mocked]:
 
 
 @pytest.fixture
-def db_engine(database_url: str):
-    from storage.db import make_engine
-    from storage.migrate import upgrade
-
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's retries without their sleeps (the number of attempts is unchanged)."""
     from botocore.retries.standard import ExponentialBackoff

@@ -9,15 +9,12 @@ from dataclasses import dataclass
 import boto3
 import pytest
 from moto import mock_aws
-from sqlalchemy import Engine
 
 from scanner.aws.ratelimit import Throttle
 from scanner.aws.session import AwsSessions
 from scanner.config import Settings
 from scanner.sandbox import SandboxOrg, sandbox_settings, seed_sandbox_organization
 from scanner.sandbox_aws import one_request_at_a_time
-from storage.db import make_engine
-from storage.migrate import upgrade
 
 
 @dataclass
@@ -60,11 +57,3 @@ def fresh_sandbox() -> Iterator[Seeded]:
     """A sandbox of the test's own, for tests that change it (drift). moto holds one
     organization per process: use it only in a module that does not use `seeded`."""
     yield from _seed()
-
-
-@pytest.fixture
-def db_engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
