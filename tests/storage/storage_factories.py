@@ -1,11 +1,16 @@
-"""Builders of scan outcomes for the storage tests."""
+"""Builders of scan outcomes for the storage tests, and scans recorded from them."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
-from scanner.model import Account, AccountOutcome, CheckResult, OrgUnit
+from sqlalchemy import Engine, select
+
+from scanner.model import Account, AccountOutcome, CheckResult, OrgUnit, check_key
+from storage import repository as repo
+from storage.models import ScanRun
 
 ROLE = "arn:aws:iam::{account}:role/BackupOperator"
 OU_PATH = (OrgUnit("r-ab12", "Root"), OrgUnit("ou-ab12-11111111", "Prod"))
@@ -49,3 +54,31 @@ def make_outcome(account_id: str, statuses: dict[str, str], **kwargs: Any) -> Ac
 
 def error_outcome(account_id: str, error: str = "AccessDenied on sts:AssumeRole") -> AccountOutcome:
     return AccountOutcome(account=make_account(account_id), status="error", error=error)
+
+
+def key(account: str, check: str) -> str:
+    """The check key of `check` for ROLE in `account` (eu-west-1), as make_result stores it."""
+    return check_key(account, "eu-west-1", ROLE.format(account=account), check)
+
+
+def run(
+    engine: Engine, outcomes: list[AccountOutcome], *, interrupt: bool = False
+) -> tuple[int, datetime]:
+    """A scheduled scan recording `outcomes`, finished (or interrupted by a shutdown);
+    its id and start time."""
+    run_id = repo.start_run(
+        engine,
+        trigger="schedule",
+        host="t",
+        config_fingerprint="f",
+        simulator_source="aws",
+        accounts_total=len(outcomes),
+    )
+    repo.record_outcomes(engine, run_id, outcomes)
+    if interrupt:
+        repo.mark_interrupted(engine, run_id, "shutdown")
+    else:
+        repo.finish_run(engine, run_id)
+    with engine.connect() as conn:
+        started = conn.execute(select(ScanRun.started_at).where(ScanRun.id == run_id)).scalar_one()
+    return run_id, started

@@ -6,41 +6,14 @@ the organization after run 2. A fourth, interrupted run must not declare anythin
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 from sqlalchemy import Engine, select
-from storage_factories import error_outcome, make_outcome
+from storage_factories import error_outcome, key, make_outcome, run
 
-from scanner.model import check_key
 from storage import repository as repo
-from storage.models import CheckResult, CheckState, ScanRun
+from storage.models import CheckResult, CheckState
 
 A, B, C, D = "111111111111", "222222222222", "333333333333", "444444444444"
-ROLE = "arn:aws:iam::{}:role/BackupOperator"
-
-
-def key(account: str, check: str) -> str:
-    return check_key(account, "eu-west-1", ROLE.format(account), check)
-
-
-def run(engine: Engine, outcomes, *, interrupt: bool = False) -> tuple[int, datetime]:
-    run_id = repo.start_run(
-        engine,
-        trigger="schedule",
-        host="t",
-        config_fingerprint="f",
-        simulator_source="aws",
-        accounts_total=len(outcomes),
-    )
-    repo.record_outcomes(engine, run_id, outcomes)
-    if interrupt:
-        repo.mark_interrupted(engine, run_id, "shutdown")
-    else:
-        repo.finish_run(engine, run_id)
-    with engine.connect() as conn:
-        started = conn.execute(select(ScanRun.started_at).where(ScanRun.id == run_id)).scalar_one()
-    return run_id, started
 
 
 def events(engine: Engine, run_id: int) -> dict[str, str]:

@@ -16,38 +16,16 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select, text
-from storage_factories import error_outcome, make_outcome
+from storage_factories import error_outcome, key, make_outcome, run
 
 from exporters.metrics import build_registry
 from exporters.report import build_report
-from scanner.model import check_key
 from storage import repository as repo
 from storage.models import CheckResult, CheckState, ScanRun
 from storage.retention import prune, table_bytes, table_rows
 
 A, B = "111111111111", "222222222222"
-ROLE = "arn:aws:iam::{}:role/BackupOperator"
 DRIFT_KINDS = ("regressed", "fixed", "new", "gone", "error")
-
-
-def key(account: str, check: str) -> str:
-    return check_key(account, "eu-west-1", ROLE.format(account), check)
-
-
-def run(engine: Engine, outcomes) -> tuple[int, datetime]:
-    run_id = repo.start_run(
-        engine,
-        trigger="schedule",
-        host="t",
-        config_fingerprint="f",
-        simulator_source="aws",
-        accounts_total=len(outcomes),
-    )
-    repo.record_outcomes(engine, run_id, outcomes)
-    repo.finish_run(engine, run_id)
-    with engine.connect() as conn:
-        started = conn.execute(select(ScanRun.started_at).where(ScanRun.id == run_id)).scalar_one()
-    return run_id, started
 
 
 def drift_counters(engine: Engine) -> dict[str, float | None]:
