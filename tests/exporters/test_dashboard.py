@@ -45,6 +45,19 @@ def substitute(expr: str) -> str:
     return expr
 
 
+def _check_rules(
+    path: Path, group: str, rules: list[dict[str, str]]
+) -> subprocess.CompletedProcess[str]:
+    """`promtool check rules` on `rules` written to `path` as one rule group."""
+    path.write_text(yaml.safe_dump({"groups": [{"name": group, "rules": rules}]}))
+    return subprocess.run(
+        [require_tool("promtool"), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_dashboard_top_level() -> None:
     dashboard = _dashboard()
     assert dashboard["schemaVersion"] >= 36
@@ -105,39 +118,13 @@ def test_every_query_parses(tmp_path: Path) -> None:
         for target in panel["targets"]
     ]
     assert not [r for r in rules if re.search(r"\$\w+", r["expr"])], "unsubstituted variable"
-    path = tmp_path / "dashboard.rules.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run(
-        [require_tool("promtool"), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _check_rules(tmp_path / "dashboard.rules.yml", "dashboard", rules)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
-    path = tmp_path / "broken.rules.yml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "groups": [
-                    {
-                        "name": "x",
-                        "rules": [
-                            {"record": "x:y", "expr": "max by (kind (vaultscan_drift_events_total)"}
-                        ],
-                    }
-                ]
-            }
-        )
-    )
-    result = subprocess.run(
-        [require_tool("promtool"), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    broken = [{"record": "x:y", "expr": "max by (kind (vaultscan_drift_events_total)"}]
+    result = _check_rules(tmp_path / "broken.rules.yml", "x", broken)
     assert result.returncode != 0
 
 
@@ -188,12 +175,5 @@ def test_annotations_mark_scans_and_regressions(tmp_path: Path) -> None:
         {"record": f"dashboard:annotation_{n}", "expr": substitute(a["expr"])}
         for n, a in enumerate((scans, regressions))
     ]
-    path = tmp_path / "annotations.rules.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "annotations", "rules": rules}]}))
-    result = subprocess.run(
-        [require_tool("promtool"), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _check_rules(tmp_path / "annotations.rules.yml", "annotations", rules)
     assert result.returncode == 0, result.stdout + result.stderr
