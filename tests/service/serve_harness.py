@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from processes import aws_client_env, free_port, wait_until
+from sqlalchemy import create_engine, text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,3 +224,20 @@ class MotoSandbox:
         from scanner.sandbox import sandbox_settings
 
         return sandbox_settings(self.sandbox)
+
+
+def finished_runs(url: str) -> list[tuple[int, str]]:
+    """The finished scans in the database at `url`: (id, status), oldest first."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    text(
+                        "SELECT id, status FROM scan_runs WHERE finished_at IS NOT NULL ORDER BY id"
+                    )
+                )
+            ]
+    finally:
+        engine.dispose()

@@ -22,6 +22,7 @@ from serve_harness import (
     MotoSandbox,
     PrometheusProcess,
     ServeProcess,
+    finished_runs,
 )
 from sqlalchemy import create_engine, text
 
@@ -47,22 +48,6 @@ class Scenario:
     database_url: str
     broken_account: str
     once: subprocess.CompletedProcess[str]
-
-
-def _finished_runs(url: str) -> list[tuple[int, str]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [
-                tuple(row)
-                for row in conn.execute(
-                    text(
-                        "SELECT id, status FROM scan_runs WHERE finished_at IS NOT NULL ORDER BY id"
-                    )
-                )
-            ]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +79,7 @@ def scenario(
                 require_tool("prometheus"), workdir, [f"127.0.0.1:{serve.metrics_port}"], [RULES]
             )
             # first scan: the one serve runs at start-up
-            wait_until(lambda: _finished_runs(url), timeout=60, what="the start-up scan")
+            wait_until(lambda: finished_runs(url), timeout=60, what="the start-up scan")
             healthy = moto_sandbox.sandbox.healthy_accounts[0]
             with moto_sandbox.client_env():
                 break_account(moto_sandbox.session(), moto_sandbox.sandbox, healthy.account_id)
@@ -116,7 +101,7 @@ def scenario(
 
 def test_second_scan_records_the_regression(scenario: Scenario) -> None:
     assert scenario.once.returncode == 0, scenario.once.stdout + scenario.once.stderr
-    runs = _finished_runs(scenario.database_url)
+    runs = finished_runs(scenario.database_url)
     assert [status for _, status in runs] == ["succeeded", "succeeded"]
     assert f"scan run {runs[1][0]}: succeeded" in scenario.once.stdout
     engine = create_engine(scenario.database_url)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from processes import MotoProcess, aws_environment, scratch_database
-from serve_harness import MotoSandbox, ServeProcess
+from serve_harness import MotoSandbox, ServeProcess, finished_runs
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
@@ -79,20 +79,6 @@ def _health_latency(url: str) -> float:
     return time.perf_counter() - started
 
 
-def _finished(url: str) -> list[tuple[int, str]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [
-                tuple(row)
-                for row in conn.execute(
-                    text("SELECT id, status FROM scan_runs WHERE finished_at IS NOT NULL")
-                )
-            ]
-    finally:
-        engine.dispose()
-
-
 def _account_status(url: str, account_id: str) -> str | None:
     engine = create_engine(url)
     try:
@@ -123,10 +109,10 @@ def test_healthz_answers_fast_while_serve_scans_a_hostile_policy(
             serve.wait_ready()
             latencies: list[float] = []
             give_up = time.monotonic() + 120
-            while not _finished(url) and time.monotonic() < give_up:
+            while not finished_runs(url) and time.monotonic() < give_up:
                 latencies.append(_health_latency(serve.url))
                 time.sleep(0.02)
-            runs = _finished(url)
+            runs = finished_runs(url)
             victim_status = _account_status(url, victim)
         finally:
             serve.stop()
