@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 
 from scanner.config import Settings
+from scanner.sandbox_aws import AWS_BACKUP_KEY_DESCRIPTION, aws_managed_backup_keys
 from scanner.sandbox_data import policies
 from scanner.sandbox_data.layout import (
     ACCOUNT_PLANS,
@@ -467,18 +468,22 @@ def _seed_vault_key(seeder: _Seeder, account: SandboxAccount, region: str) -> st
 
 def _seed_aws_backup_key(kms: Any, account: SandboxAccount, region: str) -> str:
     """aws/backup as AWS creates it on first use: an AWS managed key with its own policy.
-    moto creates every key as customer managed, so its KeyManager is set in moto's model;
-    vaultscan reads it back through DescribeKey like any other key."""
-    from moto.kms.models import kms_backends
-
+    moto creates every key as customer managed; with AWS Backup's description it is made
+    AWS managed (scanner.sandbox_aws), and vaultscan reads that back through DescribeKey
+    like any other key."""
+    aws_managed_backup_keys()  # moto in this process; a moto server marks its own
     metadata = kms.create_key(
-        Description="Default key that protects my Backup data when no other key is defined",
+        Description=AWS_BACKUP_KEY_DESCRIPTION,
         KeySpec="SYMMETRIC_DEFAULT",
         KeyUsage="ENCRYPT_DECRYPT",
         Policy=_dump(policies.aws_backup_key_policy(account.account_id, region)),
     )["KeyMetadata"]
+    if metadata.get("KeyManager") != "AWS":
+        raise RuntimeError(
+            "the sandbox's moto server makes every key customer managed: start it with "
+            "`python -m scanner.sandbox_aws` instead of `python -m moto.server`"
+        )
     kms.create_alias(AliasName=AWS_BACKUP_KEY_ALIAS, TargetKeyId=metadata["KeyId"])
-    kms_backends[account.account_id][region].keys[metadata["KeyId"]].key_manager = "AWS"
     return metadata["Arn"]
 
 

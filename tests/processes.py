@@ -90,7 +90,8 @@ def scratch_database(admin_conninfo: str) -> Iterator[str]:
 
 
 class MotoProcess:
-    """`python -m moto.server` on a fixed port; stop() and start() keep the port, so a scan
+    """A moto server (`python -m scanner.sandbox_aws`: keeps AWS managed keys AWS managed)
+    on a fixed port; stop() and start() keep the port, so a scan
     sees its AWS endpoint vanish and come back. A restarted server is empty."""
 
     def __init__(self, port: int | None = None) -> None:
@@ -103,7 +104,7 @@ class MotoProcess:
 
     def start(self) -> MotoProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "scanner.sandbox_aws", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
