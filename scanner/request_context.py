@@ -157,24 +157,50 @@ class Question:
 
 def build_context(question: Question) -> RequestContext:
     """Every key AWS would put in this request that vaultscan can know."""
+    return _assemble(
+        _shared_keys(question),
+        _resource_keys(question),
+        question.action,
+        question.account.id,
+        question.profile_context,
+    )
+
+
+def _shared_keys(question: Question) -> dict[str, ContextValue]:
+    """The keys every request of one role in one region carries: its principal and the
+    request's region and time."""
     values: dict[str, ContextValue] = {}
     values.update(_principal_keys(question))
     values.update(_request_keys(question))
-    values.update(_resource_keys(question))
-    values.update(_kms_keys(question))
+    return values
+
+
+def _assemble(
+    shared: dict[str, ContextValue],
+    resource_keys: dict[str, ContextValue],
+    action: str,
+    account_id: str,
+    profile_context: dict[str, object],
+) -> RequestContext:
+    values = dict(shared)
+    values.update(resource_keys)
+    values.update(_kms_keys(action, account_id))
     # the profile's own keys (kms:ViaService, kms:GrantIsForAWSResource, ...) are data a
     # person wrote for this requirement: they win over derived values
-    for key, value in question.profile_context.items():
+    for key, value in profile_context.items():
         values[key] = value  # type: ignore[assignment]
-    values.update(_service_keys(values))
+    # only the profile's keys can name kms:ViaService: the derived ones never do
+    values.update(_service_keys(profile_context))  # type: ignore[arg-type]
     representative = frozenset({"aws:userid"}) if "aws:userid" in values else frozenset()
-    present = _lower(values)
-    absent = {key: why for key, why in ABSENT_BY_RULE.items() if key not in present}
-    return RequestContext(values, representative, absent)
+    return RequestContext(values, representative, dict(_absent_by_rule(frozenset(values))))
 
 
-def _lower(values: dict[str, ContextValue]) -> set[str]:
-    return {key.lower() for key in values}
+@lru_cache(maxsize=1024)
+def _absent_by_rule(keys: frozenset[str]) -> dict[str, str]:
+    """The ABSENT_BY_RULE keys a request with these keys does not carry (the same few
+    key sets recur for every check; callers copy the answer)."""
+    present = {key.lower() for key in keys}
+    return {key: why for key, why in ABSENT_BY_RULE.items() if key not in present}
 
 
 def _principal_keys(question: Question) -> dict[str, ContextValue]:
@@ -247,12 +273,12 @@ def _resource_keys(question: Question) -> dict[str, ContextValue]:
     return values
 
 
-def _kms_keys(question: Question) -> dict[str, ContextValue]:
-    if not question.action.lower().startswith("kms:"):
+def _kms_keys(action: str, account_id: str) -> dict[str, ContextValue]:
+    if action[:4].lower() != "kms:":
         return {}
     # "the AWS account ID of the principal that is requesting the operation": every
     # AWS KMS key operation (AWS KMS condition keys, kms:CallerAccount)
-    return {"kms:CallerAccount": question.account.id}
+    return {"kms:CallerAccount": account_id}
 
 
 def via_service_principal(via_service: str) -> str | None:
@@ -268,7 +294,13 @@ def _service_keys(values: dict[str, ContextValue]) -> dict[str, ContextValue]:
     (kms:ViaService says which) carries aws:ViaAWSService = true; aws:CalledVia and its
     first/last only for the services documented to set them."""
     via = next((value for key, value in values.items() if key.lower() == "kms:viaservice"), None)
-    if not isinstance(via, str):
+    return _service_keys_via(via if isinstance(via, str) else None)
+
+
+@lru_cache(maxsize=256)
+def _service_keys_via(via: str | None) -> dict[str, ContextValue]:
+    """The forward-access keys for one kms:ViaService value (callers only read them)."""
+    if via is None:
         return {"aws:ViaAWSService": False}
     out: dict[str, ContextValue] = {"aws:ViaAWSService": True}
     principal = via_service_principal(via)
@@ -311,3 +343,84 @@ def question_for(
         scanned_at=scanned_at,
     )
     return resource, build_context(question)
+
+
+class ContextBuilder:
+    """The request contexts of one account's checks, as `question_for` builds them, with
+    what several checks share computed once: the principal and request keys per (role,
+    region), the resource keys per (resource owner, key). A scan asks seven requirements
+    of every role, region and key, so most of each context is the same."""
+
+    def __init__(
+        self,
+        organization: Organization,
+        account: Account,
+        partition: str,
+        scanned_at: datetime | None,
+    ):
+        self.organization = organization
+        self.account = account
+        self.partition = partition
+        self.scanned_at = scanned_at
+        self._shared: dict[tuple[int, str], tuple[Role, dict[str, ContextValue]]] = {}
+        self._renders: dict[tuple[int, str, str | None], tuple[Requirement, str, dict]] = {}
+        # per (resource, key ARN when the resource is the key)
+        self._resources: dict[tuple[str, str | None], dict[str, ContextValue]] = {}
+
+    def question_for(
+        self, role: Role, region: str, requirement: Requirement, key: KmsKey | None
+    ) -> tuple[str, RequestContext]:
+        """`question_for(...)` for this account: the same resource and context."""
+        account = self.account
+        resource, profile_context = self._rendered(requirement, region, key)
+        on_key = key is not None and resource == key.arn
+        shared = self._shared.get((id(role), region))
+        resources = self._resources.get((resource, key.arn if on_key else None))
+        if shared is None or shared[0] is not role or resources is None:
+            question = Question(
+                organization=self.organization,
+                account=account,
+                role=role,
+                region=region,
+                action=requirement.action,
+                resource=resource,
+                profile_context=profile_context,
+                key=key,
+                scanned_at=self.scanned_at,
+            )
+            shared = self._shared_for(question)
+            resources = self._resource_for(question)
+        return resource, _assemble(
+            shared[1], resources, requirement.action, account.id, profile_context
+        )
+
+    def _rendered(
+        self, requirement: Requirement, region: str, key: KmsKey | None
+    ) -> tuple[str, dict[str, object]]:
+        # the same for every role of the account (callers only read the context)
+        cache_key = (id(requirement), region, key.arn if key else None)
+        cached = self._renders.get(cache_key)
+        if cached is None or cached[0] is not requirement:
+            rendered = requirement.render(
+                self.partition, region, self.account.id, key.arn if key else None
+            )
+            cached = self._renders[cache_key] = (requirement, *rendered)
+        return cached[1], cached[2]
+
+    def _shared_for(self, question: Question) -> tuple[Role, dict[str, ContextValue]]:
+        # keyed by the role object (kept, so its id cannot be reused while cached)
+        cache_key = (id(question.role), question.region)
+        cached = self._shared.get(cache_key)
+        if cached is None or cached[0] is not question.role:
+            cached = (question.role, _shared_keys(question))
+            self._shared[cache_key] = cached
+        return cached
+
+    def _resource_for(self, question: Question) -> dict[str, ContextValue]:
+        key = question.key
+        on_key = key is not None and question.resource == key.arn
+        cache_key = (question.resource, key.arn if on_key else None)
+        cached = self._resources.get(cache_key)
+        if cached is None:
+            cached = self._resources[cache_key] = _resource_keys(question)
+        return cached

@@ -10,7 +10,7 @@ from scanner.decide.key_state import (
     key_unusable_result,
 )
 from scanner.decide.naming import check_for
-from scanner.decide.scenarios import OrgPath, ask, policies_scenario, rcp_path_for, request_for
+from scanner.decide.scenarios import OrgPath, ask, policies_scenario, rcp_path_for
 from scanner.decide.verdict import Asked, decide_request
 from scanner.model import (
     ROLE_PRESENT_CHECK,
@@ -24,13 +24,15 @@ from scanner.model import (
 )
 from scanner.policy import Scenario
 from scanner.profiles import Profile, Requirement
+from scanner.request_context import ContextBuilder
 
 GLOBAL_REGION = "global"
 
 
 class AccountContext:
-    """What every request of one account shares: its organization paths, and per (role,
-    key) the scenario whose compiled policies the next request reuses."""
+    """What every request of one account shares: its organization paths, the parts of
+    the request contexts several checks share, the RCP path per key, and per (role, key)
+    the scenario whose compiled policies the next request reuses."""
 
     def __init__(self, organization: Organization, collection: AccountCollection, partition: str):
         self.organization = organization
@@ -40,21 +42,16 @@ class AccountContext:
         self.scps = OrgPath.of(organization, self.account, "scp")
         self.rcps = OrgPath.of(organization, self.account, "rcp")
         self._scenarios: dict[tuple[str, str | None], Scenario] = {}
+        self._contexts = ContextBuilder(
+            organization, self.account, partition, collection.scanned_at
+        )
+        self._rcps: dict[str | None, OrgPath] = {}
 
     def asked(self, role: Role, region: str, requirement: Requirement, key: KmsKey | None) -> Asked:
         account = self.account
-        resource, context = request_for(
-            requirement,
-            organization=self.organization,
-            account=account,
-            role=role,
-            region=region,
-            key=key,
-            partition=self.partition,
-            scanned_at=self.collection.scanned_at,
-        )
+        resource, context = self._contexts.question_for(role, region, requirement, key)
         check = check_for(requirement.action, key)
-        rcps = rcp_path_for(self.organization, account, key, self.rcps)
+        rcps = self._rcps_for(key)
         cache_key = (role.arn, key.arn if key is not None else None)
         base = self._scenarios.get(cache_key)
         if base is None:
@@ -75,6 +72,15 @@ class AccountContext:
             key,
             context,
         )
+
+    def _rcps_for(self, key: KmsKey | None) -> OrgPath:
+        key_arn = key.arn if key is not None else None
+        rcps = self._rcps.get(key_arn)
+        if rcps is None:
+            rcps = self._rcps[key_arn] = rcp_path_for(
+                self.organization, self.account, key, self.rcps
+            )
+        return rcps
 
 
 def decide_account(
