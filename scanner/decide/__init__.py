@@ -16,7 +16,7 @@ from scanner.decide.account import GLOBAL_REGION, decide_account
 from scanner.decide.crosscheck import iam_side_decision
 from scanner.decide.key_state import key_state_result
 from scanner.decide.naming import key_policy_name, level_labels, org_policy_name
-from scanner.decide.scenarios import build_scenario, request_for
+from scanner.decide.scenarios import build_scenario
 from scanner.model import KEY_STATE_CHECK, ROLE_PRESENT_CHECK
 
 __all__ = [
@@ -30,5 +30,4 @@ __all__ = [
     "key_state_result",
     "level_labels",
     "org_policy_name",
-    "request_for",
 ]

@@ -5,39 +5,11 @@ object (`Scenario.to_dict`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from scanner.decide.naming import key_policy_name, level_labels, org_policy_names
 from scanner.model import Account, KeyManager, KmsKey, NamedPolicy, Organization, Role
 from scanner.policy import Scenario
-from scanner.profiles import Requirement
-from scanner.request_context import RequestContext, question_for
-
-
-def request_for(
-    requirement: Requirement,
-    *,
-    organization: Organization,
-    account: Account,
-    role: Role,
-    region: str,
-    key: KmsKey | None,
-    partition: str,
-    scanned_at: datetime | None,
-) -> tuple[str, RequestContext]:
-    """The request one requirement asks: its resource ARN and whole condition context
-    (scanner.request_context). The one place decide computes them."""
-    return question_for(
-        organization=organization,
-        account=account,
-        role=role,
-        region=region,
-        requirement=requirement,
-        key=key,
-        partition=partition,
-        scanned_at=scanned_at,
-    )
 
 
 @dataclass(frozen=True)
