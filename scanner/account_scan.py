@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError
 
 from scanner import deadline
-from scanner.aws.collect import collect_account
+from scanner.aws.collect import account_contexts, collect_account
 from scanner.aws.session import AwsSessions
 from scanner.aws.simulator import AwsSimulator, Simulator
 from scanner.config import Settings
@@ -63,6 +63,8 @@ def scan_account(context: ScanContext, account: Account) -> AccountOutcome:
     """Collect and decide one account; any failure becomes an error outcome."""
     settings = context.settings
     try:
+        # one set of request contexts for the simulator and the engine
+        contexts = account_contexts(context.organization, account, settings)
         with deadline.account_deadline(settings.account_time_limit_seconds):
             collection = collect_account(
                 context.sessions,
@@ -71,6 +73,7 @@ def scan_account(context: ScanContext, account: Account) -> AccountOutcome:
                 account,
                 context.organization,
                 context.simulator,
+                contexts=contexts,
             )
         if collection.error:
             return AccountOutcome(
@@ -82,6 +85,7 @@ def scan_account(context: ScanContext, account: Account) -> AccountOutcome:
             context.profiles,
             partition=settings.organization.partition,
             regions=list(settings.regions),
+            contexts=contexts,
         )
         return AccountOutcome(
             account, AccountStatus.OK, results=results, api_calls=collection.api_calls

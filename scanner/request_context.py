@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from scanner.model import Account, KmsKey, Organization, Role
+from scanner.policy.context import ContextPart, normalize_context
 from scanner.profiles import Requirement
 
 ContextScalar = str | bool | int | float
@@ -93,15 +94,20 @@ CALLED_VIA_SERVICES = frozenset(
 REPRESENTATIVE_SESSION = "vaultscan-check"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestContext:
-    """The condition keys of one request; `values` maps key -> value as policies read it."""
+    """The condition keys of one request; `values` maps key -> value as policies read it.
+    Built once per check and never changed (not frozen: a frozen dataclass takes
+    several times as long to build)."""
 
     values: dict[str, ContextValue]
     # keys whose value stands for an unknown one (the session name in aws:userid)
     representative: frozenset[str] = frozenset()
     # keys known to be absent from this request by AWS's rules -> why
     absent_by_rule: dict[str, str] = field(default_factory=dict)
+    # `values` as the engine reads them, normalized in pieces that other requests share
+    # (for Scenario.with_request); empty when not built that way
+    parts: tuple[ContextPart, ...] = field(default=(), compare=False, repr=False)
 
     def key_type(self, key: str) -> str:
         return KEY_TYPES.get(key.lower(), "string")
@@ -157,33 +163,45 @@ class Question:
 
 def build_context(question: Question) -> RequestContext:
     """Every key AWS would put in this request that vaultscan can know."""
-    return _assemble(
-        _shared_keys(question),
-        _resource_keys(question),
+    shared = _shared_keys(
+        question.organization,
+        question.account,
+        question.role,
+        question.region,
+        question.scanned_at,
+    )
+    requested = _requested_keys(
+        _resource_keys(question.organization, question.resource, question.key),
         question.action,
         question.account.id,
         question.profile_context,
     )
+    return _joined(_Piece.of(shared), _Piece.of(requested))
 
 
-def _shared_keys(question: Question) -> dict[str, ContextValue]:
+def _shared_keys(
+    organization: Organization,
+    account: Account,
+    role: Role,
+    region: str,
+    scanned_at: datetime | None,
+) -> dict[str, ContextValue]:
     """The keys every request of one role in one region carries: its principal and the
     request's region and time."""
-    values: dict[str, ContextValue] = {}
-    values.update(_principal_keys(question))
-    values.update(_request_keys(question))
+    values = _principal_keys(organization, account, role)
+    values.update(_request_keys(region, scanned_at))
     return values
 
 
-def _assemble(
-    shared: dict[str, ContextValue],
+def _requested_keys(
     resource_keys: dict[str, ContextValue],
     action: str,
     account_id: str,
     profile_context: dict[str, object],
-) -> RequestContext:
-    values = dict(shared)
-    values.update(resource_keys)
+) -> dict[str, ContextValue]:
+    """The keys of one required action on its resource, the same for every role of the
+    account in a region: the resource's, the KMS ones, the profile's own."""
+    values = dict(resource_keys)
     values.update(_kms_keys(action, account_id))
     # the profile's own keys (kms:ViaService, kms:GrantIsForAWSResource, ...) are data a
     # person wrote for this requirement: they win over derived values
@@ -191,20 +209,51 @@ def _assemble(
         values[key] = value  # type: ignore[assignment]
     # only the profile's keys can name kms:ViaService: the derived ones never do
     values.update(_service_keys(profile_context))  # type: ignore[arg-type]
-    representative = frozenset({"aws:userid"}) if "aws:userid" in values else frozenset()
-    return RequestContext(values, representative, dict(_absent_by_rule(frozenset(values))))
+    return values
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Keys that several requests carry (a role's in a region, a required action's),
+    with what each request needs of them worked out once."""
+
+    values: dict[str, ContextValue]
+    engine: ContextPart  # the same keys as the engine's conditions read them
+    userid: bool  # carries aws:userid, whose session name stands for an unknown one
+    ruled_out: frozenset[str]  # the ABSENT_BY_RULE keys it carries (lower-case)
+
+    @classmethod
+    def of(cls, values: dict[str, ContextValue]) -> _Piece:
+        engine = normalize_context(values)  # type: ignore[arg-type]
+        # the engine's keys are the lower-case ones
+        ruled_out = frozenset(engine.values.keys() & ABSENT_BY_RULE.keys())
+        return cls(values, engine, "aws:userid" in values, ruled_out)
+
+
+_USERID = frozenset({"aws:userid"})
+_NONE: frozenset[str] = frozenset()
+
+
+def _joined(shared: _Piece, requested: _Piece) -> RequestContext:
+    """One request's context: the shared keys, then the requested ones (which win, in
+    the order and with the values that adding them one by one gives)."""
+    values = {**shared.values, **requested.values}
+    representative = _USERID if shared.userid or requested.userid else _NONE
+    ruled_out = shared.ruled_out | requested.ruled_out if requested.ruled_out else shared.ruled_out
+    absent = _absent_by_rule(ruled_out)
+    return RequestContext(values, representative, dict(absent), (shared.engine, requested.engine))
 
 
 @lru_cache(maxsize=1024)
-def _absent_by_rule(keys: frozenset[str]) -> dict[str, str]:
-    """The ABSENT_BY_RULE keys a request with these keys does not carry (the same few
-    key sets recur for every check; callers copy the answer)."""
-    present = {key.lower() for key in keys}
+def _absent_by_rule(present: frozenset[str]) -> dict[str, str]:
+    """The ABSENT_BY_RULE keys a request does not carry, given those it carries (the
+    same few sets recur for every check; callers copy the answer)."""
     return {key: why for key, why in ABSENT_BY_RULE.items() if key not in present}
 
 
-def _principal_keys(question: Question) -> dict[str, ContextValue]:
-    role, account, organization = question.role, question.account, question.organization
+def _principal_keys(
+    organization: Organization, account: Account, role: Role
+) -> dict[str, ContextValue]:
     values: dict[str, ContextValue] = {
         # the role ARN with its path, also when the caller is a session of the role
         "aws:PrincipalArn": role.arn,
@@ -224,10 +273,10 @@ def _principal_keys(question: Question) -> dict[str, ContextValue]:
     return values
 
 
-def _request_keys(question: Question) -> dict[str, ContextValue]:
-    current, epoch = _time_keys(question.scanned_at)
+def _request_keys(region: str, scanned_at: datetime | None) -> dict[str, ContextValue]:
+    current, epoch = _time_keys(scanned_at)
     return {
-        "aws:RequestedRegion": question.region,
+        "aws:RequestedRegion": region,
         # AWS APIs are called over TLS (SDKs and AWS services use HTTPS endpoints)
         "aws:SecureTransport": True,
         "aws:CurrentTime": current,
@@ -245,30 +294,38 @@ def _time_keys(when: datetime | None) -> tuple[str, int]:
     return _time_keys_at(scan_timestamp(when))
 
 
-def resource_owner(question: Question) -> str | None:
+def _on_key(resource: str, key: KmsKey | None) -> KmsKey | None:
+    """The key when the request's resource is that key."""
+    return key if key is not None and resource == key.arn else None
+
+
+def resource_owner(resource: str, key: KmsKey | None) -> str | None:
     """The account that owns the request's resource (None for '*')."""
-    if question.key is not None and question.resource == question.key.arn:
-        return question.key.owner_account
-    parts = question.resource.split(":")
-    if question.resource == "*" or len(parts) < 6:
+    on_key = _on_key(resource, key)
+    if on_key is not None:
+        return on_key.owner_account
+    parts = resource.split(":")
+    if resource == "*" or len(parts) < 6:
         return None
     return parts[4] or None
 
 
-def _resource_keys(question: Question) -> dict[str, ContextValue]:
-    owner = resource_owner(question)
+def _resource_keys(
+    organization: Organization, resource: str, key: KmsKey | None
+) -> dict[str, ContextValue]:
+    owner = resource_owner(resource, key)
     if owner is None:
         return {}
     values: dict[str, ContextValue] = {"aws:ResourceAccount": owner}
-    organization = question.organization
     owner_account = organization.member(owner)
     if organization.id and owner_account is not None:
         values["aws:ResourceOrgID"] = organization.id
         path = org_path(organization.id, owner_account)
         if path:
             values["aws:ResourceOrgPaths"] = [path]
-    if question.key is not None and question.resource == question.key.arn:
-        for tag, tag_value in sorted(question.key.tags.items()):
+    on_key = _on_key(resource, key)
+    if on_key is not None:
+        for tag, tag_value in sorted(on_key.tags.items()):
             values[f"aws:ResourceTag/{tag}"] = tag_value
     return values
 
@@ -346,10 +403,11 @@ def question_for(
 
 
 class ContextBuilder:
-    """The request contexts of one account's checks, as `question_for` builds them, with
-    what several checks share computed once: the principal and request keys per (role,
-    region), the resource keys per (resource owner, key). A scan asks seven requirements
-    of every role, region and key, so most of each context is the same."""
+    """The request contexts of one account's checks, as `question_for` builds them, put
+    together from pieces several checks share, each built once: the principal and
+    request keys per (role, region), and per (requirement, region, key) the rendered
+    resource with the keys of the request on it. A scan asks seven requirements of
+    every role, region and key, so a check only joins two pieces."""
 
     def __init__(
         self,
@@ -362,8 +420,9 @@ class ContextBuilder:
         self.account = account
         self.partition = partition
         self.scanned_at = scanned_at
-        self._shared: dict[tuple[int, str], tuple[Role, dict[str, ContextValue]]] = {}
-        self._renders: dict[tuple[int, str, str | None], tuple[Requirement, str, dict]] = {}
+        # keyed by the role or requirement object, kept so that its id is not reused
+        self._shared: dict[tuple[int, str], tuple[Role, _Piece]] = {}
+        self._requested: dict[tuple[int, str, str | None], tuple[Requirement, str, _Piece]] = {}
         # per (resource, key ARN when the resource is the key)
         self._resources: dict[tuple[str, str | None], dict[str, ContextValue]] = {}
 
@@ -371,56 +430,35 @@ class ContextBuilder:
         self, role: Role, region: str, requirement: Requirement, key: KmsKey | None
     ) -> tuple[str, RequestContext]:
         """`question_for(...)` for this account: the same resource and context."""
-        account = self.account
-        resource, profile_context = self._rendered(requirement, region, key)
-        on_key = key is not None and resource == key.arn
         shared = self._shared.get((id(role), region))
-        resources = self._resources.get((resource, key.arn if on_key else None))
-        if shared is None or shared[0] is not role or resources is None:
-            question = Question(
-                organization=self.organization,
-                account=account,
-                role=role,
-                region=region,
-                action=requirement.action,
-                resource=resource,
-                profile_context=profile_context,
-                key=key,
-                scanned_at=self.scanned_at,
-            )
-            shared = self._shared_for(question)
-            resources = self._resource_for(question)
-        return resource, _assemble(
-            shared[1], resources, requirement.action, account.id, profile_context
-        )
+        if shared is None or shared[0] is not role:
+            shared = self._shared_for(role, region)
+        requested = self._requested.get((id(requirement), region, key.arn if key else None))
+        if requested is None or requested[0] is not requirement:
+            requested = self._requested_for(requirement, region, key)
+        return requested[1], _joined(shared[1], requested[2])
 
-    def _rendered(
-        self, requirement: Requirement, region: str, key: KmsKey | None
-    ) -> tuple[str, dict[str, object]]:
-        # the same for every role of the account (callers only read the context)
-        cache_key = (id(requirement), region, key.arn if key else None)
-        cached = self._renders.get(cache_key)
-        if cached is None or cached[0] is not requirement:
-            rendered = requirement.render(
-                self.partition, region, self.account.id, key.arn if key else None
-            )
-            cached = self._renders[cache_key] = (requirement, *rendered)
-        return cached[1], cached[2]
-
-    def _shared_for(self, question: Question) -> tuple[Role, dict[str, ContextValue]]:
-        # keyed by the role object (kept, so its id cannot be reused while cached)
-        cache_key = (id(question.role), question.region)
-        cached = self._shared.get(cache_key)
-        if cached is None or cached[0] is not question.role:
-            cached = (question.role, _shared_keys(question))
-            self._shared[cache_key] = cached
+    def _shared_for(self, role: Role, region: str) -> tuple[Role, _Piece]:
+        values = _shared_keys(self.organization, self.account, role, region, self.scanned_at)
+        cached = self._shared[(id(role), region)] = (role, _Piece.of(values))
         return cached
 
-    def _resource_for(self, question: Question) -> dict[str, ContextValue]:
-        key = question.key
-        on_key = key is not None and question.resource == key.arn
-        cache_key = (question.resource, key.arn if on_key else None)
-        cached = self._resources.get(cache_key)
-        if cached is None:
-            cached = self._resources[cache_key] = _resource_keys(question)
+    def _requested_for(
+        self, requirement: Requirement, region: str, key: KmsKey | None
+    ) -> tuple[Requirement, str, _Piece]:
+        key_arn = key.arn if key else None
+        resource, profile_context = requirement.render(
+            self.partition, region, self.account.id, key_arn
+        )
+        on_key = _on_key(resource, key)
+        resource_cache = (resource, on_key.arn if on_key else None)
+        resource_keys = self._resources.get(resource_cache)
+        if resource_keys is None:
+            resource_keys = _resource_keys(self.organization, resource, key)
+            self._resources[resource_cache] = resource_keys
+        values = _requested_keys(
+            resource_keys, requirement.action, self.account.id, profile_context
+        )
+        cached = (requirement, resource, _Piece.of(values))
+        self._requested[(id(requirement), region, key_arn)] = cached
         return cached

@@ -46,7 +46,7 @@ from scanner.model import (
     Role,
 )
 from scanner.profiles import Profile
-from scanner.request_context import question_for, scan_timestamp
+from scanner.request_context import ContextBuilder, scan_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -114,28 +114,23 @@ def simulation_requests(
     organization: Organization,
     role: Role,
     scanned_at: datetime | None = None,
+    contexts: ContextBuilder | None = None,
 ) -> list[SimulationRequest]:
     """Every required (action, resource, context) of one role in one region, without
-    duplicates, each with the whole request context the engine gets
-    (scanner.request_context.question_for). Key requirements are asked once per key that
-    has a key ARN and a readable policy (a key AWS has not created yet has none, and an
-    unreadable key is undecided: decide reports both from the key state instead)."""
+    duplicates, each with the whole request context the engine gets (the account's
+    `contexts`, which decide then uses too; scanner.request_context.question_for). Key
+    requirements are asked once per key that has a key ARN and a readable policy (a key
+    AWS has not created yet has none, and an unreadable key is undecided: decide reports
+    both from the key state instead)."""
+    if contexts is None:
+        contexts = ContextBuilder(organization, account, partition, scanned_at)
     usable = [key for key in keys if ":key/" in key.arn and key.key_state != UNREADABLE]
     seen: set[tuple[str, str]] = set()
     requests: list[SimulationRequest] = []
     for profile in profiles:
         for requirement in profile.requirements:
             for key in usable if requirement.needs_key else [None]:
-                resource, context = question_for(
-                    organization=organization,
-                    account=account,
-                    role=role,
-                    region=region,
-                    requirement=requirement,
-                    key=key,
-                    partition=partition,
-                    scanned_at=scanned_at,
-                )
+                resource, context = contexts.question_for(role, region, requirement, key)
                 if (requirement.action, resource) in seen:
                     continue
                 seen.add((requirement.action, resource))
@@ -373,6 +368,19 @@ def read_roles(reader: _AccountReader, settings: Settings) -> list[Role]:
         return reader.roles()
 
 
+def account_contexts(
+    organization: Organization, account: Account, settings: Settings
+) -> ContextBuilder:
+    """The request contexts of one account's checks, at the time it is read now: built
+    for the simulator while collecting, then reused by decide."""
+    return ContextBuilder(
+        organization,
+        account,
+        settings.organization.partition,
+        scan_timestamp(datetime.now(UTC)),
+    )
+
+
 def collect_account(
     sessions: AwsSessions,
     settings: Settings,
@@ -380,10 +388,14 @@ def collect_account(
     account: Account,
     organization: Organization,
     simulator: Simulator,
+    contexts: ContextBuilder | None = None,
 ) -> AccountCollection:
     """Roles, keys and simulator answers of one account. Thread-safe; never raises for
-    AWS errors (they end up in `.error`, or on the key they concern)."""
-    collection = AccountCollection(account=account, scanned_at=scan_timestamp(datetime.now(UTC)))
+    AWS errors (they end up in `.error`, or on the key they concern). `contexts`: the
+    account's request contexts, to share with decide (its scan time is the account's)."""
+    if contexts is None:
+        contexts = account_contexts(organization, account, settings)
+    collection = AccountCollection(account=account, scanned_at=contexts.scanned_at)
     before = sessions.recorder.for_account(account.id)
     try:
         credentials = sessions.assume_member(account.id)
@@ -402,6 +414,7 @@ def collect_account(
                     organization=organization,
                     role=role,
                     scanned_at=collection.scanned_at,
+                    contexts=contexts,
                 )
                 if requests:
                     collection.simulations[(role.arn, region)] = simulator.simulate(

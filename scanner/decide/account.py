@@ -15,6 +15,7 @@ from scanner.decide.verdict import Asked, decide_request
 from scanner.model import (
     ROLE_PRESENT_CHECK,
     AccountCollection,
+    CheckId,
     CheckResult,
     Fix,
     KmsKey,
@@ -34,7 +35,13 @@ class AccountContext:
     the request contexts several checks share, the RCP path per key, and per (role, key)
     the scenario whose compiled policies the next request reuses."""
 
-    def __init__(self, organization: Organization, collection: AccountCollection, partition: str):
+    def __init__(
+        self,
+        organization: Organization,
+        collection: AccountCollection,
+        partition: str,
+        contexts: ContextBuilder | None = None,
+    ):
         self.organization = organization
         self.collection = collection
         self.partition = partition
@@ -42,22 +49,23 @@ class AccountContext:
         self.scps = OrgPath.of(organization, self.account, "scp")
         self.rcps = OrgPath.of(organization, self.account, "rcp")
         self._scenarios: dict[tuple[str, str | None], Scenario] = {}
-        self._contexts = ContextBuilder(
-            organization, self.account, partition, collection.scanned_at
-        )
+        self._contexts = _builder_for(organization, collection, partition, contexts)
         self._rcps: dict[str | None, OrgPath] = {}
+        self._checks: dict[tuple[str, str | None], tuple[CheckId, str]] = {}
 
     def asked(self, role: Role, region: str, requirement: Requirement, key: KmsKey | None) -> Asked:
         account = self.account
         resource, context = self._contexts.question_for(role, region, requirement, key)
-        check = check_for(requirement.action, key)
+        check, check_text = self._check_for(requirement.action, key)
         rcps = self._rcps_for(key)
         cache_key = (role.arn, key.arn if key is not None else None)
         base = self._scenarios.get(cache_key)
         if base is None:
             base = policies_scenario(role, account, self.scps, rcps, key)
-        name = f"{account.id} {region} {role.name} {check}"
-        scenario = ask(base, account, requirement.action, resource, context.values, key, name)
+        name = f"{account.id} {region} {role.name} {check_text}"
+        scenario = ask(
+            base, account, requirement.action, resource, context.values, key, name, context.parts
+        )
         self._scenarios[cache_key] = scenario  # its compiled policies serve the next one
         return Asked(
             account,
@@ -73,6 +81,16 @@ class AccountContext:
             context,
         )
 
+    def _check_for(self, action: str, key: KmsKey | None) -> tuple[CheckId, str]:
+        """The check a requirement answers (per action and key, the same for every role
+        and region), with its text."""
+        cache_key = (action, key.arn if key is not None else None)
+        known = self._checks.get(cache_key)
+        if known is None:
+            check = check_for(action, key)
+            known = self._checks[cache_key] = (check, str(check))
+        return known
+
     def _rcps_for(self, key: KmsKey | None) -> OrgPath:
         key_arn = key.arn if key is not None else None
         rcps = self._rcps.get(key_arn)
@@ -83,6 +101,26 @@ class AccountContext:
         return rcps
 
 
+def _builder_for(
+    organization: Organization,
+    collection: AccountCollection,
+    partition: str,
+    contexts: ContextBuilder | None,
+) -> ContextBuilder:
+    """The account's request contexts: those collect built for the simulator when given
+    (they must be this account's, at its scan time), else new ones."""
+    if contexts is None:
+        return ContextBuilder(organization, collection.account, partition, collection.scanned_at)
+    same = (
+        contexts.organization is organization
+        and contexts.account == collection.account
+        and (contexts.partition, contexts.scanned_at) == (partition, collection.scanned_at)
+    )
+    if not same:
+        raise ValueError(f"the request contexts given are not account {collection.account.id}'s")
+    return contexts
+
+
 def decide_account(
     organization: Organization,
     collection: AccountCollection,
@@ -90,11 +128,13 @@ def decide_account(
     *,
     partition: str = "aws",
     regions: list[str] | None = None,
+    contexts: ContextBuilder | None = None,
 ) -> list[CheckResult]:
-    """Every verdict for one collected account (empty when the account could not be read)."""
+    """Every verdict for one collected account (empty when the account could not be read).
+    `contexts`: the request contexts collect built for the simulator, reused."""
     if collection.error:
         return []
-    ctx = AccountContext(organization, collection, partition)
+    ctx = AccountContext(organization, collection, partition, contexts)
     regions = regions or sorted(
         set(collection.keys) | {region for _arn, region in collection.simulations}
     )

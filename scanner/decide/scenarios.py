@@ -10,6 +10,7 @@ from typing import Any, Literal
 from scanner.decide.naming import key_policy_name, level_labels, org_policy_names
 from scanner.model import Account, KeyManager, KmsKey, NamedPolicy, Organization, Role
 from scanner.policy import Scenario
+from scanner.policy.context import ContextPart
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,10 @@ def ask(
     context: dict[str, Any],
     key: KmsKey | None,
     name: str = "",
+    context_parts: tuple[ContextPart, ...] = (),
 ) -> Scenario:
-    """`base`'s policies asked one request."""
+    """`base`'s policies asked one request (`context_parts`: `context` as the engine
+    reads it, normalized in shared pieces)."""
     owner = key_owner(key) if key is not None and resource == key.arn else None
     return base.with_request(
         action=action,
@@ -119,6 +122,7 @@ def ask(
         resource_account=owner or account.id,
         context=context,
         name=name or f"{account.id} {base.principal_arn.rsplit('/', 1)[-1]} {action} {resource}",
+        context_parts=context_parts,
     )
 
 

@@ -27,8 +27,12 @@ from scanner.policy.variables import Context
 ContextValue = str | bool | int | float | list[str | bool | int | float]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Request:
+    """One request as the engine reads it; built once per scenario and never changed
+    (not frozen: a frozen dataclass takes several times as long to build, and the
+    scanner builds one for every check)."""
+
     principal: RequestPrincipal
     action: str  # lower-case: actions compare case-insensitively
     resource: str
@@ -58,6 +62,28 @@ def _scalar(value: str | bool | int | float) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class ContextPart:
+    """A piece of a request context as condition operators read it, normalized once for
+    every request that carries it (the scanner's contexts are a few such pieces: the
+    role's keys, the resource's and the requirement's)."""
+
+    values: Context  # lower-case key -> normalized value
+    plain: bool  # no two of its keys differ only by case
+
+
+def normalize_context(context: dict[str, ContextValue]) -> ContextPart:
+    values: Context = {}
+    _normalize_into(values, context)
+    return ContextPart(values, len(values) == len(context))
+
+
+def _normalize_into(out: Context, context: dict[str, ContextValue]) -> None:
+    for key, value in context.items():
+        # strings (most values) need no conversion
+        out[_lower_key(key)] = value if type(value) is str else normalize_value(value)
+
+
 def build_request(
     principal_arn: str,
     principal_account: str,
@@ -67,15 +93,32 @@ def build_request(
     context: dict[str, ContextValue],
     has_boundary: bool,
     key_manager: str = "CUSTOMER",
+    parts: tuple[ContextPart, ...] = (),
 ) -> Request:
+    """The request with its derived keys. `parts`, when given, are `context` normalized
+    in pieces (`context` is those pieces' keys and values merged in order): the request
+    then reuses them instead of normalizing every key again."""
     principal, derived = _derived(
         principal_arn, principal_account, action, resource, resource_account, has_boundary
     )
     full: Context = dict(derived)
-    for key, value in context.items():
-        # strings (most values) need no conversion
-        full[_lower_key(key)] = value if type(value) is str else normalize_value(value)
+    if parts and _mergeable(parts):
+        for part in parts:
+            full.update(part.values)
+    else:
+        _normalize_into(full, context)
     return Request(principal, action.lower(), resource, resource_account, full, key_manager)
+
+
+def _mergeable(parts: tuple[ContextPart, ...]) -> bool:
+    """Whether merging the normalized pieces gives what normalizing the whole context
+    gives. It does for one or two pieces in which no two keys differ only by case: a
+    key spelled one way in the first piece and another way in the second takes the
+    second's value either way, at the first's place. With a third piece carrying the key
+    again, the spelling written last would decide; such contexts are normalized whole."""
+    if len(parts) == 2:
+        return parts[0].plain and parts[1].plain
+    return len(parts) == 1 and parts[0].plain
 
 
 @lru_cache(maxsize=4096)

@@ -11,7 +11,7 @@ from typing import Any
 from scanner.bounded_input import InputError, load_json, read_text
 from scanner.policy.arn import arn_account, split_arn
 from scanner.policy.authorizers import authorizer_for
-from scanner.policy.context import ContextValue, Request, build_request
+from scanner.policy.context import ContextPart, ContextValue, Request, build_request
 from scanner.policy.grammar import CompiledPolicy, CompiledStatement, PolicyError, compile_policy
 from scanner.policy.policyset import NamedCompiled, PolicySet
 from scanner.policy.vocabulary import LAYER_ORDER, Decision, KeyManager
@@ -86,6 +86,10 @@ class Scenario:
     origin: str = field(default="<scenario>", compare=False)
     _compiled: list[PolicySet] = field(default_factory=list, compare=False, repr=False)
     _request: list[Request] = field(default_factory=list, compare=False, repr=False)
+    # `context` normalized in pieces shared with other scenarios (see with_request)
+    _context_parts: tuple[ContextPart, ...] = field(
+        default=(), init=False, compare=False, repr=False
+    )
 
     # --- building ----------------------------------------------------------------------
 
@@ -117,6 +121,7 @@ class Scenario:
             self.context,
             self.permissions_boundary is not None,
             self.key_manager or KeyManager.CUSTOMER,
+            self._context_parts,
         )
 
     def with_request(
@@ -127,26 +132,28 @@ class Scenario:
         resource_account: str,
         context: dict[str, ContextValue],
         name: str | None = None,
+        context_parts: tuple[ContextPart, ...] = (),
     ) -> Scenario:
         """The same policies asked another question. The compiled policies are shared
         when the same service authorizer reads them (the scanner asks seven questions of
-        one role's policies)."""
+        one role's policies). `context_parts`, when given, are `context` already
+        normalized in pieces (`scanner.policy.context.normalize_context`), in order:
+        merged they must hold exactly `context`'s keys and values."""
         same = authorizer_for(action, resource) is authorizer_for(self.action, self.resource)
         # a copy of the frozen dataclass with the request's fields changed: the fields are
         # plain values already validated, so skip replace()'s per-field __init__ checks
         new = object.__new__(Scenario)
-        new.__dict__.update(self.__dict__)
-        changes = {
-            "action": action,
-            "resource": resource,
-            "resource_account": resource_account,
-            "gave_resource_account": resource != "*",
-            "context": context,
-            "name": name,
-            "_compiled": self._compiled if same else [],
-            "_request": [],
-        }
-        new.__dict__.update(changes)
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields["action"] = action
+        fields["resource"] = resource
+        fields["resource_account"] = resource_account
+        fields["gave_resource_account"] = resource != "*"
+        fields["context"] = context
+        fields["name"] = name
+        fields["_compiled"] = self._compiled if same else []
+        fields["_request"] = []
+        fields["_context_parts"] = context_parts
         return new
 
     # --- output ------------------------------------------------------------------------

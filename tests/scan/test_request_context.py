@@ -4,8 +4,12 @@ the simulator's MissingContextValues, and of keys owned by another account."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 
+import pytest
+
+from scanner.aws.collect import simulation_requests
 from scanner.context_gaps import engine_context, keys_the_verdict_rests_on
 from scanner.decide import decide_account
 from scanner.model import (
@@ -18,8 +22,9 @@ from scanner.model import (
     Role,
     SimulatorAnswer,
 )
-from scanner.profiles import Profile, Requirement
-from scanner.request_context import Question, build_context, question_for
+from scanner.policy.context import build_request
+from scanner.profiles import Profile, Requirement, available_profiles
+from scanner.request_context import ContextBuilder, Question, build_context, question_for
 
 ORG_ID = "o-a1b2c3d4e5"
 ROOT = OrgUnit("r-ab12", "Root")
@@ -178,6 +183,56 @@ def test_called_via_only_for_services_documented_to_set_it():
     assert values["aws:CalledViaFirst"] == values["aws:CalledViaLast"] == "dynamodb.amazonaws.com"
 
 
+# profile keys that repeat the role's own keys, some in other spellings
+OVERRIDING = Requirement(
+    "kms:Decrypt",
+    "${KeyArn}",
+    {
+        "AWS:requestedregion": "${Region}",
+        "aws:PrincipalTag/team": "ops",
+        "aws:userid": "AROAOTHER:session",
+        "aws:CalledVia": ["backup.amazonaws.com"],
+        "kms:ViaService": "dynamodb.${Region}.amazonaws.com",
+    },
+)
+
+
+def test_account_builder_gives_question_for_contexts_key_for_key():
+    bare = Role(arn=f"arn:aws:iam::{ACCOUNT.id}:role/Plain", name="Plain")
+    builtin = [req for profile in available_profiles().values() for req in profile.requirements]
+    requirements = [CREATE_GRANT, VAULT, OVERRIDING, *builtin]
+    keys = [_key(), _key(CENTRAL_ARN, tags={})]
+    compared = 0
+    for org in (_org(), _org(id="", members={})):
+        builder = ContextBuilder(org, ACCOUNT, "aws", SCANNED)  # one per account, reused
+        for region in (REGION, "us-east-1"):
+            for role in (ROLE, bare):
+                for requirement in requirements:
+                    for key in keys if requirement.needs_key else [None, *keys]:
+                        expected = question_for(
+                            organization=org,
+                            account=ACCOUNT,
+                            role=role,
+                            region=region,
+                            requirement=requirement,
+                            key=key,
+                            partition="aws",
+                            scanned_at=SCANNED,
+                        )
+                        resource, context = builder.question_for(role, region, requirement, key)
+                        assert resource == expected[0]
+                        assert context == expected[1]
+                        assert list(context.values.items()) == list(expected[1].values.items())
+                        # the engine's request from the shared pieces is the whole one's
+                        ask = (role.arn, ACCOUNT.id, requirement.action, resource, ACCOUNT.id)
+                        whole = build_request(*ask, context.values, True)
+                        pieced = build_request(*ask, context.values, True, parts=context.parts)
+                        assert context.parts
+                        assert list(pieced.context.items()) == list(whole.context.items())
+                        compared += 1
+    assert compared > 100
+
+
 def test_no_org_keys_outside_an_organization():
     _, context = _context(VAULT, org=_org(id="", members={}))
     assert "aws:PrincipalOrgID" not in context.values
@@ -259,6 +314,35 @@ def _decide(org: Organization, key: KmsKey, answers=None, role: Role | None = No
         collection.simulations[(role.arn, REGION)] = answers
     profile = Profile("t", "", [VAULT, CREATE_GRANT])
     return {r.check.split(" (")[0]: r for r in decide_account(org, collection, [profile])}
+
+
+def test_collect_and_decide_share_the_account_request_contexts():
+    org, key = _org(), _key()
+    role = Role(**{**ROLE.__dict__, "inline_policies": [_identity()]})
+    profile = Profile("t", "", [VAULT, CREATE_GRANT])
+    contexts = ContextBuilder(org, ACCOUNT, "aws", SCANNED)
+    facts = {"organization": org, "role": role, "scanned_at": SCANNED}
+    shared = simulation_requests(
+        [profile], "aws", REGION, ACCOUNT, [key], contexts=contexts, **facts
+    )
+    # the simulator receives exactly the contexts it received without a shared builder
+    assert shared == simulation_requests([profile], "aws", REGION, ACCOUNT, [key], **facts)
+    built = (len(contexts._shared), len(contexts._requested))
+    collection = AccountCollection(
+        account=ACCOUNT, roles=[role], keys={REGION: [key]}, scanned_at=SCANNED
+    )
+    reused = decide_account(org, collection, [profile], contexts=contexts)
+    assert (len(contexts._shared), len(contexts._requested)) == built  # nothing built again
+    alone = decide_account(org, collection, [profile])
+    assert [asdict(result) for result in reused] == [asdict(result) for result in alone]
+    unused = ContextBuilder(org, ACCOUNT, "aws", SCANNED)
+    decide_account(org, collection, [profile], contexts=unused)
+    assert (len(unused._shared), len(unused._requested)) == built  # decide built them there
+    # another account's contexts are refused rather than used
+    with pytest.raises(ValueError, match=ACCOUNT.id):
+        decide_account(
+            org, collection, [profile], contexts=ContextBuilder(org, OWNER, "aws", SCANNED)
+        )
 
 
 def test_perimeter_rcp_on_principal_org_id_passes_for_organization_roles():

@@ -21,9 +21,11 @@ def test_a_slow_account_is_cut_at_its_limit_and_the_scan_goes_on(
     real_collect = collect_module.collect_account
     calls_after_limit: list[float] = []
 
-    def slow_for_victim(sessions, settings, profiles, account, organization, simulator):
+    def slow_for_victim(sessions, settings, profiles, account, organization, simulator, **kw):
         if account.id != victim:
-            return real_collect(sessions, settings, profiles, account, organization, simulator)
+            return real_collect(
+                sessions, settings, profiles, account, organization, simulator, **kw
+            )
         started = time.monotonic()
         while True:  # an account whose API calls never end (each call checks the limit)
             try:
