@@ -11,7 +11,7 @@ import json
 import threading
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, create_engine
 
@@ -52,13 +52,28 @@ def describe_error(exc: BaseException) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def resolve_database_url(settings: Any) -> str:
+class DatabaseSection(Protocol):
+    """The settings' `database` section (scanner.config.DatabaseSettings), as read here:
+    storage does not import the scanner's settings."""
+
+    @property
+    def url(self) -> str | None: ...
+
+    @property
+    def data_dir(self) -> Path | str: ...
+
+
+class WithDatabase(Protocol):
+    @property
+    def database(self) -> DatabaseSection: ...
+
+
+def resolve_database_url(settings: WithDatabase) -> str:
     """`settings.database.url` when set, else the embedded server in
     `settings.database.data_dir` (started if it is not running)."""
     database = settings.database
-    url = getattr(database, "url", None)
-    if url:
-        return normalise_url(str(url))
+    if database.url:
+        return normalise_url(str(database.url))
     return start_embedded(Path(database.data_dir))
 
 

@@ -23,24 +23,40 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Connection, TextClause, text
 
-from scanner.vocabulary import DriftKind
+from scanner.vocabulary import AccountStatus, DriftKind, StateStatus
 
-# The quoted words in the SQL below are values of scanner.vocabulary: CheckStatus and
-# StateStatus ('pass', 'fail', 'error', 'gone'), DriftKind ('new', 'regressed', ...) and
-# AccountStatus ('error'); spelt out so the statements read as SQL.
+
+def _literal(word: StrEnum) -> str:
+    """A vocabulary word as an SQL string literal (the words are plain lower-case
+    identifiers, never input, so they need no escaping)."""
+    return f"'{word}'"
+
+
+# check_results.status (CheckStatus) and check_state.status (StateStatus: the same words
+# and gone), account_scans.status, drift_events.kind
+PASS = _literal(StateStatus.PASS)
+FAIL = _literal(StateStatus.FAIL)
+ERROR = _literal(StateStatus.ERROR)
+GONE = _literal(StateStatus.GONE)
+ACCOUNT_ERROR = _literal(AccountStatus.ERROR)
+NEW = _literal(DriftKind.NEW)
+REGRESSED = _literal(DriftKind.REGRESSED)
+FIXED = _literal(DriftKind.FIXED)
+ERROR_EVENT = _literal(DriftKind.ERROR)
 
 
 def failing_since_sql(result: str, state: str) -> str:
     """SQL for a result's failing_since, given aliases of the result row and of the state
     row it follows (LEFT JOINed on check_key, only when older than the run)."""
     return f"""CASE
-        WHEN {result}.status = 'pass' THEN NULL
-        WHEN {state}.status IN ('fail', 'error') AND {state}.failing_since IS NOT NULL
+        WHEN {result}.status = {PASS} THEN NULL
+        WHEN {state}.status IN ({FAIL}, {ERROR}) AND {state}.failing_since IS NOT NULL
             THEN {state}.failing_since
-        WHEN {result}.status = 'fail' THEN CAST(:started_at AS timestamptz)
+        WHEN {result}.status = {FAIL} THEN CAST(:started_at AS timestamptz)
     END"""
 
 
@@ -54,7 +70,7 @@ _FAILING_SINCE = text(
           FROM check_results AS cur
           LEFT JOIN check_state AS cs
               ON cs.check_key = cur.check_key AND cs.last_scan_run_id < :run_id
-          WHERE cur.scan_run_id = :run_id AND cur.status <> 'pass') AS v
+          WHERE cur.scan_run_id = :run_id AND cur.status <> {PASS}) AS v
     WHERE cr.id = v.id AND cr.failing_since IS DISTINCT FROM v.failing_since
     """
 )
@@ -71,12 +87,12 @@ _PRESENT_EVENTS = text(
     FROM check_results AS cr
     LEFT JOIN check_state AS cs ON cs.check_key = cr.check_key
     CROSS JOIN LATERAL (SELECT CASE
-        WHEN cs.check_key IS NULL OR cs.status = 'gone' THEN 'new'
-        WHEN cr.status = 'error' AND cs.status <> 'error' THEN 'error'
-        WHEN cr.status = 'fail' AND (cs.status = 'pass'
-             OR (cs.status = 'error' AND cs.failing_since IS NULL)) THEN 'regressed'
-        WHEN cr.status = 'pass' AND (cs.status = 'fail'
-             OR (cs.status = 'error' AND cs.failing_since IS NOT NULL)) THEN 'fixed'
+        WHEN cs.check_key IS NULL OR cs.status = {GONE} THEN {NEW}
+        WHEN cr.status = {ERROR} AND cs.status <> {ERROR} THEN {ERROR_EVENT}
+        WHEN cr.status = {FAIL} AND (cs.status = {PASS}
+             OR (cs.status = {ERROR} AND cs.failing_since IS NULL)) THEN {REGRESSED}
+        WHEN cr.status = {PASS} AND (cs.status = {FAIL}
+             OR (cs.status = {ERROR} AND cs.failing_since IS NOT NULL)) THEN {FIXED}
     END AS kind) AS d
     WHERE cr.scan_run_id = :run_id AND d.kind IS NOT NULL
       AND (cs.check_key IS NULL OR cs.last_scan_run_id < :run_id)
@@ -84,15 +100,15 @@ _PRESENT_EVENTS = text(
 )
 
 # Known keys this run has no result for.
-_MISSING = """
+_MISSING = f"""
     FROM check_state AS cs
-    WHERE cs.status <> 'gone' AND cs.last_scan_run_id < :run_id
+    WHERE cs.status <> {GONE} AND cs.last_scan_run_id < :run_id
       AND NOT EXISTS (SELECT 1 FROM check_results AS cr
                       WHERE cr.scan_run_id = :run_id AND cr.check_key = cs.check_key)
 """
-_ACCOUNT_ERRORED = """
+_ACCOUNT_ERRORED = f"""
     EXISTS (SELECT 1 FROM account_scans AS a WHERE a.scan_run_id = :run_id
-            AND a.account_id = cs.account_id AND a.status = 'error')
+            AND a.account_id = cs.account_id AND a.status = {ACCOUNT_ERROR})
 """
 
 
@@ -101,7 +117,7 @@ def _missing_events(kind: DriftKind, condition: str) -> TextClause:
     return text(
         f"""{_INSERT_EVENTS}
     SELECT :run_id, cs.check_key, cs.account_id, cs.region, cs.role_arn, cs."check",
-           '{kind}', cs.status, '{kind}', now()
+           {_literal(kind)}, cs.status, {_literal(kind)}, now()
     {_MISSING} AND {condition}
     """
     )
@@ -115,7 +131,7 @@ _IN_SCOPE = """
               AND (s.role IS NULL OR right(cs.role_arn, length(s.role) + 1) = '/' || s.role))
 """
 
-_ERROR_EVENTS = _missing_events(DriftKind.ERROR, f"cs.status <> 'error' AND {_ACCOUNT_ERRORED}")
+_ERROR_EVENTS = _missing_events(DriftKind.ERROR, f"cs.status <> {ERROR} AND {_ACCOUNT_ERRORED}")
 _GONE_EVENTS = _missing_events(DriftKind.GONE, f"NOT {_ACCOUNT_ERRORED}")
 _SCOPED_GONE_EVENTS = _missing_events(DriftKind.GONE, f"NOT {_ACCOUNT_ERRORED} AND {_IN_SCOPE}")
 
@@ -159,8 +175,8 @@ _INSERT_STATE = text(
 _ERROR_STATE = text(
     f"""
     UPDATE check_state AS target
-    SET status = 'error', last_scan_run_id = :run_id,
-        last_changed_at = CASE WHEN target.status = 'error' THEN target.last_changed_at
+    SET status = {ERROR}, last_scan_run_id = :run_id,
+        last_changed_at = CASE WHEN target.status = {ERROR} THEN target.last_changed_at
                                ELSE now() END
     WHERE target.check_key IN (SELECT cs.check_key {_MISSING} AND {_ACCOUNT_ERRORED})
     """
@@ -169,7 +185,7 @@ _ERROR_STATE = text(
 _GONE_STATE = text(
     f"""
     UPDATE check_state AS target
-    SET status = 'gone', failing_since = NULL, last_scan_run_id = :run_id,
+    SET status = {GONE}, failing_since = NULL, last_scan_run_id = :run_id,
         last_changed_at = now()
     WHERE target.check_key IN (SELECT cs.check_key {_MISSING} AND NOT {_ACCOUNT_ERRORED})
     """
@@ -178,7 +194,7 @@ _GONE_STATE = text(
 _SCOPED_GONE_STATE = text(
     f"""
     UPDATE check_state AS target
-    SET status = 'gone', failing_since = NULL, last_scan_run_id = :run_id,
+    SET status = {GONE}, failing_since = NULL, last_scan_run_id = :run_id,
         last_changed_at = now()
     WHERE target.check_key IN (SELECT cs.check_key {_MISSING}
                                AND NOT {_ACCOUNT_ERRORED} AND {_IN_SCOPE})

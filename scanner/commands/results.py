@@ -17,6 +17,7 @@ from scanner.commands.scan import (
     open_configured_database,
     run_command,
 )
+from scanner.vocabulary import CheckStatus, RunStatus
 
 UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -36,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--account", metavar="ID", help="only this account id")
     parser.add_argument("--region", metavar="REGION", help="only this region")
     parser.add_argument("--role", metavar="NAME", help="only this role (name or ARN)")
-    parser.add_argument("--status", choices=("pass", "fail", "error"), help="only this status")
+    parser.add_argument(
+        "--status", choices=[status.value for status in CheckStatus], help="only this status"
+    )
     add_format_arguments(parser, ("json", "csv", "table"), "table")
     parser.add_argument(
         "--export-scenarios",
@@ -97,7 +100,7 @@ def _results(args: argparse.Namespace) -> int:
     if args.export_scenarios is not None:
         return EXIT_OK
     if not rows:
-        if latest.status == "failed":
+        if latest.status == RunStatus.FAILED:
             console.print(
                 f"No verdicts: the latest scan (run #{latest.id}) failed: {latest.error}",
                 highlight=False,
@@ -120,6 +123,7 @@ def _results(args: argparse.Namespace) -> int:
 def export_scenarios(rows: list[dict[str, Any]], directory: Path) -> int:
     """One JSON file per verdict that has a scenario; returns how many were written."""
     from scanner.policy.arn import role_name
+
     directory.mkdir(parents=True, exist_ok=True)
     written = 0
     for row in rows:
