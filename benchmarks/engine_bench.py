@@ -11,7 +11,7 @@ The role has 10 managed policies of 20 statements each (most with conditions), a
 Rates are decisions per second of CPU time of the benchmark's thread (one core), so a
 busy shared machine does not distort them much; the wall-clock median is printed too.
 
-Run: .venv/bin/python benchmarks/engine_bench.py [--seconds 3]
+Run: .venv/bin/python benchmarks/engine_bench.py [--seconds 3] [--breakdown]
 """
 
 from __future__ import annotations
@@ -256,11 +256,59 @@ def measure(label: str, seconds: float, step: Callable[[], int]) -> float:
     return best
 
 
+def breakdown(ctx: Any, role: Any, key: Any, requirements: Any, rounds: int = 3000) -> None:
+    """decide's path in its three parts, timed one by one inside the same loop: the
+    `Asked` record (context, check, scenario), the engine's request, `evaluate`. Each
+    part also pays one clock reading (printed, to subtract)."""
+    clock = time.thread_time_ns
+    totals = [0, 0, 0]
+    idle = 0
+    for round_number in range(rounds + 200):  # the first 200 rounds warm up
+        if round_number == 200:
+            totals, idle = [0, 0, 0], 0
+        for requirement in requirements:
+            start = clock()
+            asked = ctx.asked(
+                role, "us-west-2", requirement, key if requirement.needs_key else None
+            )
+            built = clock()
+            asked.scenario.request()
+            requested = clock()
+            evaluate(asked.scenario)
+            done = clock()
+            tick = clock()
+            idle += clock() - tick
+            totals[0] += built - start
+            totals[1] += requested - built
+            totals[2] += done - requested
+    count = rounds * len(requirements) * 1000
+    parts = ("asked (context, check, scenario)", "engine request", "evaluate")
+    for label, total in zip(parts, totals, strict=True):
+        print(f"{label:<40} {total / count:6.2f} us per decision")
+    print(f"{'one clock reading':<40} {idle / count:6.2f} us")
+    # the same seven scenarios, built once, evaluated with nothing in between
+    built = [
+        ctx.asked(role, "us-west-2", req, key if req.needs_key else None).scenario
+        for req in requirements
+    ]
+    start = clock()
+    for _ in range(rounds):
+        for scenario in built:
+            evaluate(scenario)
+    alone = (clock() - start) / count
+    print(f"{'evaluate alone, the same scenarios':<40} {alone:6.2f} us per decision")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="only print decide's path per part (microseconds of CPU time per decision)",
+    )
     args = parser.parse_args()
 
     policies = {
@@ -354,6 +402,9 @@ def main() -> None:
             decide_request(asked, [])
         return len(requirements)
 
+    if args.breakdown:
+        breakdown(ctx, role, key, requirements)
+        return
     rate = measure("evaluate(scenario)", args.seconds, evaluate_only)
     path_rate = measure("decide builds the typed scenario + evaluate", args.seconds, decide_path)
     measure(
