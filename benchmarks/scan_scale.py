@@ -120,16 +120,21 @@ def scratch_database() -> Iterator[str]:
 
 
 class WriteTimer:
-    """Wall time spent in the storage functions the scan calls, summed over threads."""
+    """Wall time spent in the storage functions the scan calls, summed over threads, and
+    the CPU time of the calling threads meanwhile (the rest is waiting: for PostgreSQL, or
+    for the interpreter lock the scan's threads hold)."""
 
     NAMES = ("start_run", "record_outcomes", "finish_run", "mark_interrupted")
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.calls = 0
         self.by_name: Counter[str] = Counter()
+        self.scan_waited: Counter[str] = Counter()  # the scan's own waits for the writer
 
     def install(self) -> None:
+        import scanner.recording as recording
         import storage.repository as repository
         import storage.work_queue as work_queue
 
@@ -137,14 +142,30 @@ class WriteTimer:
             setattr(repository, name, self._timed(name, getattr(repository, name)))
         # a shared scan records through the work queue (in this process: the leader's share)
         work_queue.record_claimed = self._timed("record_claimed", work_queue.record_claimed)
+        # what the database costs the scan itself: add() waiting while the writer's backlog
+        # is full, and the final flush
+        recorder = recording.BackgroundRecorder
+        for name in ("add", "flush"):
+            setattr(recorder, name, self._waited(name, getattr(recorder, name)))
+
+    def _waited(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def waited(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.scan_waited[name] += time.perf_counter() - start
+
+        return waited
 
     def _timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - start
+                self.cpu_seconds += time.thread_time() - start_cpu
                 self.seconds += elapsed
                 self.by_name[name] += elapsed
                 self.calls += 1
@@ -255,6 +276,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     finally:
         helper_rss = [_stop_helper(helper) for helper in helpers]
     wall = time.perf_counter() - start
+    stored = stored_bytes(engine)
     if args.replicas > 1:
         from storage.work_queue import work_counts
 
@@ -268,7 +290,21 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
         "timer": timer,
         "concurrency": settings.concurrency,
         "discovery_s": discovery,
+        "stored_bytes": stored,
     }
+
+
+def stored_bytes(engine: Any) -> dict[str, int]:
+    """On-disk size (table, TOAST and indexes) of the tables verdicts are stored in."""
+    from sqlalchemy import text
+
+    tables = ("check_results", "evidence_documents")
+    with engine.connect() as conn:
+        return {
+            table: conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": table}).scalar()
+            for table in tables
+            if conn.execute(text("SELECT to_regclass(:t)"), {"t": table}).scalar()
+        }
 
 
 HELPER = """
@@ -364,7 +400,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"PostgreSQL writes: {result['timer'].seconds:.2f} s in {result['timer'].calls} calls "
         f"= {100 * db_share:.1f}% of wall "
-        f"({', '.join(f'{k} {v:.2f} s' for k, v in result['timer'].by_name.items())})"
+        f"({', '.join(f'{k} {v:.2f} s' for k, v in result['timer'].by_name.items())}); "
+        f"CPU of the writing threads meanwhile {result['timer'].cpu_seconds:.2f} s"
+    )
+    waited = result["timer"].scan_waited
+    print(
+        f"scan waited for the writer: {sum(waited.values()):.2f} s = "
+        f"{100 * sum(waited.values()) / wall:.1f}% of wall "
+        f"(add, backlog full: {waited['add']:.2f} s; final flush: {waited['flush']:.2f} s)"
+    )
+    stored = result["stored_bytes"]
+    print(
+        f"stored verdicts: {sum(stored.values()) / members / 1024:.0f} KiB per account "
+        f"({', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in stored.items())})"
     )
     print(
         f"physical bound: {bound['bound']:.1f} s = slowest stream {bound['slowest']} "

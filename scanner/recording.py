@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 BATCH_SIZE = 10
 BATCH_SECONDS = 2.0
 MAX_BATCH = 50  # accounts per write when the writer is behind
-# Accounts waiting for the writer at most: beyond, the scan waits (memory stays bounded
-# when the database is slower than AWS).
-MAX_PENDING = 4 * MAX_BATCH
+# Verdicts waiting for the writer at most (each holds its scenario and explanation, a few
+# KB of Python objects beyond the documents its role shares): beyond, the scan waits, so
+# memory stays bounded when the database is slower than AWS. Counted in verdicts, not
+# accounts, since an account may have a few or hundreds; about 100 accounts of 60.
+MAX_PENDING_VERDICTS = 6000
 
 
 class BackgroundRecorder:
@@ -32,6 +34,7 @@ class BackgroundRecorder:
         self.engine = engine
         self.run_id = run_id
         self.pending: list[AccountOutcome] = []
+        self.pending_verdicts = 0
         self.error: BaseException | None = None
         self._writing = False
         self._closed = False
@@ -44,12 +47,13 @@ class BackgroundRecorder:
     def add(self, outcome: AccountOutcome) -> None:
         with self._changed:
             self._raise_error()
-            while len(self.pending) >= MAX_PENDING and self.error is None:
+            while self.pending_verdicts >= MAX_PENDING_VERDICTS and self.error is None:
                 self._changed.wait(0.5)
             self._raise_error()
             if not self.pending:
                 self._oldest = time.monotonic()
             self.pending.append(outcome)
+            self.pending_verdicts += len(outcome.results)
             if len(self.pending) >= BATCH_SIZE:
                 self._changed.notify_all()
 
@@ -102,6 +106,7 @@ class BackgroundRecorder:
                 return
             with self._changed:
                 del self.pending[: len(batch)]
+                self.pending_verdicts -= sum(len(outcome.results) for outcome in batch)
                 if self.pending:
                     self._oldest = time.monotonic()
                 self._writing = False

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from scanner.vocabulary import StateStatus
+from storage.evidence_store import expand
 
 # Accounts with a current check on the key: its owner's checks and every cross-account
 # consumer's. A key is named by ARN or id in `resource` of its checks.
@@ -78,4 +79,6 @@ def stored_verdicts(
             rows = conn.execute(_VERDICTS_WITH_POLICY, {"needle": f'"{policy_id} ('})
         else:
             rows = conn.execute(_VERDICTS_OF_ACCOUNTS, {"accounts": sorted(set(accounts or ()))})
-        return [dict(row._mapping) for row in rows]
+        verdicts = [dict(row._mapping) for row in rows]
+        expand(conn, verdicts)
+        return verdicts

@@ -22,6 +22,8 @@ MIGRATION_LOCK_KEY = 0x564C5453_00000002  # held while `upgrade` runs (transacti
 STATE_LOCK_KEY = 0x564C5453_00000003  # held while a run's results update check_state
 PRUNE_LOCK_KEY = 0x564C5453_00000004  # held by the replica that is pruning old evidence
 REPORT_LOCK_KEY = 0x564C5453_00000005  # held by the replica delivering the scheduled report
+# shared by every transaction writing evidence, exclusive while unused documents are removed
+DOCUMENTS_LOCK_KEY = 0x564C5453_00000006
 
 
 def _split(key: int) -> tuple[int, int]:

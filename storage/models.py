@@ -133,8 +133,20 @@ class CheckResult(Base):
     disagreement: Mapped[bool] = mapped_column(Boolean, default=False)
     message: Mapped[str] = mapped_column(Text, default="")
     remediation: Mapped[dict[str, Any] | None]
-    evidence: Mapped[dict[str, Any] | None]  # {"scenario": ..., "explanation": ...}
+    # {"scenario": ..., "explanation": ..., "documents": [hash, ...]}: the scenario's
+    # policy documents are in evidence_documents (see storage.evidence_store)
+    evidence: Mapped[dict[str, Any] | None]
     failing_since: Mapped[datetime | None]
+
+
+class EvidenceDocument(Base):
+    """A policy document of stored scenarios, once per content (most are shared by every
+    check of a role, many by every account: SCPs, RCPs, AWS managed policies)."""
+
+    __tablename__ = "evidence_documents"
+
+    hash: Mapped[str] = mapped_column(String(32), primary_key=True)  # see document_hash
+    body: Mapped[dict[str, Any]]
 
 
 class CheckState(Base):

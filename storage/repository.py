@@ -43,7 +43,8 @@ from scanner.vocabulary import (
 )
 from storage.db import dumps_json
 from storage.drift import apply_run, failing_since_sql
-from storage.locks import STATE_LOCK_KEY
+from storage.evidence_store import DocumentSet, expand
+from storage.locks import DOCUMENTS_LOCK_KEY, STATE_LOCK_KEY
 from storage.models import Account, AccountScan, CheckResult, CheckState, DriftEvent, ScanRun
 
 RESULT_BATCH = 2000  # check results per INSERT statement
@@ -126,16 +127,17 @@ def _scan_row(outcome: AccountOutcome, run_id: int) -> dict[str, Any]:
     }
 
 
-def _result_row(result: CheckVerdict) -> dict[str, Any]:
+def _result_row(result: CheckVerdict, documents: DocumentSet) -> dict[str, Any]:
+    evidence = {
+        "scenario": result.scenario,
+        "explanation": result.explanation,
+        "confidence": result.confidence,
+    }
     return {
         "check_key": result.key,
         "account_id": result.account_id,
         **result.verdict_fields(),
-        "evidence": {
-            "scenario": result.scenario,
-            "explanation": result.explanation,
-            "confidence": result.confidence,
-        },
+        "evidence": documents.compact(evidence),
     }
 
 
@@ -184,6 +186,17 @@ _INSERT_RESULTS = text(
         failing_since = EXCLUDED.failing_since
     """
 )
+# Documents already stored (by an earlier check, account or run) are left as they are.
+_INSERT_DOCUMENTS = text(
+    """
+    INSERT INTO evidence_documents (hash, body)
+    SELECT d.hash, d.body FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS d(hash text, body jsonb)
+    ON CONFLICT (hash) DO NOTHING
+    """
+)
+# Shared by writers; retention takes it exclusively to remove documents nothing refers to,
+# so a document a writer relies on (inserted or found) cannot vanish before it commits.
+_SHARE_DOCUMENTS = text("SELECT pg_advisory_xact_lock_shared(:key)")
 
 
 def _excluded(stmt: Any, columns: Iterable[str]) -> dict[str, Any]:
@@ -209,7 +222,8 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
     # in key order so parallel writers lock shared rows in the same order (no deadlock).
     accounts = _sorted({o.account.id: _account_row(o, run_id) for o in outcomes})
     scans = _sorted({o.account.id: _scan_row(o, run_id) for o in outcomes})
-    results = _sorted({r.key: _result_row(r) for o in outcomes for r in o.results})
+    documents = DocumentSet()
+    results = _sorted({r.key: _result_row(r, documents) for o in outcomes for r in o.results})
 
     account_stmt = pg_insert(Account)
     account_stmt = account_stmt.on_conflict_do_update(
@@ -253,6 +267,7 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
         )
     conn.execute(account_stmt, accounts)
     conn.execute(scan_stmt, scans)
+    _write_documents(conn, documents)
     # Chunks keep each JSON parameter far below PostgreSQL's 256 MB jsonb limit even
     # with large evidence, while still costing one statement per RESULT_BATCH rows.
     for start in range(0, len(results), RESULT_BATCH):
@@ -264,6 +279,15 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
                 "rows": dumps_json(results[start : start + RESULT_BATCH]),
             },
         )
+
+
+def _write_documents(conn: Connection, documents: DocumentSet) -> None:
+    rows = documents.rows()
+    if not rows:
+        return  # results that refer to no document need no lock
+    conn.execute(_SHARE_DOCUMENTS, {"key": DOCUMENTS_LOCK_KEY})
+    for start in range(0, len(rows), RESULT_BATCH):
+        conn.execute(_INSERT_DOCUMENTS, {"rows": dumps_json(rows[start : start + RESULT_BATCH])})
 
 
 def _sorted(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -493,7 +517,10 @@ def latest_results(
         stmt = stmt.where(_role_filter(role))
     if check is not None:
         stmt = stmt.where(CheckState.check == check)
-    rows = _dicts(engine, stmt)
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(stmt)]
+        if include_evidence:
+            expand(conn, rows)
     for row in rows:
         # The account could not be read in the latest run: say so rather than repeat the
         # message of the older result the evidence comes from.

@@ -13,6 +13,10 @@ rows and its `account_scans` rows, and `drift_events` older than the cut-off. Wh
 - the drift totals (`drift_totals`): counters are stored totals, not counts of rows, so
   they never go down.
 
+Policy documents (`evidence_documents`) no remaining result refers to go last, in one
+transaction that holds the documents lock exclusively (writers share it), so a document a
+scan is recording against is never removed under it.
+
 Each batch is one short transaction of at most `batch_size` rows (a lock timeout keeps it
 from queueing behind anything), so a scan recording or finishing at the same time is
 never blocked for long: it only writes rows of its own run, which pruning never touches.
@@ -29,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, text
 
 from scanner.vocabulary import COMPLETE_RUN_STATUSES, RunStatus
+from storage.locks import DOCUMENTS_LOCK_KEY
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class PruneResult:
     drift_events: int
     batches: int
     seconds: float
+    evidence_documents: int = 0
 
     @property
     def rows(self) -> int:
@@ -102,6 +108,17 @@ _DELETE_DRIFT = text(
     """
 )
 
+# One pass over the results' hash lists, then an anti-join: no index on the references needed.
+_DELETE_UNUSED_DOCUMENTS = text(
+    """
+    WITH used AS MATERIALIZED (
+        SELECT DISTINCT jsonb_array_elements_text(evidence -> 'documents') AS hash
+        FROM check_results WHERE evidence ? 'documents')
+    DELETE FROM evidence_documents AS d
+    WHERE NOT EXISTS (SELECT 1 FROM used WHERE used.hash = d.hash)
+    """
+)
+
 _MARK_PRUNED = text("UPDATE scan_runs SET pruned_at = now() WHERE id = :run_id")
 
 
@@ -143,6 +160,7 @@ def prune(
             conn.execute(_MARK_PRUNED, {"run_id": run_id})
         pruned_runs += 1
     events = 0 if counter.stopped else counter.drain(_DELETE_DRIFT, {"cutoff": cutoff})
+    documents = 0 if counter.stopped or not results else _delete_unused_documents(engine)
     result = PruneResult(
         cutoff=cutoff,
         runs=pruned_runs,
@@ -151,19 +169,28 @@ def prune(
         drift_events=events,
         batches=counter.batches,
         seconds=time.perf_counter() - started,
+        evidence_documents=documents,
     )
     log.info(
-        "pruned runs=%s check_results=%s account_scans=%s drift_events=%s batches=%s "
-        "seconds=%.1f cutoff=%s",
+        "pruned runs=%s check_results=%s account_scans=%s drift_events=%s "
+        "evidence_documents=%s batches=%s seconds=%.1f cutoff=%s",
         result.runs,
         result.check_results,
         result.account_scans,
         result.drift_events,
+        result.evidence_documents,
         result.batches,
         result.seconds,
         cutoff.isoformat(),
     )
     return result
+
+
+def _delete_unused_documents(engine: Engine) -> int:
+    with engine.begin() as conn:
+        _limit_waiting(conn)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DOCUMENTS_LOCK_KEY})
+        return conn.execute(_DELETE_UNUSED_DOCUMENTS).rowcount
 
 
 class _Counter:
@@ -213,6 +240,7 @@ TABLES = (
     "check_state",
     "drift_events",
     "drift_totals",
+    "evidence_documents",
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import scanner.recording
 import storage.repository
 from scanner.model import Account, AccountOutcome
 from scanner.recording import BATCH_SIZE, BackgroundRecorder
@@ -69,3 +70,41 @@ def test_a_failed_write_is_raised_to_the_scan_and_keeps_its_batch(
     recorder.stop()
     assert len(store.batches) == 1
     assert [o.account.id for o in recorder.pending] == [f"{99:012d}"]
+
+
+def test_the_scan_waits_while_too_many_verdicts_wait_for_the_writer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+    written: list[str] = []
+
+    def slow_store(engine: Any, run_id: int, outcomes: list[AccountOutcome]) -> None:
+        release.wait(10)
+        written.extend(o.account.id for o in outcomes)
+
+    monkeypatch.setattr(storage.repository, "record_outcomes", slow_store)
+    monkeypatch.setattr(scanner.recording, "MAX_PENDING_VERDICTS", 10)
+    monkeypatch.setattr(scanner.recording, "BATCH_SECONDS", 0.05)
+    recorder = BackgroundRecorder(engine=None, run_id=7)  # type: ignore[arg-type]
+    added: list[int] = []
+
+    def scan() -> None:
+        for number in range(5):
+            # 4 verdicts each: after the third account, 12 wait for the writer
+            recorder.add(
+                AccountOutcome(Account(id=f"{number:012d}", name="a"), "ok", results=[None] * 4)
+            )  # type: ignore[list-item]
+            added.append(number)
+
+    scanning = threading.Thread(target=scan)
+    scanning.start()
+    time.sleep(0.5)
+    assert added == [0, 1, 2]  # the fourth add waits: the writer is stuck on the first three
+    assert recorder.pending_verdicts == 12
+    release.set()
+    scanning.join(10)
+    recorder.flush()
+    recorder.stop()
+    assert added == [0, 1, 2, 3, 4]
+    assert written == [f"{n:012d}" for n in range(5)]
+    assert recorder.pending_verdicts == 0
