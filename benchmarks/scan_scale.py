@@ -67,8 +67,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- the fake AWS ------------------------------------------------------------------------
 
 
+class FakeServer:
+    """The fake AWS child process: its endpoint and, once stopped, its CPU seconds."""
+
+    def __init__(self, process: subprocess.Popen[str], endpoint: str) -> None:
+        self.process = process
+        self.endpoint = endpoint
+        self.cpu_s = float("nan")
+
+    def read_cpu(self) -> float:
+        """User + system CPU seconds the server has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        self.cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return self.cpu_s
+
+
 @contextmanager
-def fake_aws(args: argparse.Namespace) -> Iterator[str]:
+def fake_aws(args: argparse.Namespace) -> Iterator[FakeServer]:
     command = [
         sys.executable,
         str(HERE / "fakeaws" / "server.py"),
@@ -84,7 +99,8 @@ def fake_aws(args: argparse.Namespace) -> Iterator[str]:
         line = process.stdout.readline() if process.stdout else ""
         if not line.startswith("listening "):
             raise RuntimeError(f"fake AWS did not start: {line!r}")
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
+        server = FakeServer(process, f"http://127.0.0.1:{int(line.split()[1])}")
+        yield server
     finally:
         process.kill()
         process.wait(timeout=10)
@@ -221,6 +237,8 @@ def physical_bound(org: FakeOrg, latency: float, iam_calls_per_account: float) -
 def _time_discovery() -> list[float]:
     """Seconds each Organizations discovery took (filled in when the scan runs it)."""
     import scanner.aws.organizations as organizations
+    import scanner.runner as runner
+    import scanner.walk_feed as walk_feed
 
     seconds: list[float] = []
     discover = organizations.discover
@@ -232,7 +250,8 @@ def _time_discovery() -> list[float]:
         finally:
             seconds.append(time.perf_counter() - start)
 
-    organizations.discover = timed
+    # patched where it is looked up: the walk feed (a scan) and the runner (a shared scan)
+    organizations.discover = walk_feed.discover = runner.discover = timed
     return seconds
 
 
@@ -267,6 +286,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     timer.install()
     discovery = _time_discovery()
     recorder = CallRecorder()
+    cpu_before = _process_cpu()
     start = time.perf_counter()
     helpers = [_helper(args, index) for index in range(1, args.replicas)]
     try:
@@ -276,6 +296,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     finally:
         helper_rss = [_stop_helper(helper) for helper in helpers]
     wall = time.perf_counter() - start
+    cpu = _process_cpu() - cpu_before
     stored = stored_bytes(engine)
     if args.replicas > 1:
         from storage.work_queue import work_counts
@@ -291,6 +312,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
         "concurrency": settings.concurrency,
         "discovery_s": discovery,
         "stored_bytes": stored,
+        "cpu_s": cpu,
     }
 
 
@@ -305,6 +327,16 @@ def stored_bytes(engine: Any) -> dict[str, int]:
             for table in tables
             if conn.execute(text("SELECT to_regclass(:t)"), {"t": table}).scalar()
         }
+
+
+def _process_cpu() -> float:
+    """User + system CPU seconds of this process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cores_available() -> int:
+    return len(os.sched_getaffinity(0))
 
 
 HELPER = """
@@ -350,9 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.ous = args.ous or max(4, args.accounts // 15)
     org = FakeOrg(accounts=args.accounts, ous=args.ous, regions=args.regions.split(","))
-    with fake_aws(args) as endpoint, scratch_database() as database_url:
-        result = scan(args, endpoint, database_url)
-        stats = fake_stats(endpoint)
+    with fake_aws(args) as server, scratch_database() as database_url:
+        server_cpu_before = server.read_cpu()  # building the synthetic organization
+        result = scan(args, server.endpoint, database_url)
+        stats = fake_stats(server.endpoint)
+        server_cpu = server.read_cpu() - server_cpu_before
     report, wall = result["report"], result["wall"]
     totals = report.totals
     recorder = result["recorder"]
@@ -376,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         f"simulator {args.simulator}, concurrency {result['concurrency']}, replicas {args.replicas}"
     )
     discovery = sum(result["discovery_s"])
-    print(f"wall: {wall:.1f} s  (discovery {discovery:.1f} s, then collection and recording)")
+    print(f"wall: {wall:.1f} s  (discovery {discovery:.1f} s, accounts read meanwhile)")
     print(
         f"accounts: total={totals.accounts_total if totals else '?'} "
         f"scanned={totals.accounts_scanned if totals else '?'} errored={errored_accounts}"
@@ -422,6 +456,20 @@ def main(argv: list[str] | None = None) -> int:
         if ":" in name and seconds > 0.05:
             print(f"  {name:45s} {seconds:7.1f} s")
     ratio = wall / bound["bound"] if bound["bound"] else float("inf")
+    cpu, cores = result["cpu_s"], cores_available()
+    calls = sum(recorder.counts.values())
+    print(
+        f"CPU: scanner {cpu:.1f} s ({1000 * cpu / members:.1f} ms per account, "
+        f"{1000 * cpu / max(1, calls):.2f} ms per API call, {calls} calls), "
+        f"fake AWS {server_cpu:.1f} s"
+    )
+    # the least wall time this machine allows: the scan's CPU spread over every core
+    floor, shared_floor = cpu / cores, (cpu + server_cpu) / cores
+    reachable = "reachable" if shared_floor <= bound["bound"] else "NOT reachable"
+    print(
+        f"CPU floor on this machine ({cores} cores): scanner {floor:.1f} s, scanner + fake "
+        f"AWS {shared_floor:.1f} s; the quota bound {bound['bound']:.1f} s is {reachable} here"
+    )
     if args.json:
         print(
             json.dumps(
@@ -431,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
                     "per_account": per_account,
                     "throttled": stats["throttled"],
                     "db_s": result["timer"].seconds,
+                    "cpu_s": cpu,
+                    "fake_cpu_s": server_cpu,
                 }
             )
         )

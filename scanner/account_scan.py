@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError
@@ -22,6 +23,7 @@ from scanner.engine_simulator import ENGINE_SIMULATOR_NOTE, EngineSimulator
 from scanner.model import Account, AccountOutcome, Organization
 from scanner.profiles import Profile
 from scanner.redact import bounded, mask_secrets
+from scanner.request_context import ContextBuilder
 from scanner.vocabulary import AccountStatus
 from storage.locks import AccountLocks
 
@@ -59,12 +61,30 @@ def scan_host() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def scan_account(context: ScanContext, account: Account) -> AccountOutcome:
-    """Collect and decide one account; any failure becomes an error outcome."""
+def scan_account(
+    context: ScanContext, account: Account, complete: Future[ScanContext] | None = None
+) -> AccountOutcome:
+    """Collect and decide one account; any failure becomes an error outcome.
+
+    With `complete`, `context` holds the organization as far as it is walked yet: the
+    account is read meanwhile, and its questions and verdicts wait for the whole
+    organization (that wait does not count toward the account's time limit)."""
     settings = context.settings
+    final = context
+    # one set of request contexts for the simulator and the engine
+    contexts = account_contexts(context.organization, account, settings)
+
+    def whole_organization() -> tuple[Organization, Simulator, ContextBuilder]:
+        nonlocal final, contexts
+        assert complete is not None
+        if final is context:
+            with deadline.paused():
+                final = complete.result()
+            # built again from the whole organization, at the account's same scan time
+            contexts = account_contexts(final.organization, account, settings, contexts.scanned_at)
+        return final.organization, final.simulator, contexts
+
     try:
-        # one set of request contexts for the simulator and the engine
-        contexts = account_contexts(context.organization, account, settings)
         with deadline.account_deadline(settings.account_time_limit_seconds):
             collection = collect_account(
                 context.sessions,
@@ -74,13 +94,14 @@ def scan_account(context: ScanContext, account: Account) -> AccountOutcome:
                 context.organization,
                 context.simulator,
                 contexts=contexts,
+                complete=whole_organization if complete is not None else None,
             )
         if collection.error:
             return AccountOutcome(
                 account, AccountStatus.ERROR, error=collection.error, api_calls=collection.api_calls
             )
         results = decide_account(
-            context.organization,
+            final.organization,
             collection,
             context.profiles,
             partition=settings.organization.partition,
@@ -103,16 +124,18 @@ def scan_account(context: ScanContext, account: Account) -> AccountOutcome:
         return AccountOutcome(account, AccountStatus.ERROR, error=reason)
 
 
-def exclusive_scan_account(context: ScanContext, account: Account) -> AccountOutcome:
+def exclusive_scan_account(
+    context: ScanContext, account: Account, complete: Future[ScanContext] | None = None
+) -> AccountOutcome:
     """scan_account while holding the account's lock (storage.locks.AccountLocks), so a
     scheduled scan and an event-driven rescan never read the same account at once."""
     locks = context.locks
     if locks is None:
-        return scan_account(context, account)
+        return scan_account(context, account, complete)
     # a database restart is waited out here too, rather than failing the whole scan
     while_database_returns(lambda: locks.acquire(account.id), what="account lock")
     try:
-        return scan_account(context, account)
+        return scan_account(context, account, complete)
     finally:
         locks.release(account.id)
 

@@ -39,6 +39,19 @@ def account_deadline(seconds: float) -> Iterator[None]:
         _local.deadline = previous
 
 
+@contextmanager
+def paused() -> Iterator[None]:
+    """Time spent in here (waiting for something that is not the account's doing, such
+    as the rest of the organization's walk) does not count toward the account's limit."""
+    current = getattr(_local, "deadline", None)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        if current is not None and getattr(_local, "deadline", None) == current:
+            _local.deadline = (current[0] + time.monotonic() - started, current[1])
+
+
 def remaining() -> float | None:
     """Seconds left for the current account (None: no limit in this thread)."""
     current = getattr(_local, "deadline", None)

@@ -56,8 +56,16 @@ class CallRecorder:
 
         # unique_id keeps one handler per client even if attach is called twice
         client.meta.events.register(
-            "before-parameter-build.*.*", on_call, unique_id=f"vaultscan-calls-{id(client)}"
+            "before-parameter-build.*.*", on_call, unique_id=_handler_id(client)
         )
+
+    def detach(self, client: BaseClient) -> None:
+        """Stop counting the client's calls (it is about to serve another account)."""
+        client.meta.events.unregister("before-parameter-build.*.*", unique_id=_handler_id(client))
+
+
+def _handler_id(client: BaseClient) -> str:
+    return f"vaultscan-calls-{id(client)}"
 
 
 def _account_of_arn(arn: str) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,11 +147,14 @@ class _AccountReader:
         account: Account,
         credentials: Credentials,
         organization: Organization | None = None,
+        complete: Callable[[], Organization] | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.account = account
         self.organization = organization or Organization(None, [])
+        # the whole organization, when `organization` is still being walked
+        self.complete = complete or (lambda: self.organization)
         self.credentials = credentials
         self.partition = settings.organization.partition
         self.iam = sessions.client("iam", settings.organization.region, credentials)
@@ -306,7 +310,8 @@ class _AccountReader:
         owner = key_account(reference)
         if owner is not None and owner != self.account.id:
             # another account's key: read through its owner (GetKeyPolicy cannot cross)
-            return foreign_key(self.sessions, self.organization, reference, source, self.account.id)
+            organization = self.complete()  # the owner may be listed later in the walk
+            return foreign_key(self.sessions, organization, reference, source, self.account.id)
         try:
             metadata = self.sessions.throttle.call(kms, "DescribeKey", KeyId=reference)
         except ClientError as exc:
@@ -338,9 +343,7 @@ class _AccountReader:
         ):
             # an alias of this account that points at another account's key cannot
             # exist, but a key id can resolve cross-account: read it through its owner
-            return foreign_key(
-                self.sessions, self.organization, meta["Arn"], source, self.account.id
-            )
+            return foreign_key(self.sessions, self.complete(), meta["Arn"], source, self.account.id)
         return key_from_metadata(meta, region, reference, source)
 
     def _reference_arn(self, region: str, reference: str) -> str:
@@ -369,15 +372,18 @@ def read_roles(reader: _AccountReader, settings: Settings) -> list[Role]:
 
 
 def account_contexts(
-    organization: Organization, account: Account, settings: Settings
+    organization: Organization,
+    account: Account,
+    settings: Settings,
+    scanned_at: datetime | None = None,
 ) -> ContextBuilder:
-    """The request contexts of one account's checks, at the time it is read now: built
-    for the simulator while collecting, then reused by decide."""
+    """The request contexts of one account's checks, at the time it is read (now unless
+    given): built for the simulator while collecting, then reused by decide."""
     return ContextBuilder(
         organization,
         account,
         settings.organization.partition,
-        scan_timestamp(datetime.now(UTC)),
+        scanned_at or scan_timestamp(datetime.now(UTC)),
     )
 
 
@@ -389,20 +395,35 @@ def collect_account(
     organization: Organization,
     simulator: Simulator,
     contexts: ContextBuilder | None = None,
+    complete: Callable[[], tuple[Organization, Simulator, ContextBuilder]] | None = None,
 ) -> AccountCollection:
     """Roles, keys and simulator answers of one account. Thread-safe; never raises for
     AWS errors (they end up in `.error`, or on the key they concern). `contexts`: the
-    account's request contexts, to share with decide (its scan time is the account's)."""
+    account's request contexts, to share with decide (its scan time is the account's).
+
+    While the organization is still being walked, `organization` is what is known so
+    far and `complete()` waits for the whole one (the simulator made from it, and the
+    contexts built again from it): the account's roles and keys are read meanwhile, its
+    questions asked after."""
     if contexts is None:
         contexts = account_contexts(organization, account, settings)
     collection = AccountCollection(account=account, scanned_at=contexts.scanned_at)
     before = sessions.recorder.for_account(account.id)
     try:
         credentials = sessions.assume_member(account.id)
-        reader = _AccountReader(sessions, settings, account, credentials, organization)
+        reader = _AccountReader(
+            sessions,
+            settings,
+            account,
+            credentials,
+            organization,
+            complete=(lambda: complete()[0]) if complete else None,
+        )
         collection.roles = read_roles(reader, settings)
         for region in settings.regions:
             collection.keys[region] = reader.keys(region)
+        if complete is not None:
+            organization, simulator, contexts = complete()
         for region in settings.regions:
             for role in collection.roles:
                 requests = simulation_requests(

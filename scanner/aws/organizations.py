@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -178,8 +179,16 @@ def _with_owner_tag(walker: _Walker, account: Account, tag: str) -> Account:
     return dataclasses.replace(account, tags=tuple(found)) if found else account
 
 
-def discover(sessions: AwsSessions, settings: Settings) -> Organization:
-    """The accounts to scan with their OU paths, and the SCPs/RCPs along those paths."""
+def discover(
+    sessions: AwsSessions,
+    settings: Settings,
+    on_account: Callable[[Account], None] | None = None,
+) -> Organization:
+    """The accounts to scan with their OU paths, and the SCPs/RCPs along those paths.
+
+    `on_account` is called (from a walk thread) for each account to scan as soon as its
+    parent's listing returns, so its collection can start while the walk goes on; not
+    with `report.owner_tag`, whose tags are read after the walk."""
     walker = _Walker(sessions)
     description = walker.call("DescribeOrganization")["Organization"]
     management_id = description.get("MasterAccountId")
@@ -193,8 +202,12 @@ def discover(sessions: AwsSessions, settings: Settings) -> Organization:
     root = OrgUnit(root_raw["Id"], root_raw.get("Name", "Root"))
     scps = PolicyListing(walker, SCP) if SCP in enabled else None
     rcps = PolicyListing(walker, RCP) if RCP in enabled else None
+    owner_tag = getattr(getattr(settings, "report", None), "owner_tag", None)
+    early = None if owner_tag else on_account
 
     def found_one(account: Account) -> None:
+        if early is not None and is_selected(account, settings, management_id):
+            early(account)
         # attachments listed by policy start while the walk goes on, once certainly cheaper
         if account.id == management_id:
             return
@@ -210,7 +223,6 @@ def discover(sessions: AwsSessions, settings: Settings) -> Organization:
         else:
             found = walk(walker, root, set(settings.ous.exclude), found_one)
         accounts = [account for account in found if is_selected(account, settings, management_id)]
-        owner_tag = getattr(getattr(settings, "report", None), "owner_tag", None)
         if owner_tag:
             accounts = [_with_owner_tag(walker, account, owner_tag) for account in accounts]
         organization = Organization(

@@ -3,6 +3,10 @@
 A Session per account costs about 8x more than clients made from one Session, so every
 client comes from `AwsSessions.session`. boto3 Sessions are not thread-safe: client
 creation is serialized by a lock, and clients (which are thread-safe) are cached.
+Making a client still costs about 9 ms of CPU (its class, its event handlers, its
+endpoint), a quarter of a member account's scan with seven clients each: a member
+account's clients go back to an idle pool when the account is done and the next account
+takes them over with its own credentials (`client_pool.py`).
 Clients carry the retry policy of scanner.aws.ratelimit (botocore standard mode, the
 user's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS first); everything else of the user's SDK
 configuration (profile, AWS_ENDPOINT_URL, ...) applies unchanged.
@@ -23,6 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scanner.aws.calls import CallRecorder
+from scanner.aws.client_pool import IdleClients
 from scanner.aws.ratelimit import (
     ORGANIZATIONS_RATES,
     Throttle,
@@ -30,7 +35,7 @@ from scanner.aws.ratelimit import (
     sdk_retry_config,
     throttled_text,
 )
-from scanner.aws.sizing import pool_size
+from scanner.aws.sizing import idle_limit, pool_size
 from scanner.config import Settings
 
 log = logging.getLogger(__name__)
@@ -106,6 +111,8 @@ class AwsSessions:
         self._client_lock = threading.Lock()
         # (service, region, account id, access key id) -> client; ambient: account None
         self._clients: dict[tuple[str, str, str | None, str | None], Any] = {}
+        # member accounts' clients between two accounts: (service, region) -> clients
+        self._idle = IdleClients(idle_limit(settings))
         self._credentials: dict[str, Credentials] = {}
         self._account_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -136,6 +143,12 @@ class AwsSessions:
                     "aws_secret_access_key": credentials.secret_access_key,
                     "aws_session_token": credentials.session_token,
                 }
+            if credentials is not None:
+                reused = self._idle.take(service, region, credentials)
+                if reused is not None:
+                    self.recorder.attach(reused, credentials.account_id)
+                    self._clients[key] = reused
+                    return reused
             config = self._retry_config
             if credentials is None:
                 # the scanner's own clients (sts, organizations) are shared by every scan
@@ -152,15 +165,18 @@ class AwsSessions:
             return [client for key, client in self._clients.items() if key[2] == account_id]
 
     def release_account(self, account_id: str) -> int:
-        """Close and forget the account's clients once it is collected: a client holds
-        about 300 KiB and its own connection pool, too much to keep for every account of a
-        large organization. Its credentials stay cached for reuse until they expire."""
+        """Forget the account's clients once it is collected: a client holds about 300 KiB
+        and its own connection pool, too much to keep for every account of a large
+        organization. They wait in the idle pool for the next account (up to the number
+        of accounts in flight), the rest are closed. Its credentials stay cached for
+        reuse until they expire."""
         with self._client_lock:
             keys = [key for key in self._clients if key[2] == account_id]
-            clients = [self._clients.pop(key) for key in keys]
-        for client in clients:
-            client.close()
-        return len(clients)
+            released = [(key, self._clients.pop(key)) for key in keys]
+            for (service, region, _, _), client in released:
+                self.recorder.detach(client)
+                self._idle.put(service, region, client)
+        return len(released)
 
     def org_client(self) -> Any:
         """The Organizations client: through `organization.role_arn` when configured."""

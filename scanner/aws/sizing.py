@@ -24,6 +24,11 @@ HEADROOM = 0.8  # stay below the quota: other tools share the scanner's account
 CALL_SECONDS = 0.05  # a typical AWS API round trip
 MAX_AUTO = 128  # accounts in flight chosen automatically (about 1 MB each)
 MIN_AUTO = 8
+# Accounts held in memory at once, in flight or decided and waiting to be written: a
+# decided account holds its verdicts with their scenarios, about 3.5 MB (2 roles, 3
+# regions; benchmarks/README.md, Scale), so a writer behind the scan must not let them pile
+# up. 96 of them and the scanner's own 190 MB stay under 500 MB.
+MAX_HELD = 96
 
 
 def calls_per_account(settings: Settings, roles: int = 2) -> int:
@@ -48,3 +53,9 @@ def pool_size(settings: Settings) -> int:
     """Connections for clients every scan thread shares (sts, organizations)."""
     threads = MAX_AUTO if settings.concurrency == "auto" else int(settings.concurrency)
     return max(10, threads + 16)
+
+
+def idle_limit(settings: Settings) -> int:
+    """Idle clients kept per service and region between accounts: one per account that
+    can be in flight, so a steady scan makes no new client."""
+    return MAX_AUTO if settings.concurrency == "auto" else int(settings.concurrency)

@@ -171,3 +171,38 @@ def test_no_session_is_created_per_account(moto_org: MotoOrg, monkeypatch) -> No
         credentials = sessions.assume_member(member)
         sessions.client("iam", "us-east-1", credentials).list_roles()
     assert created == []
+
+
+def test_a_released_client_serves_the_next_account_with_its_credentials(
+    moto_org: MotoOrg,
+) -> None:
+    """Clients are handed from one account to the next instead of being made anew; the
+    reused client must sign as the new account, and its calls count for it."""
+    first, second = moto_org.account("first"), moto_org.account("second")
+    sessions = AwsSessions(load_settings(overrides={}), session=moto_org.session)
+    sts = sessions.client("sts", "eu-west-1", sessions.assume_member(first))
+    assert sts.get_caller_identity()["Account"] == first
+    assert sessions.release_account(first) == 1
+
+    again = sessions.client("sts", "eu-west-1", sessions.assume_member(second))
+    assert again is sts  # taken over, not made anew
+    assert again.get_caller_identity()["Account"] == second
+    assert sessions.recorder.by_account[first]["sts:GetCallerIdentity"] == 1
+    assert sessions.recorder.by_account[second]["sts:GetCallerIdentity"] == 1
+    assert sessions.cached_clients(first) == []
+
+
+def test_idle_clients_are_kept_up_to_the_accounts_in_flight(moto_org: MotoOrg) -> None:
+    settings = load_settings(overrides={"concurrency": 2})
+    sessions = AwsSessions(settings, session=moto_org.session)
+    accounts = [moto_org.account(f"member-{index}") for index in range(3)]
+    clients = [
+        sessions.client("kms", "us-east-1", sessions.assume_member(account)) for account in accounts
+    ]
+    assert len({id(client) for client in clients}) == 3  # all in use at once: three made
+    for account in accounts:
+        sessions.release_account(account)
+    kept = [
+        sessions.client("kms", "us-east-1", sessions.assume_member(account)) for account in accounts
+    ]
+    assert sum(client in clients for client in kept) == 2  # the third was closed
