@@ -359,11 +359,11 @@ def _scan_accounts(scan: _Pipeline, stop_event: threading.Event | None) -> bool:
                 break
             _wait_for_any(scan, in_flight)
             abandoned += _abandon_overdue(in_flight, scan.finished, scan.limit)
-    except BaseException:
-        # Ctrl-C, SIGTERM or a crash: let the accounts in flight finish (or hit their
-        # limit) and keep what they found; the caller closes the run.
-        if not scan.complete.done():
-            scan.complete.set_exception(RuntimeError("the scan stopped before the walk ended"))
+    except BaseException as exc:
+        # Ctrl-C, SIGTERM, a crash or a failed walk: let the accounts in flight finish (or
+        # hit their limit) and keep what they found; the caller closes the run.
+        if not scan.complete.done():  # accounts waiting for the whole organization stop
+            scan.complete.set_exception(exc)
         pool.shutdown(wait=abandoned == 0, cancel_futures=True)
         for future in list(in_flight):
             if future.done() and not future.cancelled() and future.exception() is None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.handlers import json_decode_policies
 
 from scanner.aws.iam_details import designated_roles
 from scanner.aws.keys import (
@@ -139,6 +140,15 @@ def simulation_requests(
     return requests
 
 
+def raw_documents(iam: Any) -> Any:
+    """The member account's IAM client without botocore's `json_decode_policies`, which
+    decodes every policy document of an answer: GetAccountAuthorizationDetails carries
+    those of every role and customer-managed policy of the account, of which the scan
+    uses the designated roles' few (decoded by `policy_document` when used)."""
+    iam.meta.events.unregister("after-call.iam", json_decode_policies)
+    return iam
+
+
 class _AccountReader:
     def __init__(
         self,
@@ -157,9 +167,10 @@ class _AccountReader:
         self.complete = complete or (lambda: self.organization)
         self.credentials = credentials
         self.partition = settings.organization.partition
-        self.iam = sessions.client("iam", settings.organization.region, credentials)
+        self.iam = raw_documents(sessions.client("iam", settings.organization.region, credentials))
         self.aws_managed = shared_policy_cache(sessions)
-        self.customer_managed: dict[str, PolicyDocument] = {}
+        # ARN -> document, or IAM's URL-encoded JSON of it until a role uses it
+        self.customer_managed: dict[str, PolicyDocument | str] = {}
 
     # --- calls --------------------------------------------------------------------------
 
@@ -265,7 +276,10 @@ class _AccountReader:
         aws_managed = AWS_MANAGED_POLICY_PREFIX in arn
         cached = self.aws_managed.get(arn) if aws_managed else self.customer_managed.get(arn)
         if cached is not None:
-            return cached
+            document = policy_document(cached)
+            if not aws_managed:  # decoded once: every role using it shares the object
+                self.customer_managed[arn] = document
+            return document
         version = self.call(self.iam, "GetPolicy", PolicyArn=arn)["Policy"]["DefaultVersionId"]
         answer = self.call(self.iam, "GetPolicyVersion", PolicyArn=arn, VersionId=version)
         document = policy_document(answer["PolicyVersion"]["Document"])

@@ -29,7 +29,7 @@ class RoleReader(Protocol):
     sessions: AwsSessions
     settings: Settings
     iam: Any  # the account's boto3 IAM client
-    customer_managed: dict[str, PolicyDocument]
+    customer_managed: dict[str, PolicyDocument | str]
 
     def managed_policy(self, arn: str) -> PolicyDocument: ...
 
@@ -43,13 +43,14 @@ FILTERS = ["Role", "LocalManagedPolicy"]
 PAGE_SIZE = 1000  # the largest MaxItems IAM accepts
 
 
-def default_documents(policies: list[dict[str, Any]]) -> dict[str, PolicyDocument]:
-    """Customer-managed policy ARN -> document of its default version."""
-    documents: dict[str, PolicyDocument] = {}
+def default_documents(policies: list[dict[str, Any]]) -> dict[str, PolicyDocument | str]:
+    """Customer-managed policy ARN -> document of its default version, as IAM answered it
+    (URL-encoded JSON: decoded when a designated role uses it, see RAW_DOCUMENTS)."""
+    documents: dict[str, PolicyDocument | str] = {}
     for policy in policies:
         for version in policy.get("PolicyVersionList", []):
             if version.get("IsDefaultVersion"):
-                documents[policy["Arn"]] = policy_document(version["Document"])
+                documents[policy["Arn"]] = version["Document"]
     return documents
 
 

@@ -25,9 +25,10 @@ CALL_SECONDS = 0.05  # a typical AWS API round trip
 MAX_AUTO = 128  # accounts in flight chosen automatically (about 1 MB each)
 MIN_AUTO = 8
 # Accounts held in memory at once, in flight or decided and waiting to be written: a
-# decided account holds its verdicts with their scenarios, about 3.5 MB (2 roles, 3
-# regions; benchmarks/README.md, Scale), so a writer behind the scan must not let them pile
-# up. 96 of them and the scanner's own 190 MB stay under 500 MB.
+# decided account holds its verdicts with their scenarios (about 1 MB of objects with 2
+# roles and 3 regions, and their JSON while its batch is written), so a database slower
+# than AWS must not let them pile up. Peak RSS grows by about 3.5 MB per account held
+# (benchmarks/README.md, Scale).
 MAX_HELD = 96
 
 

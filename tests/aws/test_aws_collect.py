@@ -12,7 +12,13 @@ import pytest
 from aws_helpers import AllowAllSimulator, MotoOrg, inject_error, policy
 from botocore.stub import Stubber
 
-from scanner.aws.collect import _AccountReader, collect_account, is_designated, policy_document
+from scanner.aws.collect import (
+    _AccountReader,
+    collect_account,
+    is_designated,
+    policy_document,
+    read_roles,
+)
 from scanner.aws.organizations import discover
 from scanner.aws.permissions import MEMBER_READ_ACTIONS, ORG_READ_ACTIONS, SCANNER_ACTIONS
 from scanner.aws.session import AwsSessions, Credentials
@@ -474,3 +480,30 @@ def test_read_role_without_authorization_details_falls_back_to_per_role_calls(
     ]
     assert collection.api_calls["iam:GetAccountAuthorizationDetails"] == 1
     assert collection.api_calls["iam:ListRoles"] == 1
+
+
+def test_only_the_designated_roles_documents_are_decoded(moto_org: MotoOrg) -> None:
+    """GetAccountAuthorizationDetails answers every role's and customer-managed policy's
+    document; those no designated role uses are left as IAM sent them."""
+    member = moto_org.account("member")
+    inside = moto_org.member_session(member)
+    iam = inside.client("iam")
+    backup_role(inside)
+    used = iam.create_policy(PolicyName="KeyUse", PolicyDocument=policy(KMS_ALLOW))["Policy"]
+    unused = iam.create_policy(PolicyName="Other", PolicyDocument=policy(KMS_ALLOW))["Policy"]
+    iam.attach_role_policy(RoleName="BackupOperator", PolicyArn=used["Arn"])
+    iam.create_role(RoleName="app", AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(RoleName="app", PolicyName="p", PolicyDocument=policy(KMS_ALLOW))
+    settings = load_settings(overrides={})
+    sessions = AwsSessions(settings, session=moto_org.session)
+    reader = _AccountReader(
+        sessions, settings, Account(member, "member"), sessions.assume_member(member)
+    )
+
+    [role] = read_roles(reader, settings)
+
+    assert role.inline_policies[0].document["Statement"] == [BACKUP_ALLOW]
+    assert role.managed_policies[0].document["Statement"] == [KMS_ALLOW]
+    assert reader.customer_managed[used["Arn"]] is role.managed_policies[0].document
+    assert isinstance(reader.customer_managed[unused["Arn"]], str)  # never decoded
+    assert policy_document(reader.customer_managed[unused["Arn"]])["Statement"] == [KMS_ALLOW]
