@@ -24,12 +24,13 @@ HEADROOM = 0.8  # stay below the quota: other tools share the scanner's account
 CALL_SECONDS = 0.05  # a typical AWS API round trip
 MAX_AUTO = 128  # accounts in flight chosen automatically (about 1 MB each)
 MIN_AUTO = 8
-# Accounts held in memory at once, in flight or decided and waiting to be written: a
-# decided account holds its verdicts with their scenarios (about 1 MB of objects with 2
-# roles and 3 regions, and their JSON while its batch is written), so a database slower
-# than AWS must not let them pile up. Peak RSS grows by about 3.5 MB per account held
-# (benchmarks/README.md, Scale).
-MAX_HELD = 96
+# Accounts held in memory at once, in flight or decided and waiting to be written. An
+# account in flight holds its seven clients (about 0.3 MB each); a decided one its
+# verdicts with their scenarios (about 1 MB of objects with 2 roles and 3 regions, and
+# their JSON while its batch is written). A database slower than AWS must not let them
+# pile up: peak RSS grew by about 2.5 MB per account held (benchmarks/README.md, Scale).
+# This also caps the accounts in flight below a larger `concurrency`.
+MAX_HELD = 48
 
 
 def calls_per_account(settings: Settings, roles: int = 2) -> int:
