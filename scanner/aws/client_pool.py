@@ -1,7 +1,7 @@
 """Idle member-account clients, handed to the next account with its own credentials.
 
 botocore fixes a client's credentials when the client is made and offers no public way to
-change them; making a new client per account costs about 9 ms of CPU (its class, a copy
+change them; making a new client per account costs about 8 ms of CPU (its class, a copy
 of the session's event handlers, its endpoint) where the request itself costs 1-3 ms. A
 client that one account has finished with is therefore given the next account's
 credentials: the request signer reads them from its `_credentials` attribute at every

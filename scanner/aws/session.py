@@ -3,7 +3,7 @@
 A Session per account costs about 8x more than clients made from one Session, so every
 client comes from `AwsSessions.session`. boto3 Sessions are not thread-safe: client
 creation is serialized by a lock, and clients (which are thread-safe) are cached.
-Making a client still costs about 9 ms of CPU (its class, its event handlers, its
+Making a client still costs about 8 ms of CPU (its class, its event handlers, its
 endpoint), a quarter of a member account's scan with seven clients each: a member
 account's clients go back to an idle pool when the account is done and the next account
 takes them over with its own credentials (`client_pool.py`).
