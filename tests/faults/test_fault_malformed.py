@@ -60,11 +60,14 @@ def _verdicts(engine, run_id: int) -> set[tuple[str, str, str | None]]:
 
 
 def _url_encode_role_documents(parsed: dict) -> None:
+    """Every role document URL-encoded once, as IAM sends them (the scanner's IAM clients
+    leave them so; a client that decoded them hands over dicts or JSON text)."""
     for role in parsed.get("RoleDetailList", []):
         for item in role.get("RolePolicyList", []):
             document = item["PolicyDocument"]
             text_form = document if isinstance(document, str) else json.dumps(document)
-            item["PolicyDocument"] = urllib.parse.quote(text_form)
+            if not text_form.startswith(urllib.parse.quote("{")):
+                item["PolicyDocument"] = urllib.parse.quote(text_form)
 
 
 def test_url_encoded_documents_are_read_as_what_they_encode(mocked, db_engine) -> None:
