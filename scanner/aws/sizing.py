@@ -28,9 +28,10 @@ MIN_AUTO = 8
 # account in flight holds its seven clients (about 0.3 MB each); a decided one its
 # verdicts with their scenarios (about 1 MB of objects with 2 roles and 3 regions, and
 # their JSON while its batch is written). A database slower than AWS must not let them
-# pile up: peak RSS grew by about 2.5 MB per account held (benchmarks/README.md, Scale).
-# This also caps the accounts in flight below a larger `concurrency`.
-MAX_HELD = 48
+# pile up. 1,000 accounts, simulator aws: 48 held, 515 MB peak RSS; 32 held, 457 MB and
+# no slower (benchmarks/README.md, Scale). This also caps the accounts in flight below a
+# larger `concurrency`: 32 accounts of ~47 calls at 50 ms still enter 10+ accounts/s.
+MAX_HELD = 32
 
 
 def calls_per_account(settings: Settings, roles: int = 2) -> int:
