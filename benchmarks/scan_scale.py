@@ -9,6 +9,10 @@ the least time the same quotas and latency allow (see `physical_bound`). The las
   scale: accounts=N wall_s=W bound_s=B ratio=R peak_rss_mb=M throttles=T failed_checks=F
 
 Run: .venv/bin/python benchmarks/scan_scale.py --accounts 1000 [--concurrency 8]
+With --incremental: a full scan, then an incremental scan of the unchanged organization
+into the same database; the last line is
+
+  incremental: accounts=N simulator=S calls_fraction=C wall_fraction=W cpu_fraction=U ...
 The fake server is a child process, always stopped on exit; the database is dropped.
 """
 
@@ -59,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="processes sharing the scan (share_scans): this one leads, the others join",
+    )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="a full scan, then an incremental scan of the unchanged organization into the "
+        "same database; prints the calls, wall and CPU time of each and their fractions",
     )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     return parser.parse_args(argv)
@@ -255,6 +265,99 @@ def _time_discovery() -> list[float]:
     return seconds
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str) -> int:
+    """A full scan, then an incremental scan of the same (unchanged) organization into
+    the same database: calls, wall, CPU and database writes of each, and the fractions."""
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="scanner",
+        AWS_SECRET_ACCESS_KEY="scanner",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    from scanner.aws.calls import CallRecorder
+    from scanner.config import load_settings
+    from scanner.runner import run_scan
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    overrides: dict[str, Any] = {
+        "regions": args.regions.split(","),
+        "keys": {"default": "alias/vaultscan-backup"},
+        "simulator": args.simulator,
+        "database": {"url": database_url},
+        "incremental": {"enabled": True},
+    }
+    if args.concurrency:
+        overrides["concurrency"] = args.concurrency
+    settings = load_settings(overrides=overrides)
+    timer = WriteTimer()
+    timer.install()
+    figures = {}
+    for name in ("full", "incremental"):
+        recorder = CallRecorder()
+        writes_before, cpu, start = timer.seconds, _cpu_seconds(), time.perf_counter()
+        report = run_scan(
+            settings,
+            engine=engine,
+            trigger="benchmark",
+            recorder=recorder,
+            keep_results=False,
+            full=name == "full",
+        )
+        figures[name] = {
+            "wall": time.perf_counter() - start,
+            "cpu": _cpu_seconds() - cpu,
+            "db": timer.seconds - writes_before,
+            "calls": Counter(recorder.counts),
+            "unchanged": report.unchanged_accounts,
+            "totals": report.totals,
+        }
+    engine.dispose()
+    _print_pair(args, figures)
+    return 0
+
+
+def _print_pair(args: argparse.Namespace, figures: dict[str, dict[str, Any]]) -> None:
+    print(
+        f"organization: {args.accounts} accounts in {args.ous} OUs, regions {args.regions}, "
+        f"designated roles {args.roles}, keys {args.keys}, latency {args.latency_ms:g} ms, "
+        f"simulator {args.simulator}"
+    )
+    for name, run in figures.items():
+        calls = run["calls"]
+        org = sum(v for k, v in calls.items() if k.startswith("organizations:"))
+        totals = run["totals"]
+        print(
+            f"{name:11s}: wall {run['wall']:7.1f} s  cpu {run['cpu']:7.1f} s  "
+            f"db writes {run['db']:6.1f} s  calls {sum(calls.values()):6d} "
+            f"(organizations {org}, iam:SimulatePrincipalPolicy "
+            f"{calls.get('iam:SimulatePrincipalPolicy', 0)})  unchanged accounts "
+            f"{run['unchanged']}  checks {totals.checks_total} failed {totals.checks_failed} "
+            f"status {totals.status}"
+        )
+    full, incremental = figures["full"], figures["incremental"]
+    print("incremental calls by action:")
+    for action, count in sorted(incremental["calls"].items()):
+        print(f"  {action:40s} {count:6d} (full {full['calls'].get(action, 0)})")
+
+    def fraction(key: str) -> float:
+        return incremental[key] / full[key] if full[key] else float("nan")
+
+    calls = sum(incremental["calls"].values()) / max(1, sum(full["calls"].values()))
+    print(
+        f"incremental: accounts={args.accounts} simulator={args.simulator} "
+        f"calls_fraction={calls:.3f} wall_fraction={fraction('wall'):.3f} "
+        f"cpu_fraction={fraction('cpu'):.3f} db_fraction={fraction('db'):.3f}"
+    )
+
+
 def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str, Any]:
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
@@ -382,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.ous = args.ous or max(4, args.accounts // 15)
     org = FakeOrg(accounts=args.accounts, ous=args.ous, regions=args.regions.split(","))
+    if args.incremental:
+        with fake_aws(args) as server, scratch_database() as database_url:
+            return incremental_pair(args, server.endpoint, database_url)
     with fake_aws(args) as server, scratch_database() as database_url:
         server_cpu_before = server.read_cpu()  # building the synthetic organization
         result = scan(args, server.endpoint, database_url)

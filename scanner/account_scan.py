@@ -20,6 +20,7 @@ from scanner.config import Settings
 from scanner.db_retry import while_database_returns
 from scanner.decide import decide_account
 from scanner.engine_simulator import ENGINE_SIMULATOR_NOTE, EngineSimulator
+from scanner.incremental import IncrementalScan
 from scanner.model import Account, AccountOutcome, Organization
 from scanner.profiles import Profile
 from scanner.redact import bounded, mask_secrets
@@ -41,6 +42,8 @@ class ScanContext:
     simulator: Simulator
     # per-account locks shared with event-driven rescans (None: no one else scans)
     locks: AccountLocks | None = None
+    # fingerprints the evidence, and skips unchanged accounts (None: neither)
+    incremental: IncrementalScan | None = None
 
 
 def choose_simulator(settings: Settings, organization: Organization) -> Simulator:
@@ -95,11 +98,14 @@ def scan_account(
                 context.simulator,
                 contexts=contexts,
                 complete=whole_organization if complete is not None else None,
+                unchanged=context.incremental.unchanged if context.incremental else None,
             )
         if collection.error:
             return AccountOutcome(
                 account, AccountStatus.ERROR, error=collection.error, api_calls=collection.api_calls
             )
+        if context.incremental and collection.unchanged_since_run is not None:
+            return context.incremental.carried_outcome(collection)
         results = decide_account(
             final.organization,
             collection,
@@ -109,7 +115,11 @@ def scan_account(
             contexts=contexts,
         )
         return AccountOutcome(
-            account, AccountStatus.OK, results=results, api_calls=collection.api_calls
+            account,
+            AccountStatus.OK,
+            results=results,
+            api_calls=collection.api_calls,
+            evidence_fingerprint=collection.evidence_fingerprint,
         )
     except deadline.TimeLimitExceeded as exc:
         return AccountOutcome(account, AccountStatus.ERROR, error=str(exc))
@@ -143,5 +153,10 @@ def exclusive_scan_account(
 def without_results(outcome: AccountOutcome) -> AccountOutcome:
     """The outcome without its verdicts (they are in the database)."""
     return AccountOutcome(
-        outcome.account, outcome.status, error=outcome.error, api_calls=outcome.api_calls
+        outcome.account,
+        outcome.status,
+        error=outcome.error,
+        api_calls=outcome.api_calls,
+        evidence_fingerprint=outcome.evidence_fingerprint,
+        carried_from_run=outcome.carried_from_run,
     )

@@ -281,6 +281,15 @@ class RetentionSettings(_Section):
     batch_size: int = Field(default=5000, ge=1, le=100_000)  # rows per transaction
 
 
+class IncrementalSettings(_Section):
+    """Skip the simulator, the decisions and the writes of accounts whose evidence is
+    unchanged since their last read (docs/configuration.md, "Incremental scans")."""
+
+    enabled: bool = False
+    # an account's verdicts are decided afresh at least this often, changed or not
+    max_age_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+
+
 class EventsSettings(_Section):
     """Event-driven rescans from an SQS queue of CloudTrail events (docs/events.md)."""
 
@@ -400,6 +409,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    incremental: IncrementalSettings = Field(default_factory=IncrementalSettings)
     securityhub: SecurityHubSettings = Field(default_factory=SecurityHubSettings)
     ocsf: OcsfSettings = Field(default_factory=OcsfSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)

@@ -180,6 +180,12 @@ class AccountCollection:
     # when the account was read: aws:CurrentTime / aws:EpochTime of every request, the
     # same for the engine and the simulator
     scanned_at: datetime | None = None
+    # sha256 of everything its verdicts follow from (scanner.incremental); None when
+    # they also follow from the time of the scan
+    evidence_fingerprint: str | None = None
+    # an incremental scan found the evidence equal to that of this run's read: the
+    # simulator was not asked and nothing is decided, that run's verdicts stand
+    unchanged_since_run: int | None = None
 
 
 # --- decide ---------------------------------------------------------------------------
@@ -337,6 +343,9 @@ class AccountOutcome:
     error: str | None = None
     results: list[CheckResult] = field(default_factory=list)
     api_calls: Counter[str] = field(default_factory=Counter)
+    evidence_fingerprint: str | None = None  # AccountCollection.evidence_fingerprint
+    # unchanged since this run: its verdicts are carried into this one as they are
+    carried_from_run: int | None = None
 
 
 @dataclass

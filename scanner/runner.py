@@ -39,6 +39,7 @@ from scanner.aws.simulator import Simulator
 from scanner.aws.sizing import MAX_HELD, scan_concurrency
 from scanner.config import Settings
 from scanner.db_retry import while_database_returns
+from scanner.incremental import log_unchanged, plan_incremental
 from scanner.model import Account, AccountOutcome, Organization, ScanSummary
 from scanner.profiles import Profile, load_profiles
 from scanner.recording import BackgroundRecorder
@@ -67,14 +68,17 @@ def run_scan(
     stop_event: threading.Event | None = None,
     recorder: CallRecorder | None = None,
     keep_results: bool = True,
+    full: bool = False,
 ) -> ScanReport:
     """Scan every selected account and record the run. Raises (after marking the run
     failed) when the organization cannot be read or the database fails.
 
     With `keep_results=False` the verdicts are only written to the database, not kept in
-    the report: a long-running service scanning 10,000 accounts need not hold them all."""
+    the report: a long-running service scanning 10,000 accounts need not hold them all.
+    `full` decides every account afresh even with `incremental.enabled`."""
     sessions = sessions or AwsSessions(settings, recorder=recorder)
     run = _Run(settings, engine, trigger, simulator, progress, keep_results)
+    run.full = full
     try:
         profiles = load_profiles(settings)
         if settings.share_scans:
@@ -111,6 +115,7 @@ class _Run:
         self.fingerprint = settings.fingerprint()
         self.progress = progress
         self.keep_results = keep_results
+        self.full = False  # decide every account afresh (scanner.incremental)
 
     def failed_before_start(self, exc: BaseException) -> None:
         """The run is recorded as failed so dashboards see the scan broke."""
@@ -193,12 +198,28 @@ def _pipelined_scan(
     # what the accounts found early are read with; the whole one replaces it
     walking = Organization(None, [])
     early_simulator = run.simulator or choose_simulator(run.settings, walking)
-    early = ScanContext(run.settings, sessions, profiles, walking, early_simulator, locks)
+    incremental = plan_incremental(
+        run.settings,
+        run.engine,
+        (profiles, early_simulator.name),
+        full=run.full,
+        keep_results=run.keep_results,
+    )
+    early = ScanContext(
+        run.settings,
+        sessions,
+        profiles,
+        walking,
+        early_simulator,
+        locks,
+        incremental=incremental,
+    )
     scan = _Pipeline(run, early, WalkFeed(sessions, run.settings).start())
     try:
         stopped = _scan_accounts(scan, stop_event)
         report = scan.report_when_walked()
         scan.finished.flush()
+        report.unchanged_accounts = log_unchanged(incremental, report.summary.outcomes)
         run.close(report, stopped, scan.finished.total)
     except BaseException as exc:
         scan.abort(exc)

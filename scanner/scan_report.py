@@ -23,6 +23,8 @@ class ScanReport:
     simulator_note: str = ""  # e.g. that the engine stood in for AWS's simulator
     interrupted: bool = False
     seconds: float = 0.0
+    # accounts an incremental scan found unchanged: their earlier verdicts carried over
+    unchanged_accounts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -94,7 +94,11 @@ class AccountScan(Base):
     """Whether one account could be read in one scan, and why not."""
 
     __tablename__ = "account_scans"
-    __table_args__ = (UniqueConstraint("scan_run_id", "account_id"),)
+    __table_args__ = (
+        UniqueConstraint("scan_run_id", "account_id"),
+        # an account's latest read: what an incremental scan compares against
+        Index("ix_account_scans_account_run", "account_id", "scan_run_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id", ondelete="CASCADE"))
@@ -102,6 +106,11 @@ class AccountScan(Base):
     status: Mapped[str] = mapped_column(String(16))  # ok, error
     error: Mapped[str | None] = mapped_column(Text)
     api_calls: Mapped[dict[str, Any]] = mapped_column(default=dict)  # "iam:ListRoles" -> n
+    # sha256 of the evidence the verdicts follow from (NULL: time-dependent, or not a
+    # scheduled or CLI scan); an incremental scan skips an account whose evidence is equal
+    evidence_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # the evidence was unchanged: the verdicts were carried over from this run
+    carried_from_run_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CheckResult(Base):

@@ -124,6 +124,8 @@ def _scan_row(outcome: AccountOutcome, run_id: int) -> dict[str, Any]:
         "status": outcome.status,
         "error": outcome.error,
         "api_calls": dict(outcome.api_calls),
+        "evidence_fingerprint": outcome.evidence_fingerprint,
+        "carried_from_run_id": outcome.carried_from_run,
     }
 
 
@@ -199,6 +201,28 @@ _INSERT_DOCUMENTS = text(
 _SHARE_DOCUMENTS = text("SELECT pg_advisory_xact_lock_shared(:key)")
 
 
+# An unchanged account's verdicts, copied row for row from the run they were decided in
+# (evidence included, without it leaving the database); failing_since follows check_state
+# exactly as for fresh results.
+_CARRY_RESULTS = text(
+    f"""
+    INSERT INTO check_results (scan_run_id, {_NAMES}, failing_since)
+    SELECT :run_id, {", ".join(f'p."{name}"' for name in _RESULT_COLUMNS)},
+           {failing_since_sql("p", "cs")}
+    FROM jsonb_to_recordset(CAST(:carried AS jsonb)) AS c(account_id text, run_id bigint)
+    JOIN check_results AS p ON p.scan_run_id = c.run_id AND p.account_id = c.account_id
+    LEFT JOIN LATERAL (
+        SELECT s.status, s.failing_since FROM check_state AS s
+        WHERE s.check_key = p.check_key AND s.last_scan_run_id < :run_id
+        LIMIT 1
+    ) AS cs ON true
+    ON CONFLICT (scan_run_id, check_key) DO UPDATE SET
+        {_UPDATED},
+        failing_since = EXCLUDED.failing_since
+    """
+)
+
+
 def _excluded(stmt: Any, columns: Iterable[str]) -> dict[str, Any]:
     return {name: stmt.excluded[name] for name in columns}
 
@@ -223,7 +247,13 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
     accounts = _sorted({o.account.id: _account_row(o, run_id) for o in outcomes})
     scans = _sorted({o.account.id: _scan_row(o, run_id) for o in outcomes})
     documents = DocumentSet()
-    results = _sorted({r.key: _result_row(r, documents) for o in outcomes for r in o.results})
+    fresh = [o for o in outcomes if o.carried_from_run is None]
+    results = _sorted({r.key: _result_row(r, documents) for o in fresh for r in o.results})
+    carried = [
+        {"account_id": o.account.id, "run_id": o.carried_from_run}
+        for o in sorted(outcomes, key=lambda o: o.account.id)
+        if o.carried_from_run is not None
+    ]
 
     account_stmt = pg_insert(Account)
     account_stmt = account_stmt.on_conflict_do_update(
@@ -247,7 +277,10 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
     scan_stmt = pg_insert(AccountScan)
     scan_stmt = scan_stmt.on_conflict_do_update(
         index_elements=[AccountScan.scan_run_id, AccountScan.account_id],
-        set_=_excluded(scan_stmt, ("status", "error", "api_calls")),
+        set_=_excluded(
+            scan_stmt,
+            ("status", "error", "api_calls", "evidence_fingerprint", "carried_from_run_id"),
+        ),
     )
     account_ids = [row["account_id"] for row in accounts]
     run = _require_running(conn, run_id, exclusive=False)
@@ -278,6 +311,13 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
                 "started_at": run.started_at,
                 "rows": dumps_json(results[start : start + RESULT_BATCH]),
             },
+        )
+    if carried:
+        # the copies refer to the same evidence documents: hold them as writers do
+        conn.execute(_SHARE_DOCUMENTS, {"key": DOCUMENTS_LOCK_KEY})
+        conn.execute(
+            _CARRY_RESULTS,
+            {"run_id": run_id, "started_at": run.started_at, "carried": dumps_json(carried)},
         )
 
 

@@ -367,6 +367,35 @@ class _AccountReader:
         return f"arn:{self.partition}:kms:{region}:{self.account.id}:{kind}{reference}"
 
 
+def _simulate(
+    collection: AccountCollection,
+    iam: Any,
+    settings: Settings,
+    profiles: list[Profile],
+    organization: Organization,
+    simulator: Simulator,
+    contexts: ContextBuilder,
+) -> None:
+    """Ask the simulator every required question of each role in each region."""
+    for region in settings.regions:
+        for role in collection.roles:
+            requests = simulation_requests(
+                profiles,
+                settings.organization.partition,
+                region,
+                collection.account,
+                collection.keys[region],
+                organization=organization,
+                role=role,
+                scanned_at=collection.scanned_at,
+                contexts=contexts,
+            )
+            if requests:
+                collection.simulations[(role.arn, region)] = simulator.simulate(
+                    iam, role, collection.account, region, requests
+                )
+
+
 def read_roles(reader: _AccountReader, settings: Settings) -> list[Role]:
     """The designated roles: from iam:GetAccountAuthorizationDetails (one call), or per
     role (settings.iam_read "per-role", and for read roles not yet allowed the former)."""
@@ -410,6 +439,7 @@ def collect_account(
     simulator: Simulator,
     contexts: ContextBuilder | None = None,
     complete: Callable[[], tuple[Organization, Simulator, ContextBuilder]] | None = None,
+    unchanged: Callable[[AccountCollection, Organization], bool] | None = None,
 ) -> AccountCollection:
     """Roles, keys and simulator answers of one account. Thread-safe; never raises for
     AWS errors (they end up in `.error`, or on the key they concern). `contexts`: the
@@ -418,7 +448,9 @@ def collect_account(
     While the organization is still being walked, `organization` is what is known so
     far and `complete()` waits for the whole one (the simulator made from it, and the
     contexts built again from it): the account's roles and keys are read meanwhile, its
-    questions asked after."""
+    questions asked after. When `unchanged` says the roles and keys read, in the whole
+    organization, are those of an earlier read, the simulator is not asked
+    (scanner.incremental)."""
     if contexts is None:
         contexts = account_contexts(organization, account, settings)
     collection = AccountCollection(account=account, scanned_at=contexts.scanned_at)
@@ -438,23 +470,8 @@ def collect_account(
             collection.keys[region] = reader.keys(region)
         if complete is not None:
             organization, simulator, contexts = complete()
-        for region in settings.regions:
-            for role in collection.roles:
-                requests = simulation_requests(
-                    profiles,
-                    settings.organization.partition,
-                    region,
-                    account,
-                    collection.keys[region],
-                    organization=organization,
-                    role=role,
-                    scanned_at=collection.scanned_at,
-                    contexts=contexts,
-                )
-                if requests:
-                    collection.simulations[(role.arn, region)] = simulator.simulate(
-                        reader.iam, role, account, region, requests
-                    )
+        if unchanged is None or not unchanged(collection, organization):
+            _simulate(collection, reader.iam, settings, profiles, organization, simulator, contexts)
     except AccountAccessError as exc:
         collection.error = exc.reason
     except (AccountReadError, SimulatorError) as exc:

@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OCSF, notifications: docs/integrations.md), as serve does after each scan",
     )
     parser.add_argument(
+        "--full",
+        action="store_true",
+        help="decide every account afresh, even with `incremental.enabled` (an incremental "
+        "scan keeps the verdicts of accounts whose evidence is unchanged: "
+        "docs/configuration.md)",
+    )
+    parser.add_argument(
         "--fail-on-noncompliant",
         action="store_true",
         help="exit 1 when any check fails (for CI pipelines)",
@@ -163,7 +170,9 @@ def _scan(args: argparse.Namespace) -> int:
         recover_abandoned_runs(engine, lock_held=True)
         try:
             with sigterm_interrupts(), scan_progress(console) as progress:
-                report = run_scan(settings, engine=engine, trigger="cli", progress=progress)
+                report = run_scan(
+                    settings, engine=engine, trigger="cli", progress=progress, full=args.full
+                )
         except (DiscoveryError, ProfileError, AccountAccessError) as exc:
             raise CommandError(str(exc)) from None
         except SQLAlchemyError as exc:
@@ -181,6 +190,8 @@ def _scan(args: argparse.Namespace) -> int:
         sys.stdout.write(results_csv(rows))
     else:
         console.print(report.simulator_note, highlight=False)
+        if settings.incremental.enabled and not args.full:
+            console.print(unchanged_note(report), highlight=False)
         console.print(verdict_table(rows))
         render_fixes(console, rows)
         console.print()
@@ -193,6 +204,15 @@ def _scan(args: argparse.Namespace) -> int:
     if args.fail_on_noncompliant and report.failed_checks:
         return EXIT_NONCOMPLIANT
     return EXIT_OK
+
+
+def unchanged_note(report: Any) -> str:
+    """What an incremental scan skipped."""
+    accounts = len(report.summary.outcomes)
+    return (
+        f"incremental scan: {report.unchanged_accounts} of {accounts} accounts unchanged since "
+        "their last read, their verdicts carried over (--full decides every account afresh)"
+    )
 
 
 def _publish(settings: Any, engine: Engine, report: Any, console: Any) -> None:
@@ -219,6 +239,7 @@ def report_json(report: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "status": totals.status if totals else "interrupted",
         "simulator": report.simulator_name,
         "seconds": round(report.seconds, 3),
+        "unchanged_accounts": report.unchanged_accounts,
         "totals": None if totals is None else _totals_json(totals),
         "results": rows,
     }

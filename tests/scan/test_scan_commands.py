@@ -124,6 +124,33 @@ def test_scan_json_output(seeded, sandbox_config, database_url, capsys):
     assert {row["remediation"]["kind"] for row in failing} == {"restore-key-policy-default"}
 
 
+def test_incremental_scan_command_keeps_unchanged_failures_and_full_decides_all(
+    seeded, sandbox_config, database_url, capsys
+):
+    account = seeded.sandbox.by_name("prod-media")  # fails its key checks
+    config = yaml.safe_load(sandbox_config.read_text())
+    config["accounts"] = {"include": [account.account_id]}
+    config["incremental"] = {"enabled": True}
+    sandbox_config.write_text(yaml.safe_dump(config))
+    argv = ["scan", "--config", str(sandbox_config), "--database-url", database_url]
+    assert cli.main([*argv, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["unchanged_accounts"] == 0
+
+    # unchanged: its verdicts carried over still fail the pipeline and are printed
+    assert cli.main([*argv, "--fail-on-noncompliant"]) == 1
+    out = capsys.readouterr().out
+    assert "incremental scan: 1 of 1 accounts unchanged" in out
+    assert account.name in out and "(succeeded)" in out
+
+    assert cli.main([*argv, "--full", "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["unchanged_accounts"] == 0
+    assert sorted((r["check"], r["region"], r["status"]) for r in full["results"]) == sorted(
+        (r["check"], r["region"], r["status"]) for r in first["results"]
+    )
+
+
 def test_results_on_an_empty_database_says_what_to_run(sandbox_config, database_url, capsys):
     argv = ["results", "--config", str(sandbox_config), "--database-url", database_url]
     assert cli.main(argv) == 0

@@ -1,0 +1,105 @@
+"""What an incremental scan reads back: each account's latest read with its evidence
+fingerprint, and the verdicts an unchanged account carries over (for callers that show
+them; the copy itself is storage.repository.write_outcomes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import distinct_on
+
+from scanner.model import CheckResult as CheckVerdict
+from scanner.model import Decision, Layer
+from scanner.vocabulary import AccountStatus, CheckStatus
+from storage.models import AccountScan, CheckResult, ScanRun
+
+
+@dataclass(frozen=True)
+class LatestRead:
+    """An account's latest read whose verdicts are still stored."""
+
+    run_id: int
+    evidence_fingerprint: str
+
+
+def latest_reads(engine: Engine, *, not_before: datetime) -> dict[str, LatestRead]:
+    """Account id -> its latest read in a run started at or after `not_before`, when that
+    read succeeded, has a fingerprint and its run's results were not pruned. An account
+    whose latest read is anything else (an error, an event-driven rescan, a time-dependent
+    read) is left out: it must be read and decided again."""
+    latest = (
+        select(
+            AccountScan.account_id,
+            AccountScan.scan_run_id,
+            AccountScan.status,
+            AccountScan.evidence_fingerprint,
+            ScanRun.pruned_at,
+        )
+        .join(ScanRun, ScanRun.id == AccountScan.scan_run_id)
+        .where(ScanRun.started_at >= not_before)
+        .ext(distinct_on(AccountScan.account_id))
+        .order_by(AccountScan.account_id, AccountScan.scan_run_id.desc())
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(latest).all()
+    return {
+        row.account_id: LatestRead(row.scan_run_id, row.evidence_fingerprint)
+        for row in rows
+        if row.status == AccountStatus.OK
+        and row.evidence_fingerprint is not None
+        and row.pruned_at is None
+    }
+
+
+def stored_verdicts(engine: Engine, run_id: int, account_id: str) -> list[CheckVerdict]:
+    """The verdicts of `account_id` in run `run_id`, without their evidence."""
+    query = (
+        select(*_VERDICT_COLUMNS)
+        .where(CheckResult.scan_run_id == run_id, CheckResult.account_id == account_id)
+        .order_by(CheckResult.check_key)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        CheckVerdict(
+            account_id=row.account_id,
+            region=row.region,
+            role_arn=row.role_arn,
+            check=row.check,
+            resource=row.resource,
+            status=CheckStatus(row.status),
+            decision=Decision(row.decision) if row.decision else None,
+            deciding_layer=Layer(row.deciding_layer) if row.deciding_layer else None,
+            policy=row.policy,
+            statement=row.statement,
+            simulator_decision=(
+                Decision(row.simulator_decision) if row.simulator_decision else None
+            ),
+            simulator_source=row.simulator_source,
+            disagreement=row.disagreement,
+            message=row.message,
+            remediation=row.remediation,
+        )
+        for row in rows
+    ]
+
+
+_VERDICT_COLUMNS = (
+    CheckResult.account_id,
+    CheckResult.region,
+    CheckResult.role_arn,
+    CheckResult.check,
+    CheckResult.resource,
+    CheckResult.status,
+    CheckResult.decision,
+    CheckResult.deciding_layer,
+    CheckResult.policy,
+    CheckResult.statement,
+    CheckResult.simulator_decision,
+    CheckResult.simulator_source,
+    CheckResult.disagreement,
+    CheckResult.message,
+    CheckResult.remediation,
+)
