@@ -137,17 +137,17 @@ class IncrementalScan:
 
     def carried_outcome(self, collection: AccountCollection) -> AccountOutcome:
         """The outcome of an unchanged account: its latest read's verdicts stand."""
-        run_id = collection.unchanged_since_run
-        assert run_id is not None
         account = collection.account
-        results = self.load_verdicts(run_id, account.id) if self.load_verdicts else []
+        latest = self.latest[account.id]
+        results = self.load_verdicts(latest.run_id, account.id) if self.load_verdicts else []
         return AccountOutcome(
             account,
             AccountStatus.OK,
             results=results,
             api_calls=collection.api_calls,
             evidence_fingerprint=collection.evidence_fingerprint,
-            carried_from_run=run_id,
+            carried_from_run=latest.run_id,
+            decided_at=latest.decided_at,
         )
 
 
@@ -160,7 +160,8 @@ def plan_incremental(
     keep_results: bool,
 ) -> IncrementalScan:
     """The scan's IncrementalScan: with `incremental.enabled` and not `full`, the latest
-    reads no older than `incremental.max_age_hours`; otherwise none (a full scan)."""
+    reads whose verdicts were decided within `incremental.max_age_hours`; otherwise none
+    (a full scan)."""
     profiles, simulator_name = scan
     latest: Mapping[str, LatestRead] = {}
     if settings.incremental.enabled and not full:

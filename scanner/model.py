@@ -346,6 +346,8 @@ class AccountOutcome:
     evidence_fingerprint: str | None = None  # AccountCollection.evidence_fingerprint
     # unchanged since this run: its verdicts are carried into this one as they are
     carried_from_run: int | None = None
+    # when carried verdicts were decided (the run that decided them started)
+    decided_at: datetime | None = None
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from scanner.model import CheckResult as CheckVerdict
@@ -22,19 +22,22 @@ class LatestRead:
 
     run_id: int
     evidence_fingerprint: str
+    decided_at: datetime  # when its verdicts were decided (earlier when it carried them)
 
 
 def latest_reads(engine: Engine, *, not_before: datetime) -> dict[str, LatestRead]:
-    """Account id -> its latest read in a run started at or after `not_before`, when that
-    read succeeded, has a fingerprint and its run's results were not pruned. An account
-    whose latest read is anything else (an error, an event-driven rescan, a time-dependent
-    read) is left out: it must be read and decided again."""
+    """Account id -> its latest read, when that read succeeded, has a fingerprint, its
+    run's results were not pruned and its verdicts were decided at or after
+    `not_before`. An account whose latest read is anything else (an error, an
+    event-driven rescan, a time-dependent read, old verdicts) is left out: it must be
+    read and decided again."""
     latest = (
         select(
             AccountScan.account_id,
             AccountScan.scan_run_id,
             AccountScan.status,
             AccountScan.evidence_fingerprint,
+            func.coalesce(AccountScan.verdicts_decided_at, ScanRun.started_at).label("decided_at"),
             ScanRun.pruned_at,
         )
         .join(ScanRun, ScanRun.id == AccountScan.scan_run_id)
@@ -45,11 +48,12 @@ def latest_reads(engine: Engine, *, not_before: datetime) -> dict[str, LatestRea
     with engine.connect() as conn:
         rows = conn.execute(latest).all()
     return {
-        row.account_id: LatestRead(row.scan_run_id, row.evidence_fingerprint)
+        row.account_id: LatestRead(row.scan_run_id, row.evidence_fingerprint, row.decided_at)
         for row in rows
         if row.status == AccountStatus.OK
         and row.evidence_fingerprint is not None
         and row.pruned_at is None
+        and row.decided_at >= not_before
     }
 
 

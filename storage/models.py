@@ -111,6 +111,9 @@ class AccountScan(Base):
     evidence_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # the evidence was unchanged: the verdicts were carried over from this run
     carried_from_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    # when carried verdicts were decided, however many runs carried them (NULL: decided
+    # in this run): what incremental.max_age_hours is measured against
+    verdicts_decided_at: Mapped[datetime | None]
 
 
 class CheckResult(Base):

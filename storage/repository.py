@@ -126,6 +126,7 @@ def _scan_row(outcome: AccountOutcome, run_id: int) -> dict[str, Any]:
         "api_calls": dict(outcome.api_calls),
         "evidence_fingerprint": outcome.evidence_fingerprint,
         "carried_from_run_id": outcome.carried_from_run,
+        "verdicts_decided_at": outcome.decided_at,
     }
 
 
@@ -279,7 +280,14 @@ def write_outcomes(conn: Connection, run_id: int, outcomes: Sequence[AccountOutc
         index_elements=[AccountScan.scan_run_id, AccountScan.account_id],
         set_=_excluded(
             scan_stmt,
-            ("status", "error", "api_calls", "evidence_fingerprint", "carried_from_run_id"),
+            (
+                "status",
+                "error",
+                "api_calls",
+                "evidence_fingerprint",
+                "carried_from_run_id",
+                "verdicts_decided_at",
+            ),
         ),
     )
     account_ids = [row["account_id"] for row in accounts]

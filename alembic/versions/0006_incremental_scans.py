@@ -1,5 +1,5 @@
-"""Incremental scans: each account read's evidence fingerprint, and the run whose
-verdicts an unchanged account carried over.
+"""Incremental scans: each account read's evidence fingerprint, and for an unchanged
+account the run whose verdicts it carried over and when they were decided.
 
 Revision ID: 0006
 Revises: 0005
@@ -22,11 +22,14 @@ def upgrade() -> None:
                                              nullable=True))
     op.add_column('account_scans', sa.Column('carried_from_run_id', sa.BigInteger(),
                                              nullable=True))
+    op.add_column('account_scans', sa.Column('verdicts_decided_at', sa.DateTime(timezone=True),
+                                             nullable=True))
     op.create_index('ix_account_scans_account_run', 'account_scans',
                     ['account_id', 'scan_run_id'], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index('ix_account_scans_account_run', table_name='account_scans')
+    op.drop_column('account_scans', 'verdicts_decided_at')
     op.drop_column('account_scans', 'carried_from_run_id')
     op.drop_column('account_scans', 'evidence_fingerprint')

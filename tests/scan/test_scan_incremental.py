@@ -210,18 +210,30 @@ def test_full_forces_every_account_to_be_decided(fresh_sandbox, db_engine, simul
     assert set(_reads(db_engine, after.run_id).values()) == {full.run_id}
 
 
-def test_verdicts_older_than_the_maximum_age_are_decided_again(fresh_sandbox, db_engine, simulated):
+def test_verdicts_decided_longer_ago_than_the_maximum_age_are_decided_again(
+    fresh_sandbox, db_engine, simulated
+):
     scan = _scanner(fresh_sandbox, db_engine, max_age_hours=1)
     first = scan()
-    with db_engine.begin() as conn:
+    carried = scan()  # carries the first run's verdicts: their age is the first run's
+    assert carried.unchanged_accounts == 2
+    with db_engine.begin() as conn:  # two hours pass; the carrying run stays recent
         conn.execute(
             text(
                 "UPDATE scan_runs SET started_at = started_at - interval '2 hours' WHERE id = :id"
             ),
             {"id": first.run_id},
         )
+        conn.execute(
+            text(
+                "UPDATE account_scans SET verdicts_decided_at = verdicts_decided_at"
+                " - interval '2 hours' WHERE scan_run_id = :id"
+            ),
+            {"id": carried.run_id},
+        )
     simulated.clear()
 
-    second = scan()
+    third = scan()
 
-    assert second.unchanged_accounts == 0 and len(set(simulated)) == 2
+    assert third.unchanged_accounts == 0 and len(set(simulated)) == 2
+    assert set(_reads(db_engine, third.run_id).values()) == {None}

@@ -18,7 +18,7 @@ LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def test_latest_reads_count_only_successful_fingerprinted_reads(engine):
-    first, _ = run(
+    first, first_started = run(
         engine,
         [
             make_outcome(A, {"backup:CreateBackupVault": "pass"}, evidence_fingerprint="a1"),
@@ -29,7 +29,7 @@ def test_latest_reads_count_only_successful_fingerprinted_reads(engine):
     )
     # a later run: A read again, B not readable, C rescanned without a fingerprint (as an
     # event-driven rescan records it); D not in it
-    second, _ = run(
+    second, second_started = run(
         engine,
         [
             make_outcome(A, {"backup:CreateBackupVault": "pass"}, evidence_fingerprint="a2"),
@@ -39,14 +39,32 @@ def test_latest_reads_count_only_successful_fingerprinted_reads(engine):
     )
 
     assert latest_reads(engine, not_before=LONG_AGO) == {
-        A: LatestRead(second, "a2"),
-        D: LatestRead(first, "d1"),
+        A: LatestRead(second, "a2", second_started),
+        D: LatestRead(first, "d1", first_started),
     }
     with engine.begin() as conn:
         conn.execute(update(ScanRun).where(ScanRun.id == first).values(pruned_at=datetime.now(UTC)))
-    assert latest_reads(engine, not_before=LONG_AGO) == {A: LatestRead(second, "a2")}
+    assert latest_reads(engine, not_before=LONG_AGO) == {
+        A: LatestRead(second, "a2", second_started)
+    }
     future = datetime.now(UTC) + timedelta(hours=1)
     assert latest_reads(engine, not_before=future) == {}
+
+
+def test_carried_verdicts_are_as_old_as_the_run_that_decided_them(engine):
+    decided, decided_started = run(
+        engine, [make_outcome(A, {"kms:CreateGrant": "pass"}, evidence_fingerprint="a1")]
+    )
+    carry = make_outcome(
+        A, {}, evidence_fingerprint="a1", carried_from_run=decided, decided_at=decided_started
+    )
+    carrying, carrying_started = run(engine, [carry])
+    assert carrying_started > decided_started
+
+    assert latest_reads(engine, not_before=decided_started) == {
+        A: LatestRead(carrying, "a1", decided_started)
+    }
+    assert latest_reads(engine, not_before=carrying_started) == {}
 
 
 def test_carried_verdicts_are_copied_with_their_evidence_and_failing_streak(engine):
