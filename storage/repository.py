@@ -202,7 +202,7 @@ _INSERT_DOCUMENTS = text(
 _SHARE_DOCUMENTS = text("SELECT pg_advisory_xact_lock_shared(:key)")
 
 
-# An unchanged account's verdicts, copied row for row from the run they were decided in
+# An unchanged account's verdicts, copied row for row from its latest read's run
 # (evidence included, without it leaving the database); failing_since follows check_state
 # exactly as for fresh results.
 _CARRY_RESULTS = text(
