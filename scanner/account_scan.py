@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError
+from botocore.parsers import ResponseParserError
 
 from scanner import deadline
 from scanner.aws.collect import account_contexts, collect_account
@@ -123,7 +124,9 @@ def scan_account(
         )
     except deadline.TimeLimitExceeded as exc:
         return AccountOutcome(account, AccountStatus.ERROR, error=str(exc))
-    except BotoCoreError as exc:  # endpoint unreachable, connection cut, answer cut short
+    # endpoint unreachable, connection cut, answer cut short (an endpoint that dies while
+    # answering can leave an empty or truncated body, which reaches us as a parser error)
+    except (BotoCoreError, ResponseParserError) as exc:
         # the SDK quotes the raw answer: mask it (a cut-off AssumeRole answer holds keys)
         reason = bounded(mask_secrets(f"{type(exc).__name__}: {exc}"), 300)
         log.warning("AWS endpoint failure", extra={"account": account.id})
