@@ -168,26 +168,38 @@ _NAMES = ", ".join(f'"{name}"' for name in _RESULT_COLUMNS)
 _UPDATED = ", ".join(
     f'"{name}" = EXCLUDED."{name}"' for name in _RESULT_COLUMNS if name != "check_key"
 )
-# The whole batch travels as one JSON array expanded server-side: one statement, one
-# round trip, and the upsert and the failing_since lookup happen in the same pass.
-_INSERT_RESULTS = text(
-    f"""
+
+
+def _insert_results(rows: str, alias: str) -> str:
+    """INSERT INTO check_results from `rows` (a FROM clause naming one result per row as
+    `alias`), failing_since following check_state: shared by fresh and carried verdicts."""
+    return f"""
     INSERT INTO check_results (scan_run_id, {_NAMES}, failing_since)
-    SELECT :run_id, {", ".join(f'r."{name}"' for name in _RESULT_COLUMNS)},
-           {failing_since_sql("r", "cs")}
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-        {", ".join(f'"{name}" {kind}' for name, kind in _RESULT_COLUMNS.items())})
+    SELECT :run_id, {", ".join(f'{alias}."{name}"' for name in _RESULT_COLUMNS)},
+           {failing_since_sql(alias, "cs")}
+    FROM {rows}
     -- LATERAL ... LIMIT 1: one primary-key lookup per result. A plain join lets the
     -- planner, misled by stale statistics mid-scan, hash the whole check_state per call.
     LEFT JOIN LATERAL (
         SELECT s.status, s.failing_since FROM check_state AS s
-        WHERE s.check_key = r.check_key AND s.last_scan_run_id < :run_id
+        WHERE s.check_key = {alias}.check_key AND s.last_scan_run_id < :run_id
         LIMIT 1
     ) AS cs ON true
     ON CONFLICT (scan_run_id, check_key) DO UPDATE SET
         {_UPDATED},
         failing_since = EXCLUDED.failing_since
     """
+
+
+# The whole batch travels as one JSON array expanded server-side: one statement, one
+# round trip, and the upsert and the failing_since lookup happen in the same pass.
+_INSERT_RESULTS = text(
+    _insert_results(
+        "jsonb_to_recordset(CAST(:rows AS jsonb)) AS r("
+        + ", ".join(f'"{name}" {kind}' for name, kind in _RESULT_COLUMNS.items())
+        + ")",
+        "r",
+    )
 )
 # Documents already stored (by an earlier check, account or run) are left as they are.
 _INSERT_DOCUMENTS = text(
@@ -203,24 +215,13 @@ _SHARE_DOCUMENTS = text("SELECT pg_advisory_xact_lock_shared(:key)")
 
 
 # An unchanged account's verdicts, copied row for row from its latest read's run
-# (evidence included, without it leaving the database); failing_since follows check_state
-# exactly as for fresh results.
+# (evidence included, without it leaving the database).
 _CARRY_RESULTS = text(
-    f"""
-    INSERT INTO check_results (scan_run_id, {_NAMES}, failing_since)
-    SELECT :run_id, {", ".join(f'p."{name}"' for name in _RESULT_COLUMNS)},
-           {failing_since_sql("p", "cs")}
-    FROM jsonb_to_recordset(CAST(:carried AS jsonb)) AS c(account_id text, run_id bigint)
-    JOIN check_results AS p ON p.scan_run_id = c.run_id AND p.account_id = c.account_id
-    LEFT JOIN LATERAL (
-        SELECT s.status, s.failing_since FROM check_state AS s
-        WHERE s.check_key = p.check_key AND s.last_scan_run_id < :run_id
-        LIMIT 1
-    ) AS cs ON true
-    ON CONFLICT (scan_run_id, check_key) DO UPDATE SET
-        {_UPDATED},
-        failing_since = EXCLUDED.failing_since
-    """
+    _insert_results(
+        "jsonb_to_recordset(CAST(:carried AS jsonb)) AS c(account_id text, run_id bigint)"
+        " JOIN check_results AS p ON p.scan_run_id = c.run_id AND p.account_id = c.account_id",
+        "p",
+    )
 )
 
 
