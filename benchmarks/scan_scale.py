@@ -10,7 +10,8 @@ the least time the same quotas and latency allow (see `physical_bound`). The las
 
 Run: .venv/bin/python benchmarks/scan_scale.py --accounts 1000 [--concurrency 8]
 With --incremental: a full scan, then an incremental scan of the unchanged organization
-into the same database; the last line is
+into the same database (with --replicas N, both shared by N processes: calls and CPU
+seconds are summed over the replicas); the last line is
 
   incremental: accounts=N simulator=S calls_fraction=C wall_fraction=W cpu_fraction=U ...
 The fake server is a child process, always stopped on exit; the database is dropped.
@@ -286,6 +287,7 @@ def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str)
     from storage.migrate import upgrade
 
     upgrade(database_url)
+    os.environ["SCALE_DATABASE_URL"] = database_url
     engine = make_engine(database_url)
     overrides: dict[str, Any] = {
         "regions": args.regions.split(","),
@@ -296,6 +298,8 @@ def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str)
     }
     if args.concurrency:
         overrides["concurrency"] = args.concurrency
+    if args.replicas > 1:
+        overrides["share_scans"] = True
     settings = load_settings(overrides=overrides)
     timer = WriteTimer()
     timer.install()
@@ -303,21 +307,27 @@ def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str)
     for name in ("full", "incremental"):
         recorder = CallRecorder()
         writes_before, cpu, start = timer.seconds, _cpu_seconds(), time.perf_counter()
-        report = run_scan(
-            settings,
-            engine=engine,
-            trigger="benchmark",
-            recorder=recorder,
-            keep_results=False,
-            full=name == "full",
-        )
+        helpers = [_helper(args, index) for index in range(1, args.replicas)]
+        try:
+            report = run_scan(
+                settings,
+                engine=engine,
+                trigger="benchmark",
+                recorder=recorder,
+                keep_results=False,
+                full=name == "full",
+            )
+        finally:
+            joined = [_stop_helper(helper) for helper in helpers]
         figures[name] = {
             "wall": time.perf_counter() - start,
-            "cpu": _cpu_seconds() - cpu,
+            "cpu": _cpu_seconds() - cpu + sum(helper["cpu_s"] for helper in joined),
             "db": timer.seconds - writes_before,
-            "calls": Counter(recorder.counts),
+            "calls": sum((Counter(helper["calls"]) for helper in joined), Counter(recorder.counts)),
             "unchanged": report.unchanged_accounts,
             "totals": report.totals,
+            "per_replica": [len(report.summary.outcomes)]
+            + [helper["recorded"] for helper in joined],
         }
     engine.dispose()
     _print_pair(args, figures)
@@ -340,7 +350,7 @@ def _print_pair(args: argparse.Namespace, figures: dict[str, dict[str, Any]]) ->
             f"(organizations {org}, iam:SimulatePrincipalPolicy "
             f"{calls.get('iam:SimulatePrincipalPolicy', 0)})  unchanged accounts "
             f"{run['unchanged']}  checks {totals.checks_total} failed {totals.checks_failed} "
-            f"status {totals.status}"
+            f"status {totals.status}  accounts per replica {run['per_replica']}"
         )
     full, incremental = figures["full"], figures["incremental"]
     print("incremental calls by action:")
@@ -353,7 +363,7 @@ def _print_pair(args: argparse.Namespace, figures: dict[str, dict[str, Any]]) ->
     calls = sum(incremental["calls"].values()) / max(1, sum(full["calls"].values()))
     print(
         f"incremental: accounts={args.accounts} simulator={args.simulator} "
-        f"calls_fraction={calls:.3f} wall_fraction={fraction('wall'):.3f} "
+        f"replicas={args.replicas} calls_fraction={calls:.3f} wall_fraction={fraction('wall'):.3f} "
         f"cpu_fraction={fraction('cpu'):.3f} db_fraction={fraction('db'):.3f}"
     )
 
@@ -397,7 +407,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
             settings, engine=engine, trigger="benchmark", recorder=recorder, keep_results=False
         )
     finally:
-        helper_rss = [_stop_helper(helper) for helper in helpers]
+        helper_rss = [_stop_helper(helper)["rss_mb"] for helper in helpers]
     wall = time.perf_counter() - start
     cpu = _process_cpu() - cpu_before
     stored = stored_bytes(engine)
@@ -443,7 +453,9 @@ def cores_available() -> int:
 
 
 HELPER = """
-import resource, sys, time
+import json, resource, sys, time
+from scanner.aws.calls import CallRecorder
+from scanner.aws.session import AwsSessions
 from scanner.config import load_settings
 from scanner.shared_scan import join_shared_scans
 from storage.db import make_engine
@@ -453,8 +465,12 @@ settings = load_settings(overrides={"share_scans": True, "simulator": sys.argv[2
 engine = make_engine(settings.database.url)
 while not open_shared_runs(engine):
     time.sleep(0.05)
-done = join_shared_scans(settings, engine, host=sys.argv[1])
-print(done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
+recorder = CallRecorder()
+sessions = AwsSessions(settings, recorder=recorder)
+done = join_shared_scans(settings, engine, host=sys.argv[1], sessions=sessions)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"recorded": done, "rss_mb": usage.ru_maxrss / 1024,
+    "cpu_s": usage.ru_utime + usage.ru_stime, "calls": recorder.counts}), flush=True)
 """
 
 
@@ -471,14 +487,16 @@ def _helper(args: argparse.Namespace, index: int) -> subprocess.Popen[str]:
     )
 
 
-def _stop_helper(helper: subprocess.Popen[str]) -> float:
+def _stop_helper(helper: subprocess.Popen[str]) -> dict[str, Any]:
+    """What the helper replica printed: accounts recorded, peak RSS (MB), CPU seconds
+    (its whole life, startup included) and API calls by action."""
     try:
         output, _ = helper.communicate(timeout=300)
-        return float(output.split()[-1])
+        return json.loads(output.splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError):
         helper.kill()
         helper.wait(timeout=10)
-        return float("nan")
+        return {"recorded": 0, "rss_mb": float("nan"), "cpu_s": float("nan"), "calls": {}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,8 +68,9 @@ def decision_basis(settings: Settings, profiles: list[Profile], simulator_name: 
     digest, _ = _sha(
         {
             "code": code_fingerprint(),
-            # everything but the incremental section itself, which decides nothing
-            "settings": settings.model_dump(mode="json", exclude={"incremental"}),
+            # everything but what decides no verdict: the incremental section itself, and
+            # whether replicas share the scan (a shared scan decides as a single process)
+            "settings": settings.model_dump(mode="json", exclude={"incremental", "share_scans"}),
             "profiles": profiles,
             "simulator": simulator_name,
         }
@@ -151,26 +152,35 @@ class IncrementalScan:
         )
 
 
+def carried_since(settings: Settings, *, full: bool) -> datetime | None:
+    """The earliest decision time of verdicts a scan starting now may carry over: now less
+    `incremental.max_age_hours`; None for a full scan (not `incremental.enabled`, or
+    `full`). A shared scan's replicas all use the one its starting replica chose."""
+    if full or not settings.incremental.enabled:
+        return None
+    return datetime.now(UTC) - timedelta(hours=settings.incremental.max_age_hours)
+
+
 def plan_incremental(
     settings: Settings,
     engine: Engine,
     scan: tuple[list[Profile], str],
     *,
-    full: bool,
+    since: datetime | None,
     keep_results: bool,
+    before_run: int | None = None,
 ) -> IncrementalScan:
-    """The scan's IncrementalScan: with `incremental.enabled` and not `full`, the latest
-    reads whose verdicts were decided within `incremental.max_age_hours`; otherwise none
-    (a full scan)."""
+    """The scan's IncrementalScan: with `since` (carried_since), the latest reads (of runs
+    before `before_run`, when given) whose verdicts were decided at or after it; with None,
+    none (a full scan)."""
     profiles, simulator_name = scan
     latest: Mapping[str, LatestRead] = {}
-    if settings.incremental.enabled and not full:
-        max_age = timedelta(hours=settings.incremental.max_age_hours)
-        latest = latest_reads(engine, not_before=datetime.now(UTC) - max_age)
+    if since is not None:
+        latest = latest_reads(engine, not_before=since, before_run=before_run)
     return IncrementalScan(
         basis=decision_basis(settings, profiles, simulator_name),
         latest=latest,
-        skips=settings.incremental.enabled and not full,
+        skips=since is not None,
         load_verdicts=(
             (lambda run_id, account_id: stored_verdicts(engine, run_id, account_id))
             if keep_results
@@ -179,14 +189,18 @@ def plan_incremental(
     )
 
 
-def log_unchanged(incremental: IncrementalScan, outcomes: list[AccountOutcome]) -> int:
-    """Say how many accounts an incremental scan found unchanged; returns that number."""
-    unchanged = sum(1 for outcome in outcomes if outcome.carried_from_run is not None)
+def count_unchanged(outcomes: list[AccountOutcome]) -> int:
+    return sum(1 for outcome in outcomes if outcome.carried_from_run is not None)
+
+
+def log_unchanged(incremental: IncrementalScan, unchanged: int, accounts: int) -> int:
+    """Say how many of a scan's accounts an incremental scan found unchanged; returns
+    `unchanged`."""
     if incremental.skips:
         log.info(
             "incremental scan: %d of %d accounts unchanged, their verdicts carried over",
             unchanged,
-            len(outcomes),
-            extra={"unchanged": unchanged, "accounts": len(outcomes)},
+            accounts,
+            extra={"unchanged": unchanged, "accounts": accounts},
         )
     return unchanged

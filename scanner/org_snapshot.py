@@ -15,6 +15,7 @@ def _account(account: Account) -> dict[str, Any]:
         "email": account.email,
         "status": account.status,
         "ou_path": [[unit.id, unit.name] for unit in account.ou_path],
+        "tags": [list(tag) for tag in account.tags],
     }
 
 
@@ -50,6 +51,7 @@ def _from_account(raw: dict[str, Any]) -> Account:
         email=raw.get("email", ""),
         status=raw.get("status", "ACTIVE"),
         ou_path=tuple(OrgUnit(unit_id, name) for unit_id, name in raw["ou_path"]),
+        tags=tuple((key, value) for key, value in raw.get("tags", ())),
     )
 
 

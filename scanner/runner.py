@@ -39,7 +39,7 @@ from scanner.aws.simulator import Simulator
 from scanner.aws.sizing import MAX_HELD, scan_concurrency
 from scanner.config import Settings
 from scanner.db_retry import while_database_returns
-from scanner.incremental import log_unchanged, plan_incremental
+from scanner.incremental import carried_since, count_unchanged, log_unchanged, plan_incremental
 from scanner.model import Account, AccountOutcome, Organization, ScanSummary
 from scanner.profiles import Profile, load_profiles
 from scanner.recording import BackgroundRecorder
@@ -90,7 +90,10 @@ def run_scan(
         report, accounts = run.open(organization)
         assert run.simulator is not None  # chosen when the run opened
         shared = (sessions, profiles, organization, run.simulator)
-        return lead_shared_scan(report, accounts, settings, engine, shared, stop_event, run.clock)
+        since = carried_since(settings, full=run.full)
+        return lead_shared_scan(
+            report, accounts, settings, engine, shared, stop_event, run.clock, since=since
+        )
     return _pipelined_scan(run, sessions, profiles, stop_event)
 
 
@@ -202,7 +205,7 @@ def _pipelined_scan(
         run.settings,
         run.engine,
         (profiles, early_simulator.name),
-        full=run.full,
+        since=carried_since(run.settings, full=run.full),
         keep_results=run.keep_results,
     )
     early = ScanContext(
@@ -219,7 +222,10 @@ def _pipelined_scan(
         stopped = _scan_accounts(scan, stop_event)
         report = scan.report_when_walked()
         scan.finished.flush()
-        report.unchanged_accounts = log_unchanged(incremental, report.summary.outcomes)
+        outcomes = report.summary.outcomes
+        report.unchanged_accounts = log_unchanged(
+            incremental, count_unchanged(outcomes), len(outcomes)
+        )
         run.close(report, stopped, scan.finished.total)
     except BaseException as exc:
         scan.abort(exc)

@@ -3,7 +3,11 @@
 The replica that starts a scan discovers the organization, enqueues its accounts and
 stores the organization; then it, and every replica that joins, claims accounts in small
 batches, scans them, and records each account's verdicts in the transaction that marks it
-done. Leases are renewed while an account is scanned; a replica that dies stops renewing,
+done. An incremental scan (scanner.incremental) is incremental on every replica alike:
+the starting replica stores how old carried verdicts may be (or that the scan is full),
+and each replica compares an account's fingerprint, taken in the stored organization,
+with the account's latest read before the scan, so it reaches the decision a single
+process would. Leases are renewed while an account is scanned; a replica that dies stops renewing,
 its accounts' leases run out and another replica takes them over. The starting replica
 waits until every account is done, then closes the run (totals, drift).
 """
@@ -15,6 +19,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from scanner.account_scan import (
@@ -25,6 +30,7 @@ from scanner.account_scan import (
     without_results,
 )
 from scanner.aws.sizing import scan_concurrency
+from scanner.incremental import IncrementalScan, log_unchanged, plan_incremental
 from scanner.recording import BackgroundRecorder
 
 if TYPE_CHECKING:
@@ -77,6 +83,8 @@ class Worker:
     simulator: Simulator
     run_id: int
     host: str
+    # the run's incremental plan (shared_incremental; None: neither fingerprints nor skips)
+    incremental: IncrementalScan | None = None
     lease_seconds: float = 0.0  # 0: LEASE_SECONDS
 
     def __post_init__(self) -> None:
@@ -125,7 +133,12 @@ class Worker:
                 held.add(account_id)
             account = accounts[account_id]
             context = ScanContext(
-                self.settings, self.sessions, self.profiles, self.organization, self.simulator
+                self.settings,
+                self.sessions,
+                self.profiles,
+                self.organization,
+                self.simulator,
+                incremental=self.incremental,
             )
             future = pool.submit(scan_account, context, account)
             in_flight[future] = account
@@ -169,6 +182,27 @@ class _Heartbeat:
         self.thread.join(timeout=5)
 
 
+def shared_incremental(
+    settings: Settings,
+    engine: Engine,
+    run_id: int,
+    scan: tuple[list[Profile], Simulator],
+    since: datetime | None,
+) -> IncrementalScan:
+    """The shared run's incremental plan on this replica: the latest reads of the runs
+    before it with verdicts decided at or after `since`, the starting replica's choice
+    (None: a full scan that only records fingerprints)."""
+    profiles, simulator = scan
+    return plan_incremental(
+        settings,
+        engine,
+        (profiles, simulator.name),
+        since=since,
+        keep_results=False,  # shared scans keep no verdicts in the report
+        before_run=run_id,
+    )
+
+
 def join_shared_scans(
     settings: Settings,
     engine: Engine,
@@ -181,24 +215,29 @@ def join_shared_scans(
     from scanner.aws.session import AwsSessions
     from scanner.org_snapshot import from_json
     from scanner.profiles import load_profiles
-    from storage.work_queue import open_shared_runs, shared_organization
+    from storage.work_queue import open_shared_runs, shared_plan
 
     recorded = 0
     for run_id in open_shared_runs(engine):
-        raw = shared_organization(engine, run_id)
-        if raw is None:
+        plan = shared_plan(engine, run_id)
+        if plan is None:
             continue
-        organization = from_json(raw)
+        organization = from_json(plan.organization)
         sessions = sessions or AwsSessions(settings)
+        profiles = load_profiles(settings)
+        simulator = choose_simulator(settings, organization)
         worker = Worker(
             settings=settings,
             engine=engine,
             sessions=sessions,
-            profiles=load_profiles(settings),
+            profiles=profiles,
             organization=organization,
-            simulator=choose_simulator(settings, organization),
+            simulator=simulator,
             run_id=run_id,
             host=host,
+            incremental=shared_incremental(
+                settings, engine, run_id, (profiles, simulator), plan.incremental_since
+            ),
         )
         log.info("joining shared scan", extra={"run": run_id})
         recorded += len(worker.run(stop_event))
@@ -213,24 +252,41 @@ def lead_shared_scan(
     shared: tuple[AwsSessions, list[Profile], Organization, Simulator],
     stop_event: threading.Event | None,
     clock: float,
+    *,
+    since: datetime | None = None,
 ) -> ScanReport:
     """The starting replica's part of a shared scan: enqueue, scan with the others, wait
-    for every account, close the run."""
-    from datetime import UTC, datetime
+    for every account, close the run. `since`: scanner.incremental.carried_since (None: a
+    full scan)."""
+    from datetime import UTC
 
     from scanner.org_snapshot import to_json
+    from storage.incremental_queries import carried_accounts
     from storage.repository import finish_run
-    from storage.work_queue import enqueue
+    from storage.work_queue import SharedPlan, enqueue
 
     sessions, profiles, organization, simulator = shared
     run_id = report.run_id
     try:
-        enqueue(engine, run_id, [account.id for account in accounts], to_json(organization))
+        plan = SharedPlan(to_json(organization), since)
+        enqueue(engine, run_id, [account.id for account in accounts], plan)
+        incremental = shared_incremental(settings, engine, run_id, (profiles, simulator), since)
         worker = Worker(
-            settings, engine, sessions, profiles, organization, simulator, run_id, scan_host()
+            settings,
+            engine,
+            sessions,
+            profiles,
+            organization,
+            simulator,
+            run_id,
+            scan_host(),
+            incremental,
         )
         report.summary.outcomes.extend(worker.run(stop_event))
         report.summary.finished_at = datetime.now(UTC)
+        # every replica's accounts, not only this one's
+        carried = carried_accounts(engine, run_id)
+        report.unchanged_accounts = log_unchanged(incremental, carried, len(accounts))
         if stop_event is not None and stop_event.is_set():
             report.interrupted = True
             reason = f"stopped after {len(report.summary.outcomes)} of {len(accounts)} accounts"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, true
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from scanner.model import CheckResult as CheckVerdict
@@ -25,12 +25,16 @@ class LatestRead:
     decided_at: datetime  # when its verdicts were decided (earlier when it carried them)
 
 
-def latest_reads(engine: Engine, *, not_before: datetime) -> dict[str, LatestRead]:
+def latest_reads(
+    engine: Engine, *, not_before: datetime, before_run: int | None = None
+) -> dict[str, LatestRead]:
     """Account id -> its latest read, when that read succeeded, has a fingerprint, its
     run's results were not pruned and its verdicts were decided at or after
     `not_before`. An account whose latest read is anything else (an error, an
     event-driven rescan, a time-dependent read, old verdicts) is left out: it must be
-    read and decided again."""
+    read and decided again. With `before_run`, only reads of earlier runs count: a
+    replica joining a shared scan sees what the scan's start saw, not the accounts the
+    scan itself already recorded."""
     latest = (
         select(
             AccountScan.account_id,
@@ -42,6 +46,7 @@ def latest_reads(engine: Engine, *, not_before: datetime) -> dict[str, LatestRea
         )
         .join(ScanRun, ScanRun.id == AccountScan.scan_run_id)
         .where(ScanRun.started_at >= not_before)
+        .where(AccountScan.scan_run_id < before_run if before_run is not None else true())
         .ext(distinct_on(AccountScan.account_id))
         .order_by(AccountScan.account_id, AccountScan.scan_run_id.desc())
     )
@@ -55,6 +60,15 @@ def latest_reads(engine: Engine, *, not_before: datetime) -> dict[str, LatestRea
         and row.pruned_at is None
         and row.decided_at >= not_before
     }
+
+
+def carried_accounts(engine: Engine, run_id: int) -> int:
+    """Accounts of run `run_id` recorded so far whose verdicts were carried over."""
+    query = select(func.count()).where(
+        AccountScan.scan_run_id == run_id, AccountScan.carried_from_run_id.is_not(None)
+    )
+    with engine.connect() as conn:
+        return conn.scalar(query) or 0
 
 
 def stored_verdicts(engine: Engine, run_id: int, account_id: str) -> list[CheckVerdict]:

@@ -239,8 +239,8 @@ class ScanWork(Base):
 
 
 class SharedScan(Base):
-    """What replicas joining a shared scan need that only its discovery read: the
-    organization tree with its SCPs and RCPs (JSON)."""
+    """What replicas joining a shared scan need that only the starting replica knows: the
+    organization tree with its SCPs and RCPs (JSON), and whether the scan is incremental."""
 
     __tablename__ = "shared_scans"
 
@@ -248,3 +248,6 @@ class SharedScan(Base):
         ForeignKey("scan_runs.id", ondelete="CASCADE"), primary_key=True
     )
     organization: Mapped[dict[str, Any]]
+    # an incremental scan: verdicts decided at or after this may be carried over (NULL: a
+    # full scan, every account decided afresh)
+    incremental_since: Mapped[datetime | None]

@@ -2,7 +2,8 @@
 between replicas.
 
 - enqueue: the replica that starts the scan lists its accounts (and stores the
-  organization it discovered, for the replicas that join).
+  organization it discovered and, for an incremental scan, how old carried verdicts may
+  be: what the replicas that join cannot know on their own).
 - claim: a replica takes up to N accounts that are pending, or claimed by a replica whose
   lease ran out (it died), with SELECT ... FOR UPDATE SKIP LOCKED, so replicas never wait
   for each other's claims nor take the same account.
@@ -16,6 +17,8 @@ https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text, update
@@ -51,12 +54,25 @@ _CLAIM = text(
 )
 
 
-def enqueue(
-    engine: Engine, run_id: int, account_ids: Sequence[str], organization: dict[str, Any]
-) -> None:
+@dataclass(frozen=True)
+class SharedPlan:
+    """What the starting replica stored for the replicas that join its scan."""
+
+    organization: dict[str, Any]  # scanner.org_snapshot.to_json
+    # an incremental scan: carry verdicts decided at or after this (None: a full scan)
+    incremental_since: datetime | None
+
+
+def enqueue(engine: Engine, run_id: int, account_ids: Sequence[str], plan: SharedPlan) -> None:
     rows = [{"scan_run_id": run_id, "account_id": account} for account in account_ids]
     with engine.begin() as conn:
-        conn.execute(pg_insert(SharedScan).values(scan_run_id=run_id, organization=organization))
+        conn.execute(
+            pg_insert(SharedScan).values(
+                scan_run_id=run_id,
+                organization=plan.organization,
+                incremental_since=plan.incremental_since,
+            )
+        )
         for start in range(0, len(rows), 5000):
             conn.execute(
                 pg_insert(ScanWork).values(state="pending", claims=0).on_conflict_do_nothing(),
@@ -148,9 +164,14 @@ def open_shared_runs(engine: Engine) -> list[int]:
         return [row[0] for row in rows]
 
 
-def shared_organization(engine: Engine, run_id: int) -> dict[str, Any] | None:
+def shared_plan(engine: Engine, run_id: int) -> SharedPlan | None:
     with engine.connect() as conn:
-        return conn.scalar(select(SharedScan.organization).where(SharedScan.scan_run_id == run_id))
+        row = conn.execute(
+            select(SharedScan.organization, SharedScan.incremental_since).where(
+                SharedScan.scan_run_id == run_id
+            )
+        ).first()
+    return None if row is None else SharedPlan(row.organization, row.incremental_since)
 
 
 def work_counts(engine: Engine, run_id: int) -> dict[str, Any]:

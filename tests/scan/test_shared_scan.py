@@ -1,5 +1,6 @@
 """Two processes share one scan's accounts through PostgreSQL; one is killed mid-scan and
-every account is still recorded exactly once.
+every account is still recorded exactly once, in a full scan and in an incremental one
+(where the survivor carries the killed replica's accounts over as a single process would).
 
 AWS is the benchmarks' fake (benchmarks/fakeaws): real wire protocols with a per-call
 latency, so a scan of 60 accounts lasts long enough to kill a replica in the middle."""
@@ -37,6 +38,7 @@ settings = load_settings(overrides={{
     "simulator": "engine",
     "concurrency": 4,
     "share_scans": True,
+    "incremental": {{"enabled": True}},
 }})
 engine = make_engine(settings.database.url)
 """
@@ -44,8 +46,9 @@ LEAD = (
     COMMON
     + """
 from scanner.runner import run_scan
-report = run_scan(settings, engine=engine, trigger="cli", keep_results=False)
-print("run", report.run_id, report.totals.status, flush=True)
+full = sys.argv[1] == "full"
+report = run_scan(settings, engine=engine, trigger="cli", keep_results=False, full=full)
+print("run", report.run_id, report.unchanged_accounts, report.totals.status, flush=True)
 """
 )
 JOIN = (
@@ -112,10 +115,11 @@ def _scalar(url: str, query: str) -> int:
         engine.dispose()
 
 
-def test_a_replica_killed_mid_scan_loses_no_account(fake_aws: str, database_url: str) -> None:
-    upgrade(database_url)
-    leader = _start(LEAD, database_url, fake_aws)
-    helper = _start(JOIN, database_url, fake_aws, "helper-replica")
+def _kill_a_replica_mid_scan(database_url: str, endpoint: str, mode: str) -> tuple[str, int]:
+    """A shared scan (`mode`: full or incremental) whose second replica is killed while it
+    holds accounts; returns the leader's output and how many accounts the killed one held."""
+    leader = _start(LEAD, database_url, endpoint, mode)
+    helper = _start(JOIN, database_url, endpoint, "helper-replica")
     try:
         deadline = time.monotonic() + 120
         done_by_helper = 0
@@ -140,9 +144,15 @@ def test_a_replica_killed_mid_scan_loses_no_account(fake_aws: str, database_url:
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)
-
     assert leader.returncode == 0
     assert output.split()[-1] == "succeeded"
+    return output, held
+
+
+def test_a_replica_killed_mid_scan_loses_no_account(fake_aws: str, database_url: str) -> None:
+    upgrade(database_url)
+    _, held = _kill_a_replica_mid_scan(database_url, fake_aws, "full")
+
     scans = _scalar(database_url, "SELECT count(*) FROM account_scans")
     distinct = _scalar(database_url, "SELECT count(DISTINCT account_id) FROM account_scans")
     assert scans == distinct == ACCOUNTS  # every account exactly once
@@ -165,4 +175,53 @@ def test_a_replica_killed_mid_scan_loses_no_account(fake_aws: str, database_url:
     assert 0 < least <= per_account  # every account has its verdicts, none recorded twice
     assert _scalar(database_url, "SELECT count(DISTINCT account_id) FROM check_results") == (
         ACCOUNTS
+    )
+
+
+def test_a_replica_killed_mid_incremental_scan_loses_no_account(
+    fake_aws: str, database_url: str
+) -> None:
+    upgrade(database_url)
+    first = _start(LEAD, database_url, fake_aws, "full")  # records the fingerprints
+    output, _ = first.communicate(timeout=180)
+    assert first.returncode == 0 and output.split()[-1] == "succeeded"
+    full_run = int(output.split()[1])
+
+    output, held = _kill_a_replica_mid_scan(database_url, fake_aws, "incremental")
+
+    run = int(output.split()[1])
+    assert int(output.split()[2]) == ACCOUNTS  # the leader counts every replica's accounts
+
+    def of_run(query: str) -> int:
+        return _scalar(database_url, query.replace(":run", str(run)))
+
+    # every account exactly once, all carried over from the full run: the survivor took
+    # the killed replica's accounts over and decided them as it would have
+    assert of_run("SELECT count(*) FROM account_scans WHERE scan_run_id = :run") == ACCOUNTS
+    assert (
+        of_run(
+            "SELECT count(DISTINCT account_id) FROM account_scans WHERE scan_run_id = :run "
+            f"AND carried_from_run_id = {full_run}"
+        )
+        == ACCOUNTS
+    )
+    assert of_run("SELECT count(*) FROM scan_work WHERE scan_run_id = :run AND claims > 1") >= held
+    assert (
+        of_run(
+            "SELECT count(*) FROM scan_work WHERE scan_run_id = :run "
+            "AND claimed_by = 'helper-replica' AND state = 'done'"
+        )
+        >= 3
+    )
+    # the carried verdicts are the full run's, each once
+    assert of_run("SELECT count(*) FROM check_results WHERE scan_run_id = :run") == _scalar(
+        database_url, f"SELECT count(*) FROM check_results WHERE scan_run_id = {full_run}"
+    )
+    assert (
+        of_run(
+            "SELECT count(*) FROM (SELECT check_key FROM check_results WHERE scan_run_id = :run "
+            "EXCEPT SELECT check_key FROM check_results WHERE scan_run_id = "
+            f"{full_run}) AS extra"
+        )
+        == 0
     )

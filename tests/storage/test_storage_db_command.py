@@ -15,13 +15,13 @@ def test_upgrade_then_current(database_url: str, capsys: pytest.CaptureFixture[s
     assert "vaultscan db upgrade" in capsys.readouterr().out
 
     assert main(["db", "upgrade", "--database-url", database_url]) == 0
-    assert "upgraded from empty to revision 0006" in capsys.readouterr().out
-    assert current(database_url) == "0006"
+    assert "upgraded from empty to revision 0007" in capsys.readouterr().out
+    assert current(database_url) == "0007"
 
     assert main(["db", "upgrade", "--database-url", database_url]) == 0  # idempotent
-    assert "already at revision 0006" in capsys.readouterr().out
+    assert "already at revision 0007" in capsys.readouterr().out
     assert main(["db", "current", "--database-url", database_url]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "0006 (newest)"
+    assert capsys.readouterr().out.splitlines()[-1] == "0007 (newest)"
 
 
 def test_url_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,7 +55,7 @@ def test_prune_reports_what_it_removed(
     assert main(["db", "prune", "--keep-days", "30", "--database-url", database_url]) == 0
     out = capsys.readouterr().out
     assert "removed the evidence of 0 run(s)" in out and "0 check results" in out
-    assert current(database_url) == "0006"  # prune migrates first
+    assert current(database_url) == "0007"  # prune migrates first
 
 
 def test_prune_needs_a_positive_number_of_days(capsys: pytest.CaptureFixture[str]) -> None:

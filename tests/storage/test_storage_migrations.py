@@ -36,7 +36,7 @@ def test_fresh_database_has_no_revision(database_url: str) -> None:
 
 def test_upgrade_creates_every_table_at_head(database_url: str) -> None:
     upgrade(database_url)
-    assert current(database_url) == head_revision() == "0006"
+    assert current(database_url) == head_revision() == "0007"
     engine = _engine(database_url)
     try:
         assert TABLES <= set(inspect(engine).get_table_names())
@@ -74,7 +74,7 @@ def test_upgrade_twice_is_a_no_op(migrated_url: str) -> None:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
     finally:
         engine.dispose()
-    assert [row[0] for row in versions] == ["0006"]
+    assert [row[0] for row in versions] == ["0007"]
 
 
 def test_concurrent_upgrades_migrate_once(database_url: str) -> None:
@@ -88,7 +88,7 @@ def test_concurrent_upgrades_migrate_once(database_url: str) -> None:
     with ThreadPoolExecutor(callers) as pool_:
         for future in [pool_.submit(call) for _ in range(callers)]:
             future.result()  # re-raises e.g. DuplicateTable if two had migrated at once
-    assert current(database_url) == "0006"
+    assert current(database_url) == "0007"
 
 
 def test_missing_migrations_folder_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -101,7 +101,7 @@ def test_migrations_folder_can_be_relocated(monkeypatch: pytest.MonkeyPatch) -> 
     real = alembic_dir()
     monkeypatch.setenv("VAULTSCAN_ALEMBIC_DIR", str(real))
     assert alembic_dir() == real
-    assert head_revision() == "0006"
+    assert head_revision() == "0007"
 
 
 def test_drift_totals_start_from_the_events_already_recorded(database_url: str) -> None:
