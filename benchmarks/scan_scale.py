@@ -454,6 +454,7 @@ def cores_available() -> int:
 
 HELPER = """
 import json, resource, sys, time
+from sqlalchemy import text
 from scanner.aws.calls import CallRecorder
 from scanner.aws.session import AwsSessions
 from scanner.config import load_settings
@@ -463,7 +464,13 @@ from storage.work_queue import open_shared_runs
 settings = load_settings(overrides={"share_scans": True, "simulator": sys.argv[2],
     "regions": sys.argv[3].split(","), "keys": {"default": "alias/vaultscan-backup"}})
 engine = make_engine(settings.database.url)
-while not open_shared_runs(engine):
+started = time.time()
+ended = text("SELECT count(*) FROM scan_runs WHERE status <> 'running' "
+    "AND started_at > to_timestamp(:t)")
+def leader_finished():  # the leader claimed every account before this replica came
+    with engine.connect() as conn:
+        return conn.execute(ended, {"t": started}).scalar() > 0
+while not open_shared_runs(engine) and not leader_finished():
     time.sleep(0.05)
 recorder = CallRecorder()
 sessions = AwsSessions(settings, recorder=recorder)

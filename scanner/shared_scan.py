@@ -3,13 +3,15 @@
 The replica that starts a scan discovers the organization, enqueues its accounts and
 stores the organization; then it, and every replica that joins, claims accounts in small
 batches, scans them, and records each account's verdicts in the transaction that marks it
-done. An incremental scan (scanner.incremental) is incremental on every replica alike:
-the starting replica stores how old carried verdicts may be (or that the scan is full),
-and each replica compares an account's fingerprint, taken in the stored organization,
-with the account's latest read before the scan, so it reaches the decision a single
-process would. Leases are renewed while an account is scanned; a replica that dies stops renewing,
+done. Leases are renewed while an account is scanned; a replica that dies stops renewing,
 its accounts' leases run out and another replica takes them over. The starting replica
 waits until every account is done, then closes the run (totals, drift).
+
+An incremental scan (scanner.incremental) is incremental on every replica alike: the
+starting replica stores how old carried verdicts may be (or that the scan is full), and
+each replica compares an account's fingerprint, taken in the stored organization, with
+the account's latest read before the run, so it reaches the decision a single process
+would, also for an account it took over from a replica that died.
 """
 
 from __future__ import annotations
