@@ -44,8 +44,8 @@ def capture(accounts: int) -> list[Any]:
     repository.record_outcomes = keep
     args = scan_scale.parse_args([f"--accounts={accounts}", "--simulator=engine"])
     args.ous = max(4, accounts // 15)
-    with scan_scale.fake_aws(args) as endpoint, scan_scale.scratch_database() as url:
-        scan_scale.scan(args, endpoint, url)
+    with scan_scale.fake_aws(args) as server, scan_scale.scratch_database() as url:
+        scan_scale.scan(args, server.endpoint, url)
     repository.record_outcomes = real
     return captured
 

@@ -3,8 +3,12 @@
 token buckets with real throttling errors) and a scratch PostgreSQL database.
 
 Prints wall time, API calls per account by operation, throttles met and absorbed, peak
-RSS of the scanning process, time spent writing to PostgreSQL, and the physical bound:
-the least time the same quotas and latency allow (see `physical_bound`). The last line is
+RSS of the scanning process (and of the writer process, if the scan used one), time spent
+writing to PostgreSQL (inside record_outcomes, in the writer process or thread; the
+writer process's time inside statements and its CPU; the writer thread's wall and CPU),
+and the physical bound: the least time the same quotas and latency allow (see
+`physical_bound`). --writer-thread keeps the writes in the scanning process. The last line
+is
 
   scale: accounts=N wall_s=W bound_s=B ratio=R peak_rss_mb=M throttles=T failed_checks=F
 
@@ -70,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="a full scan, then an incremental scan of the unchanged organization into the "
         "same database; prints the calls, wall and CPU time of each and their fractions",
+    )
+    parser.add_argument(
+        "--writer-thread",
+        action="store_true",
+        help="record in the scanning process's writer thread, as scans of fewer than "
+        "scanner.runner.WRITER_PROCESS_MIN_ACCOUNTS accounts do (default: a writer process "
+        "from that many accounts on)",
     )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     return parser.parse_args(argv)
@@ -149,7 +160,10 @@ def scratch_database() -> Iterator[str]:
 class WriteTimer:
     """Wall time spent in the storage functions the scan calls, summed over threads, and
     the CPU time of the calling threads meanwhile (the rest is waiting: for PostgreSQL, or
-    for the interpreter lock the scan's threads hold)."""
+    for the interpreter lock the scan's threads hold). A scan of many accounts records
+    them in a writer process (scanner.writer_process): its own figures (wall inside
+    record_outcomes, of which inside statements, CPU, peak RSS) come from the recorders,
+    and the writer thread's time is then handing batches over and waiting for them."""
 
     NAMES = ("start_run", "record_outcomes", "finish_run", "mark_interrupted")
 
@@ -159,6 +173,8 @@ class WriteTimer:
         self.calls = 0
         self.by_name: Counter[str] = Counter()
         self.scan_waited: Counter[str] = Counter()  # the scan's own waits for the writer
+        self.writer_thread = Counter()  # seconds, cpu_s, batches: the writer thread's writes
+        self.recorders: list[Any] = []
 
     def install(self) -> None:
         import scanner.recording as recording
@@ -174,6 +190,53 @@ class WriteTimer:
         recorder = recording.BackgroundRecorder
         for name in ("add", "flush"):
             setattr(recorder, name, self._waited(name, getattr(recorder, name)))
+        recorder._write = self._thread_timed(recorder._write)
+        created = recorder.__init__
+
+        def keep(instance: Any, *args: Any, **kwargs: Any) -> None:
+            created(instance, *args, **kwargs)
+            self.recorders.append(instance)
+
+        recorder.__init__ = keep
+
+    def process_figures(self) -> Any:
+        """The writer processes' figures, summed over recorders (None: none was used)."""
+        from scanner.writer_process import WriterFigures
+
+        used = [r.process.figures for r in self.recorders if r.process is not None]
+        if not used:
+            return None
+        total = WriterFigures()
+        for figures in used:
+            for name in ("batches", "write_seconds", "statement_seconds", "cpu_seconds"):
+                setattr(total, name, getattr(total, name) + getattr(figures, name))
+            total.children += figures.children
+            total.peak_rss_mb = max(total.peak_rss_mb, figures.peak_rss_mb)
+        return total
+
+    def total_seconds(self) -> float:
+        """All storage calls, with the writer process's writes."""
+        process = self.process_figures()
+        return self.seconds + (process.write_seconds if process else 0.0)
+
+    def write_seconds(self) -> float:
+        """Wall time of the writes of finished accounts: inside record_outcomes, in this
+        process or in the writer process."""
+        process = self.process_figures()
+        in_process = self.by_name["record_outcomes"] + self.by_name["record_claimed"]
+        return in_process + (process.write_seconds if process else 0.0)
+
+    def _thread_timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.writer_thread["seconds"] += time.perf_counter() - start
+                self.writer_thread["cpu_s"] += time.thread_time() - start_cpu
+                self.writer_thread["batches"] += 1
+
+        return timed
 
     def _waited(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def waited(*args: Any, **kwargs: Any) -> Any:
@@ -266,6 +329,13 @@ def _time_discovery() -> list[float]:
     return seconds
 
 
+def _choose_writer(args: argparse.Namespace) -> None:
+    if args.writer_thread:
+        import scanner.runner as runner
+
+        runner.WRITER_PROCESS_MIN_ACCOUNTS = sys.maxsize
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -301,12 +371,13 @@ def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str)
     if args.replicas > 1:
         overrides["share_scans"] = True
     settings = load_settings(overrides=overrides)
+    _choose_writer(args)
     timer = WriteTimer()
     timer.install()
     figures = {}
     for name in ("full", "incremental"):
         recorder = CallRecorder()
-        writes_before, cpu, start = timer.seconds, _cpu_seconds(), time.perf_counter()
+        writes_before, cpu, start = timer.total_seconds(), _cpu_seconds(), time.perf_counter()
         helpers = [_helper(args, index) for index in range(1, args.replicas)]
         try:
             report = run_scan(
@@ -322,7 +393,7 @@ def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str)
         figures[name] = {
             "wall": time.perf_counter() - start,
             "cpu": _cpu_seconds() - cpu + sum(helper["cpu_s"] for helper in joined),
-            "db": timer.seconds - writes_before,
+            "db": timer.total_seconds() - writes_before,
             "calls": sum((Counter(helper["calls"]) for helper in joined), Counter(recorder.counts)),
             "unchanged": report.unchanged_accounts,
             "totals": report.totals,
@@ -395,6 +466,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     if args.replicas > 1:
         overrides["share_scans"] = True
     settings = load_settings(overrides=overrides)
+    _choose_writer(args)
     timer = WriteTimer()
     timer.install()
     discovery = _time_discovery()
@@ -427,6 +499,37 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
         "stored_bytes": stored,
         "cpu_s": cpu,
     }
+
+
+def print_writes(timer: WriteTimer, wall: float) -> None:
+    """Where writing finished accounts went: the writer process's time in the database
+    and its CPU, or the writer thread's; then the writer thread's side and the rest."""
+    process = timer.process_figures()
+    writes = timer.write_seconds()
+    if process is not None:
+        print(
+            f"PostgreSQL writes (writer process): {writes:.2f} s inside record_outcomes in "
+            f"{process.batches} batches = {100 * writes / wall:.1f}% of wall, of which "
+            f"{process.statement_seconds:.2f} s inside statements; the process's CPU "
+            f"{process.cpu_seconds:.2f} s ({process.children} started)"
+        )
+    else:
+        print(
+            f"PostgreSQL writes (writer thread): {writes:.2f} s inside record_outcomes = "
+            f"{100 * writes / wall:.1f}% of wall"
+        )
+    thread = timer.writer_thread
+    print(
+        f"writer thread: {thread['seconds']:.2f} s in {thread['batches']:.0f} batches = "
+        f"{100 * thread['seconds'] / wall:.1f}% of wall"
+        + (" (pickling, handing over, waiting for the process)" if process else "")
+        + f", its CPU {thread['cpu_s']:.2f} s"
+    )
+    print(
+        f"storage calls in this process: {timer.seconds:.2f} s in {timer.calls} calls "
+        f"({', '.join(f'{k} {v:.2f} s' for k, v in timer.by_name.items())}); "
+        f"CPU of the calling threads meanwhile {timer.cpu_seconds:.2f} s"
+    )
 
 
 def stored_bytes(engine: Any) -> dict[str, int]:
@@ -533,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     errored_accounts = totals.accounts_errored if totals else -1
     failed = (totals.checks_failed + totals.checks_errored) if totals else -1
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    db_share = result["timer"].seconds / wall if wall else 0.0
+    timer = result["timer"]
 
     print(
         f"organization: {args.accounts} accounts in {args.ous} OUs, regions {args.regions}, "
@@ -561,14 +664,13 @@ def main(argv: list[str] | None = None) -> int:
         f"throttles absorbed: {throttles if failed == 0 and errored_accounts == 0 else 'NO'} "
         f"(errored accounts {errored_accounts}, failed/errored checks {failed})"
     )
-    print(f"peak RSS (scanner process): {peak_rss_mb:.0f} MB")
+    process = timer.process_figures()
     print(
-        f"PostgreSQL writes: {result['timer'].seconds:.2f} s in {result['timer'].calls} calls "
-        f"= {100 * db_share:.1f}% of wall "
-        f"({', '.join(f'{k} {v:.2f} s' for k, v in result['timer'].by_name.items())}); "
-        f"CPU of the writing threads meanwhile {result['timer'].cpu_seconds:.2f} s"
+        f"peak RSS (scanner process): {peak_rss_mb:.0f} MB"
+        + (f"; writer process {process.peak_rss_mb:.0f} MB" if process else "")
     )
-    waited = result["timer"].scan_waited
+    print_writes(timer, wall)
+    waited = timer.scan_waited
     print(
         f"scan waited for the writer: {sum(waited.values()):.2f} s = "
         f"{100 * sum(waited.values()) / wall:.1f}% of wall "
@@ -609,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
                     "bound": bound,
                     "per_account": per_account,
                     "throttled": stats["throttled"],
-                    "db_s": result["timer"].seconds,
+                    "db_s": timer.write_seconds(),
+                    "writer_process_cpu_s": process.cpu_seconds if process else None,
                     "cpu_s": cpu,
                     "fake_cpu_s": server_cpu,
                 }

@@ -5,6 +5,12 @@ Writing an account's verdicts costs a few milliseconds of the database's time an
 process's (the evidence is JSON); done inline, the scan loop stood still meanwhile and
 fewer accounts were in flight. Nothing is lost: a failed write keeps its batch, stops
 further writes and is raised to the scan on its next add() or at flush().
+
+With `separate_process`, the writer thread hands each batch to a writer process
+(scanner.writer_process) instead of writing it itself: the JSON and the statements then
+neither wait for nor take the interpreter lock the scan's threads need. It costs the
+child's start (about a second of imports, off the scan's path), so the runner asks for it
+only for scans of many accounts.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from scanner.model import AccountOutcome
+    from scanner.writer_process import WriterProcess
 
 # Write when this many accounts are waiting, or this long after the first one arrived.
 BATCH_SIZE = 10
@@ -30,9 +37,14 @@ MAX_PENDING_VERDICTS = 6000
 
 
 class BackgroundRecorder:
-    def __init__(self, engine: Engine, run_id: int) -> None:
+    def __init__(self, engine: Engine, run_id: int, *, separate_process: bool = False) -> None:
         self.engine = engine
         self.run_id = run_id
+        self.process: WriterProcess | None = None
+        if separate_process:
+            from scanner.writer_process import WriterProcess, engine_url
+
+            self.process = WriterProcess(engine_url(engine))
         self.pending: list[AccountOutcome] = []
         self.pending_verdicts = 0
         self.error: BaseException | None = None
@@ -76,6 +88,8 @@ class BackgroundRecorder:
             self._closed = True
             self._changed.notify_all()
         self._thread.join(timeout=30)
+        if self.process is not None:
+            self.process.close()  # the child never outlives the scan
 
     def _raise_error(self) -> None:
         if self.error is not None:
@@ -113,6 +127,9 @@ class BackgroundRecorder:
                 self._changed.notify_all()
 
     def _write(self, batch: list[AccountOutcome]) -> None:
+        if self.process is not None:
+            self.process.write(self.run_id, batch)  # it waits out a database restart
+            return
         from scanner.db_retry import while_database_returns
         from storage.repository import record_outcomes
 

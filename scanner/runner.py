@@ -56,6 +56,10 @@ __all__ = ["Progress", "ScanContext", "ScanReport", "run_scan"]
 
 log = logging.getLogger(__name__)
 
+# From this many accounts on, a writer process records them (scanner.writer_process): its
+# start (about a second of imports) is then small beside the interpreter lock it spares.
+WRITER_PROCESS_MIN_ACCOUNTS = 100
+
 
 def run_scan(
     settings: Settings,
@@ -275,7 +279,8 @@ class _Pipeline:
             self.run.failed_before_start(exc)
             raise
         self.report, accounts = self.run.open(organization)
-        batch = BackgroundRecorder(self.run.engine, self.report.run_id)
+        separate = len(accounts) >= WRITER_PROCESS_MIN_ACCOUNTS
+        batch = BackgroundRecorder(self.run.engine, self.report.run_id, separate_process=separate)
         self.finished.open(self.report.summary, batch, len(accounts))
         assert self.run.simulator is not None  # chosen when the run opened
         whole = replace(self.early, organization=organization, simulator=self.run.simulator)
