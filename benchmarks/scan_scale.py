@@ -208,7 +208,8 @@ class WriteTimer:
             return None
         total = WriterFigures()
         for figures in used:
-            for name in ("batches", "write_seconds", "statement_seconds", "cpu_seconds"):
+            summed = ("batches", "write_seconds", "statement_seconds", "cpu_seconds")
+            for name in (*summed, "handover_seconds"):
                 setattr(total, name, getattr(total, name) + getattr(figures, name))
             total.children += figures.children
             total.peak_rss_mb = max(total.peak_rss_mb, figures.peak_rss_mb)
@@ -522,7 +523,12 @@ def print_writes(timer: WriteTimer, wall: float) -> None:
     print(
         f"writer thread: {thread['seconds']:.2f} s in {thread['batches']:.0f} batches = "
         f"{100 * thread['seconds'] / wall:.1f}% of wall"
-        + (" (pickling, handing over, waiting for the process)" if process else "")
+        + (
+            f" (pickling and handing over until the process has read it "
+            f"{process.handover_seconds:.2f} s, then waiting for its answer)"
+            if process
+            else ""
+        )
         + f", its CPU {thread['cpu_s']:.2f} s"
     )
     print(

@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import resource
+import struct
 import subprocess
 import sys
 import threading
@@ -64,6 +65,7 @@ class WriterFigures:
     cpu_seconds: float = 0.0  # the children's CPU, start-up included
     peak_rss_mb: float = 0.0  # the largest child's
     children: int = 0  # started
+    handover_seconds: float = 0.0  # the writer thread's pickling and sending
 
 
 class WriterProcess:
@@ -77,11 +79,12 @@ class WriterProcess:
         self._start()
 
     def write(self, run_id: int, outcomes: Sequence[AccountOutcome]) -> None:
-        payload = pickle.dumps((run_id, list(outcomes)), protocol=pickle.HIGHEST_PROTOCOL)
+        started = time.perf_counter()
+        message = _framed(pickle.dumps((run_id, list(outcomes)), pickle.HIGHEST_PROTOCOL))
         for attempt in range(CHILD_STARTS):
             if attempt:
                 self._start()
-            answer = self._exchange(payload)
+            answer = self._exchange(message, started)
             if answer is None:
                 log.warning(
                     "writer process died, sending its batch to a new one",
@@ -104,13 +107,13 @@ class WriterProcess:
         self._closed = True
         if self.process is None:
             return
-        self._send.close()
+        os.close(self._to_child)
         try:
             self.process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self._receive.close()
+        os.close(self._from_child)
         self.process = None
 
     def _start(self) -> None:
@@ -123,7 +126,14 @@ class WriterProcess:
         _widen(to_child)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "scanner.writer_process", str(child_in), str(child_out)],
+                [
+                    sys.executable,
+                    "-m",
+                    "scanner.writer_process",
+                    str(child_in),
+                    str(child_out),
+                    _log_format(),
+                ],
                 pass_fds=(child_in, child_out),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
@@ -131,17 +141,17 @@ class WriterProcess:
         finally:
             os.close(child_in)
             os.close(child_out)
-        self._send = Connection(to_child, readable=False)
-        self._receive = Connection(from_child, writable=False)
+        self._to_child, self._from_child = to_child, from_child
         self.figures.children += 1
         # through the pipe, not the command line: the URL may hold a password
-        self._send.send_bytes(self.url.encode())
+        _send_all(to_child, _framed(self.url.encode()))
 
-    def _exchange(self, payload: bytes) -> tuple[str, Any] | None:
-        """The child's answer to `payload`, or None when the child died before answering."""
+    def _exchange(self, message: bytes, started: float) -> tuple[str, Any] | None:
+        """The child's answer to `message`, or None when the child died before answering."""
         try:
-            self._send.send_bytes(payload)
-            answer: tuple[str, Any] = self._receive.recv()
+            _send_all(self._to_child, message)
+            self.figures.handover_seconds += time.perf_counter() - started
+            answer: tuple[str, Any] = pickle.loads(_read_message(self._from_child))
         except (EOFError, OSError):
             return None
         return answer
@@ -150,8 +160,8 @@ class WriterProcess:
         assert self.process is not None
         self.process.kill()
         self.process.wait()
-        self._send.close()
-        self._receive.close()
+        os.close(self._to_child)
+        os.close(self._from_child)
         self.process = None
 
     def _count(self, figures: dict[str, float]) -> None:
@@ -163,11 +173,59 @@ class WriterProcess:
         total.peak_rss_mb = max(total.peak_rss_mb, figures["peak_rss_mb"])
 
 
+# The messages are those of multiprocessing.connection.Connection (a 4-byte big-endian
+# length, then the bytes), which the child reads and writes with. The parent frames and
+# reads them itself: each system call is one more wait for the interpreter lock, and
+# Connection spends two per message where one does.
+
+
+def _framed(payload: bytes) -> bytes:
+    return struct.pack("!i", len(payload)) + payload
+
+
+def _send_all(pipe: int, message: bytes) -> None:
+    view = memoryview(message)
+    while view:
+        view = view[os.write(pipe, view) :]
+
+
+def _read_message(pipe: int) -> bytes:
+    """One message, usually in one read (the child's answers are small)."""
+    received = bytearray()
+    while len(received) < 4 or len(received) < 4 + struct.unpack("!i", received[:4])[0]:
+        chunk = os.read(pipe, 1 << 16)
+        if not chunk:
+            raise EOFError("the writer process ended")
+        received += chunk
+    return bytes(received[4:])
+
+
 def _widen(pipe: int) -> None:
     try:
         fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     except OSError:
         pass  # above /proc/sys/fs/pipe-max-size: the default size only costs time
+
+
+def _log_format() -> str:
+    """ "json" when this process logs JSON lines (serve), so the child's warnings (a
+    database restart waited out) read like the rest of the log; else "text"."""
+    from scanner.logs import JsonLinesFormatter
+
+    handlers = logging.getLogger().handlers
+    return "json" if any(isinstance(h.formatter, JsonLinesFormatter) for h in handlers) else "text"
+
+
+def _log_to_stderr(log_format: str) -> None:
+    from scanner.logs import JsonLinesFormatter
+    from scanner.redact import RedactingFormatter
+
+    handler = logging.StreamHandler()
+    text_format = "%(asctime)s %(levelname)s %(name)s %(message)s"  # as scanner.cli logs
+    handler.setFormatter(
+        JsonLinesFormatter() if log_format == "json" else RedactingFormatter(text_format)
+    )
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 def engine_url(engine: Engine) -> str:
@@ -250,6 +308,7 @@ def _write_batch(engine: Engine, clocks: _Clocks, payload: bytes) -> tuple[str, 
 
 
 def main(argv: list[str]) -> int:
+    _log_to_stderr(argv[3])
     receive = Connection(int(argv[1]), writable=False)
     send = Connection(int(argv[2]), readable=False)
     try:
