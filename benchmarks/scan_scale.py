@@ -83,6 +83,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "from that many accounts on)",
     )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--memory-breakdown",
+        nargs="?",
+        const="full",
+        choices=["full", "light"],
+        help="where the scanner's memory goes (benchmarks/memory_breakdown.py): RSS, Python "
+        "heap and malloc over time, tracemalloc's largest sites, the structures that grow "
+        "with the organization; 'light' without tracemalloc (no slow-down)",
+    )
     return parser.parse_args(argv)
 
 
@@ -472,15 +481,23 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
     timer.install()
     discovery = _time_discovery()
     recorder = CallRecorder()
+    breakdown = _memory_breakdown(args)
     cpu_before = _process_cpu()
     start = time.perf_counter()
     helpers = [_helper(args, index) for index in range(1, args.replicas)]
     try:
         report = run_scan(
-            settings, engine=engine, trigger="benchmark", recorder=recorder, keep_results=False
+            settings,
+            engine=engine,
+            trigger="benchmark",
+            recorder=recorder,
+            keep_results=False,
+            progress=breakdown.progress if breakdown else None,
         )
     finally:
         helper_rss = [_stop_helper(helper)["rss_mb"] for helper in helpers]
+    if breakdown:
+        breakdown.finish()
     wall = time.perf_counter() - start
     cpu = _process_cpu() - cpu_before
     stored = stored_bytes(engine)
@@ -499,6 +516,7 @@ def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str
         "discovery_s": discovery,
         "stored_bytes": stored,
         "cpu_s": cpu,
+        "breakdown": breakdown,
     }
 
 
@@ -536,6 +554,14 @@ def print_writes(timer: WriteTimer, wall: float) -> None:
         f"({', '.join(f'{k} {v:.2f} s' for k, v in timer.by_name.items())}); "
         f"CPU of the calling threads meanwhile {timer.cpu_seconds:.2f} s"
     )
+
+
+def _memory_breakdown(args: argparse.Namespace) -> Any:
+    if not args.memory_breakdown:
+        return None
+    from memory_breakdown import Breakdown
+
+    return Breakdown(trace=args.memory_breakdown == "full").start()
 
 
 def stored_bytes(engine: Any) -> dict[str, int]:
@@ -709,6 +735,10 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU floor on this machine ({cores} cores): scanner {floor:.1f} s, scanner + fake "
         f"AWS {shared_floor:.1f} s; the quota bound {bound['bound']:.1f} s is {reachable} here"
     )
+    if result["breakdown"]:
+        from memory_breakdown import print_breakdown
+
+        print_breakdown(result["breakdown"], report)
     if args.json:
         print(
             json.dumps(
