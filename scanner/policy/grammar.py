@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,12 @@ STATEMENT_KEYS = {
     "Condition",
 }
 _CACHE_LIMIT = 4096
+# Compiled policies kept, each way. A scan needs the documents every account shares (SCPs,
+# AWS-managed and common policies) and those of the accounts in flight (at most 32 held,
+# scanner.aws.sizing.MAX_HELD, a few documents each); more only kept finished accounts'
+# documents and their compiled forms alive, about 45 KB each (4,096 of them: 185 MB of a
+# 10,000-account scan's memory; benchmarks/README.md, "Memory").
+COMPILED_LIMIT = 1024
 
 
 class PolicyError(ValueError):
@@ -140,6 +147,7 @@ class CompiledPolicy:
 
 _by_identity: dict[int, tuple[dict[str, Any], CompiledPolicy]] = {}
 _by_content: dict[str, CompiledPolicy] = {}
+_cache_lock = threading.Lock()  # eviction reads the dict's first key: not atomic
 
 
 def compile_policy(document: Any) -> CompiledPolicy:
@@ -156,13 +164,19 @@ def compile_policy(document: Any) -> CompiledPolicy:
     compiled = _by_content.get(digest)
     if compiled is None:
         compiled = _compile(document)
-        if len(_by_content) >= _CACHE_LIMIT:
-            _by_content.clear()
-        _by_content[digest] = compiled
-    if len(_by_identity) >= _CACHE_LIMIT:
-        _by_identity.clear()
-    _by_identity[id(document)] = (document, compiled)
+    _remember(_by_content, digest, compiled)  # again when known: now the most recent
+    _remember(_by_identity, id(document), (document, compiled))
     return compiled
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Put `key` last in `cache`, dropping the oldest entry when it holds COMPILED_LIMIT:
+    the documents every account shares stay, since each new copy of one refreshes it."""
+    with _cache_lock:
+        cache.pop(key, None)
+        if len(cache) >= COMPILED_LIMIT:
+            del cache[next(iter(cache))]
+        cache[key] = value
 
 
 # --- compiling --------------------------------------------------------------------------

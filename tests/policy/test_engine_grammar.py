@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import gc
+import weakref
+
 import pytest
 
+from scanner.policy import grammar
 from scanner.policy.grammar import PolicyError, compile_policy
 from scanner.policy.principal import RequestPrincipal, match_principal, parse_principal
 
@@ -144,3 +149,50 @@ def test_principal_forms(
 def test_malformed_principals(element: object) -> None:
     with pytest.raises(ValueError):
         parse_principal(element)
+
+
+def _document(name: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": name, "Effect": "Allow", "Action": "kms:*", "Resource": "*"}],
+    }
+
+
+def test_compiled_policies_kept_are_bounded_and_shared_ones_stay() -> None:
+    # A scan of many accounts compiles far more documents than it needs at once: the
+    # caches must not keep every finished account's documents, but the documents every
+    # account shares (a new copy of each in every account) must stay compiled.
+    shared = _document("shared")
+    compiled_shared = compile_policy(shared)
+    forgotten = compile_policy(_document("forgotten"))
+    for index in range(2 * grammar.COMPILED_LIMIT):
+        compile_policy(_document(f"account-{index}"))
+        if index % 100 == 0:
+            assert compile_policy(copy.deepcopy(shared)) is compiled_shared
+    assert len(grammar._by_content) <= grammar.COMPILED_LIMIT
+    assert len(grammar._by_identity) <= grammar.COMPILED_LIMIT
+    assert compile_policy(copy.deepcopy(shared)) is compiled_shared
+    again = compile_policy(_document("forgotten"))
+    assert again is not forgotten  # evicted, compiled afresh: the same statements
+    assert again.statements == forgotten.statements
+
+
+def test_principal_check_does_not_keep_compiled_policies_alive() -> None:
+    # Identity policies are checked for a Principal element once per compiled policy; the
+    # answer is remembered, but must not keep every finished account's policy in memory.
+    from scanner.policy import scenario
+
+    with_principal = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "kms:*", "Resource": "*"},
+        ]
+    }
+    policy = grammar._compile(with_principal)  # not in the compile caches
+    statement = scenario._first_principal_statement(policy)
+    assert statement is not None and statement.index == 1
+    assert scenario._first_principal_statement(policy) is statement
+    gone = weakref.ref(policy)
+    del policy, statement
+    gc.collect()
+    assert gone() is None
