@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanner.decide import build_scenario, iam_side_decision
+from scanner.decide import iam_side_decision, level_labels
+from scanner.decide.scenarios import OrgPath, ask, policies_scenario
 from scanner.model import Account, Organization, Role, SimulatorAnswer
-from scanner.policy import evaluate
+from scanner.policy import Scenario, evaluate
 from scanner.request_context import RequestContext
 
 ENGINE_SIMULATOR_NOTE = "simulator: vaultscan engine (moto has no SimulatePrincipalPolicy)"
@@ -33,19 +34,16 @@ class EngineSimulator:
         region: str,
         requests: list[tuple[str, str, RequestContext | dict]],
     ) -> list[SimulatorAnswer]:
-        scps = self.organization.policy_path(account, "scp")
+        scenario = _role_scenario(self.organization, role, account)
         answers = []
         for action, resource, context in requests:
-            values = context.values if isinstance(context, RequestContext) else context
-            scenario = build_scenario(
-                role=role,
-                account=account,
-                action=action,
-                resource=resource,
-                context=values,
-                scps=scps,
-                rcps=[],
-            )
+            if isinstance(context, RequestContext):
+                values, parts = context.values, context.parts
+            else:
+                values, parts = context, ()
+            # each question shares the compiled policies (and the normalized context
+            # pieces) of the one before, as decide's scenarios do
+            scenario = ask(scenario, account, action, resource, values, None, context_parts=parts)
             evaluation = evaluate(scenario)
             layers = {layer.layer: layer for layer in evaluation.layers}
             matched = tuple(
@@ -72,3 +70,11 @@ class EngineSimulator:
                 )
             )
         return answers
+
+
+def _role_scenario(organization: Organization, role: Role, account: Account) -> Scenario:
+    """The layers AWS's simulator evaluates for `role`: its identity policies, its
+    permissions boundary and the account's SCPs (no RCPs, no resource policy)."""
+    labels = level_labels(account)
+    scps = OrgPath(organization.policy_path(account, "scp"), labels)
+    return policies_scenario(role, account, scps, OrgPath([], labels), None)
