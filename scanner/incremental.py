@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -51,9 +51,11 @@ def code_fingerprint() -> str:
 
 
 def _plain(value: Any) -> Any:
-    """JSON for what json does not know: the data model's dataclasses, datetimes."""
+    """JSON for what json does not know: the data model's dataclasses (one level: json
+    comes back here for the dataclasses inside, so the text is that of
+    `dataclasses.asdict` without its deep copy of every policy document), datetimes."""
     if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
+        return {field.name: getattr(value, field.name) for field in fields(value)}
     return str(value)
 
 
