@@ -43,6 +43,7 @@ from scanner.incremental import carried_since, count_unchanged, log_unchanged, p
 from scanner.model import Account, AccountOutcome, Organization, ScanSummary
 from scanner.profiles import Profile, load_profiles
 from scanner.recording import BackgroundRecorder
+from scanner.scan_gc import scan_collection_pace
 from scanner.scan_report import Progress, ScanReport
 from scanner.shared_scan import lead_shared_scan
 from scanner.signals import interruption
@@ -80,25 +81,26 @@ def run_scan(
     With `keep_results=False` the verdicts are only written to the database, not kept in
     the report: a long-running service scanning 10,000 accounts need not hold them all.
     `full` decides every account afresh even with `incremental.enabled`."""
-    sessions = sessions or AwsSessions(settings, recorder=recorder)
-    run = _Run(settings, engine, trigger, simulator, progress, keep_results)
-    run.full = full
-    try:
-        profiles = load_profiles(settings)
+    with scan_collection_pace():  # a scan's many short-lived objects die young
+        sessions = sessions or AwsSessions(settings, recorder=recorder)
+        run = _Run(settings, engine, trigger, simulator, progress, keep_results)
+        run.full = full
+        try:
+            profiles = load_profiles(settings)
+            if settings.share_scans:
+                organization = discover(sessions, settings)
+        except Exception as exc:
+            run.failed_before_start(exc)
+            raise
         if settings.share_scans:
-            organization = discover(sessions, settings)
-    except Exception as exc:
-        run.failed_before_start(exc)
-        raise
-    if settings.share_scans:
-        report, accounts = run.open(organization)
-        assert run.simulator is not None  # chosen when the run opened
-        shared = (sessions, profiles, organization, run.simulator)
-        since = carried_since(settings, full=run.full)
-        return lead_shared_scan(
-            report, accounts, settings, engine, shared, stop_event, run.clock, since=since
-        )
-    return _pipelined_scan(run, sessions, profiles, stop_event)
+            report, accounts = run.open(organization)
+            assert run.simulator is not None  # chosen when the run opened
+            shared = (sessions, profiles, organization, run.simulator)
+            since = carried_since(settings, full=run.full)
+            return lead_shared_scan(
+                report, accounts, settings, engine, shared, stop_event, run.clock, since=since
+            )
+        return _pipelined_scan(run, sessions, profiles, stop_event)
 
 
 class _Run:
