@@ -36,6 +36,7 @@ from scanner.aws.ratelimit import (
     throttled_text,
 )
 from scanner.aws.sizing import idle_limit, pool_size
+from scanner.aws.timestamps import use_fast_timestamps
 from scanner.config import Settings
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class AwsSessions:
     ) -> None:
         self.settings = settings
         self.session = session or boto3.Session(profile_name=settings.organization.profile)
+        use_fast_timestamps(self.session)
         self.recorder = recorder or CallRecorder()
         # Organizations quotas are per organization: one set of buckets for the scan.
         self.org_throttle = org_throttle or Throttle(ORGANIZATIONS_RATES)
