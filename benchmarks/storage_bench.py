@@ -103,16 +103,34 @@ def timed(label: str, count: int, fn: Callable[[], object]) -> float:
 
 def new_run(engine: Engine, accounts: int) -> int:
     return repo.start_run(
-        engine, trigger="bench", host="bench", config_fingerprint="", simulator_source="aws",
+        engine,
+        trigger="bench",
+        host="bench",
+        config_fingerprint="",
+        simulator_source="aws",
         accounts_total=accounts,
     )
 
 
 def copy_insert(engine: Engine, run_id: int, data: list[AccountOutcome]) -> None:
     """The COPY alternative, for comparison only (no upsert, so not what storage uses)."""
-    columns = ("scan_run_id", "check_key", "account_id", "region", "role_arn", "check",
-               "resource", "status", "decision", "deciding_layer", "policy", "message",
-               "remediation", "evidence", "disagreement")
+    columns = (
+        "scan_run_id",
+        "check_key",
+        "account_id",
+        "region",
+        "role_arn",
+        "check",
+        "resource",
+        "status",
+        "decision",
+        "deciding_layer",
+        "policy",
+        "message",
+        "remediation",
+        "evidence",
+        "disagreement",
+    )
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -120,13 +138,25 @@ def copy_insert(engine: Engine, run_id: int, data: list[AccountOutcome]) -> None
         with cursor.copy(f"COPY check_results ({quoted}) FROM STDIN") as copy:
             for outcome in data:
                 for r in outcome.results:
-                    copy.write_row((
-                        run_id, r.key, r.account_id, r.region, r.role_arn, r.check, r.resource,
-                        r.status, r.decision, r.deciding_layer, r.policy, r.message,
-                        json.dumps(r.remediation) if r.remediation else None,
-                        json.dumps({"scenario": r.scenario, "explanation": r.explanation}),
-                        r.disagreement,
-                    ))
+                    copy.write_row(
+                        (
+                            run_id,
+                            r.key,
+                            r.account_id,
+                            r.region,
+                            r.role_arn,
+                            r.check,
+                            r.resource,
+                            r.status,
+                            r.decision,
+                            r.deciding_layer,
+                            r.policy,
+                            r.message,
+                            json.dumps(r.remediation) if r.remediation else None,
+                            json.dumps({"scenario": r.scenario, "explanation": r.explanation}),
+                            r.disagreement,
+                        )
+                    )
         raw.commit()
     finally:
         raw.close()
@@ -139,9 +169,7 @@ def executemany_insert(engine: Engine, run_id: int, data: list[AccountOutcome]) 
 
     from storage.models import CheckResult as Row
 
-    rows = [
-        {"scan_run_id": run_id, **repo._result_row(r)} for o in data for r in o.results
-    ]
+    rows = [{"scan_run_id": run_id, **repo._result_row(r)} for o in data for r in o.results]
     stmt = insert(Row)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Row.scan_run_id, Row.check_key],
@@ -209,7 +237,10 @@ def bench_embedded() -> None:
         for label in ("cold: initdb + start", "warm: start existing data dir", "warm again"):
             out = subprocess.run(
                 [sys.executable, "-c", EMBEDDED_PROBE, str(Path(tmp) / "data")],
-                cwd=root, check=True, capture_output=True, text=True,
+                cwd=root,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             print(f"  {label:<52} {float(out.strip()) * 1000:9.1f} ms")
 

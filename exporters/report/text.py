@@ -38,7 +38,7 @@ OTHER_DRIFT_WORDS = {
 
 
 def report_title(report: Report) -> str:
-    """"weekly report" for the default week, else the period's length."""
+    """ "weekly report" for the default week, else the period's length."""
     if report.days == 7:
         return "vaultscan weekly report"
     return f"vaultscan compliance report ({report.days} days)"

@@ -147,8 +147,11 @@ def test_rcp_does_not_apply_to_the_aws_managed_key(seeded, verdicts):
         assert result.resource == account.key_arns[result.region]
         assert result.scenario["request"]["key_manager"] == "AWS"
         # the account's RCP is in the scenario, and the engine says why it does not count
-        assert any("DenyKmsGrantCreation" in name for level in
-                   result.scenario["policy_names"]["rcps"] for name in level)
+        assert any(
+            "DenyKmsGrantCreation" in name
+            for level in result.scenario["policy_names"]["rcps"]
+            for name in level
+        )
         [rcp] = [layer for layer in result.explanation["layers"] if layer["layer"] == "rcp"]
         assert rcp["reason"] == "rcp-aws-managed-key"
         assert "AWS managed keys" in rcp["note"]
