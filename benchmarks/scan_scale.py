@@ -594,6 +594,7 @@ from scanner.aws.calls import CallRecorder
 from scanner.aws.session import AwsSessions
 from scanner.config import load_settings
 from scanner.shared_scan import join_shared_scans
+from scanner.writer_process import own_peak_rss_mb
 from storage.db import make_engine
 from storage.work_queue import open_shared_runs
 settings = load_settings(overrides={"share_scans": True, "simulator": sys.argv[2],
@@ -611,7 +612,7 @@ recorder = CallRecorder()
 sessions = AwsSessions(settings, recorder=recorder)
 done = join_shared_scans(settings, engine, host=sys.argv[1], sessions=sessions)
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"recorded": done, "rss_mb": usage.ru_maxrss / 1024,
+print(json.dumps({"recorded": done, "rss_mb": own_peak_rss_mb(),
     "cpu_s": usage.ru_utime + usage.ru_stime, "calls": recorder.counts}), flush=True)
 """
 

@@ -303,8 +303,22 @@ def _write_batch(engine: Engine, clocks: _Clocks, payload: bytes) -> tuple[str, 
         "write_s": time.perf_counter() - started,
         "statements_s": clocks.seconds - statements_before,
         "cpu_s": cpu,  # since the last answer: the first one counts the start-up
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": own_peak_rss_mb(),
     }
+
+
+def own_peak_rss_mb() -> float:
+    """This process's own peak RSS in MB. Not ru_maxrss in a child: Linux carries the
+    parent's peak at the fork across execve, so a child started from a 300 MB scanner would
+    report 300 MB; VmHWM is the peak of this process's own memory."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass  # not Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv: list[str]) -> int:

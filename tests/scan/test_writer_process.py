@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +21,7 @@ from scanner import runner
 from scanner.model import Account, AccountOutcome
 from scanner.recording import BackgroundRecorder
 from scanner.runner import run_scan
-from scanner.writer_process import WriterProcess, WriterProcessDied
+from scanner.writer_process import WriterProcess, WriterProcessDied, own_peak_rss_mb
 from storage.repository import RunStateError, finish_run, record_outcomes, start_run
 
 WAIT_SECONDS = 30.0
@@ -241,3 +243,22 @@ def test_children_that_keep_dying_fail_the_write_clearly() -> None:
     finally:
         process.close()
     assert process.figures.children == 3
+
+
+def test_a_child_reports_its_own_peak_memory_not_its_parents() -> None:
+    # ru_maxrss of a child started from a large process would say the parent's size
+    ballast = bytearray(300 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page
+    assert own_peak_rss_mb() >= 300
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from scanner.writer_process import own_peak_rss_mb as p; print(p())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    del ballast
+    assert float(child.stdout) < 150
