@@ -147,8 +147,9 @@ def _discovery_error(operation: str, exc: BaseException) -> DiscoveryError:
         # not a permission problem: say so, or the operator goes hunting for one
         return DiscoveryError(
             f"organizations:{operation} {throttled_text(exc)}: AWS Organizations is "
-            "throttling this organization's calls; the next scan starts over (AWS_MAX_ATTEMPTS "
-            "allows more attempts, see docs/reliability.md)."
+            "throttling this organization's calls (other tools share its quotas); the next "
+            "scan starts over (AWS_MAX_ATTEMPTS allows more attempts, see "
+            "docs/reliability.md)."
         )
     return DiscoveryError(
         f"organizations:{operation} failed: {error_text(exc)}. The scanner needs read access "

@@ -8,8 +8,10 @@ endpoint), a quarter of a member account's scan with seven clients each: a membe
 account's clients go back to an idle pool when the account is done and the next account
 takes them over with its own credentials (`client_pool.py`).
 Clients carry the retry policy of scanner.aws.ratelimit (botocore standard mode, the
-user's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS first); everything else of the user's SDK
-configuration (profile, AWS_ENDPOINT_URL, ...) applies unchanged.
+user's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS first), except the Organizations client when
+its Throttle retries: one attempt per call there, so every retry is paced by the
+per-organization buckets. Everything else of the user's SDK configuration (profile,
+AWS_ENDPOINT_URL, ...) applies unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from scanner.aws.ratelimit import (
     ORGANIZATIONS_RATES,
     Throttle,
     is_throttling,
+    paced_retry,
     sdk_retry_config,
     throttled_text,
 )
@@ -104,11 +107,16 @@ class AwsSessions:
         use_fast_timestamps(self.session)
         self.recorder = recorder or CallRecorder()
         # Organizations quotas are per organization: one set of buckets for the scan.
-        self.org_throttle = org_throttle or Throttle(ORGANIZATIONS_RATES)
+        self.org_throttle = org_throttle or Throttle(
+            ORGANIZATIONS_RATES, retry=paced_retry(self.session)
+        )
         # member-account calls: no pacing (their quotas are per account); retries are the SDK's
         self.throttle = throttle or Throttle()
         self.session_name = session_name(settings.member.session_name, host)
         self._retry_config = sdk_retry_config(self.session)
+        # one retry layer: the org throttle's (paced) when it retries, else botocore's
+        paced = self.org_throttle.retry.max_attempts > 1
+        self._org_retry_config = sdk_retry_config(self.session, 1 if paced else None)
         self.shared_pool_size = pool_size(settings)
         self._client_lock = threading.Lock()
         # (service, region, account id, access key id) -> client; ambient: account None
@@ -151,7 +159,7 @@ class AwsSessions:
                     self.recorder.attach(reused, credentials.account_id)
                     self._clients[key] = reused
                     return reused
-            config = self._retry_config
+            config = self._org_retry_config if service == "organizations" else self._retry_config
             if credentials is None:
                 # the scanner's own clients (sts, organizations) are shared by every scan
                 # and discovery thread: one pooled connection each, not new ones per call

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 from aws_helpers import ALLOW_ALL, MotoOrg, inject_error
+from botocore.retries.standard import ExponentialBackoff
 from botocore.stub import Stubber
 
 from scanner.aws.organizations import DiscoveryError, discover, is_active
-from scanner.aws.ratelimit import RetryPolicy, Throttle
+from scanner.aws.ratelimit import (
+    ORGANIZATIONS_RATES,
+    PACED_MAX_ATTEMPTS,
+    SDK_MAX_ATTEMPTS,
+    RetryPolicy,
+    Throttle,
+    paced_retry,
+)
 from scanner.aws.session import AwsSessions
 from scanner.config import Settings, load_settings
 
@@ -264,27 +272,57 @@ def test_organization_role_is_assumed_once(moto_org: MotoOrg, tree: dict[str, st
     assert calls["organizations:ListRoots"] == 2
 
 
-def test_always_throttled_call_makes_the_sdk_attempts_and_is_reported_as_throttling(
+def paced_sessions(org: MotoOrg, settings: Settings) -> tuple[AwsSessions, list[float]]:
+    """Sessions whose Organizations throttle is the default one (documented rates, paced
+    retries) on a fake clock: every wait is recorded, none is real."""
+    clock = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    retry = paced_retry(org.session)
+    retry.sleep = sleep
+    throttle = Throttle(ORGANIZATIONS_RATES, retry=retry, clock=lambda: clock[0], sleep=sleep)
+    return AwsSessions(settings, session=org.session, org_throttle=throttle), waits
+
+
+def test_always_throttled_call_makes_the_paced_attempts_and_is_reported_as_throttling(
     moto_org: MotoOrg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One retry policy: botocore's standard mode (5 attempts in all), nothing on top."""
-    from botocore.retries.standard import ExponentialBackoff
-
-    from scanner.aws.ratelimit import SDK_MAX_ATTEMPTS
-
+    """Every attempt goes through the bucket (one request each, no SDK retries beneath),
+    up to PACED_MAX_ATTEMPTS, then a clear throttling error."""
     monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
     monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     settings = load_settings(overrides={})
-    sessions = AwsSessions(settings, session=moto_org.session)
+    sessions, waits = paced_sessions(moto_org, settings)
     requests = throttle_on_the_wire(sessions.org_client(), "ListRoots")
     with pytest.raises(DiscoveryError) as caught:
         discover(sessions, settings)
-    assert requests[0] == SDK_MAX_ATTEMPTS == 5
+    assert requests[0] == PACED_MAX_ATTEMPTS == 15
     message = str(caught.value)
-    assert "organizations:ListRoots still throttled after 5 attempts" in message
+    assert "organizations:ListRoots still throttled after 15 attempts" in message
     assert "TooManyRequestsException" in message
     assert "read access" not in message  # not blamed on missing permissions
+    assert sessions.org_throttle._buckets["ListRoots"].rate == pytest.approx(5.0 / 16)
+    assert sum(waits) > 60  # patience: backoff plus the slowed bucket
+
+
+def test_discovery_rides_out_a_run_of_throttles(
+    moto_org: MotoOrg, tree: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More refusals in a row than botocore's 5 attempts: the paced retries absorb them."""
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    settings = load_settings(overrides={})
+    sessions, _ = paced_sessions(moto_org, settings)
+    client = sessions.org_client()
+    requests = throttle_on_the_wire(client, "ListOrganizationalUnitsForParent", times=8)
+    organization = discover(sessions, settings)
+    assert {account.id for account in organization.accounts} >= {tree["deep"], tree["play"]}
+    assert requests[0] > 8  # the 8 refusals, then the walk's own calls
+    bucket = sessions.org_throttle._buckets["ListOrganizationalUnitsForParent"]
+    assert bucket.rate < 5.0  # slowed by the refusals, recovering as calls succeed
 
 
 def test_user_retry_settings_take_precedence(
@@ -293,18 +331,52 @@ def test_user_retry_settings_take_precedence(
     monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     sessions = AwsSessions(load_settings(overrides={}), session=moto_org.session)
+    # member accounts: botocore retries; Organizations: the paced retries, one request each
+    assert sessions.client("iam", "us-east-1").meta.config.retries == {
+        "mode": "adaptive",
+        "total_max_attempts": 2,
+    }
     retries = sessions.org_client().meta.config.retries
-    assert retries == {"mode": "adaptive", "total_max_attempts": 2}
+    assert retries == {"mode": "adaptive", "total_max_attempts": 1}
+    assert sessions.org_throttle.retry.max_attempts == 2
     monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
     monkeypatch.delenv("AWS_MAX_ATTEMPTS")
     sessions = AwsSessions(load_settings(overrides={}), session=moto_org.session)
-    retries = sessions.org_client().meta.config.retries
+    retries = sessions.client("iam", "us-east-1").meta.config.retries
     assert retries == {"mode": "standard", "total_max_attempts": 5}
+    assert sessions.org_throttle.retry.max_attempts == PACED_MAX_ATTEMPTS
 
 
-def throttle_on_the_wire(client, operation: str) -> list[int]:
-    """Answer every `operation` request with HTTP 400 TooManyRequestsException, below
-    botocore's retry handler (so its retries are counted); returns the request count."""
+def test_user_max_attempts_caps_the_paced_attempts(
+    moto_org: MotoOrg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    settings = load_settings(overrides={})
+    sessions, _ = paced_sessions(moto_org, settings)
+    requests = throttle_on_the_wire(sessions.org_client(), "ListRoots")
+    with pytest.raises(DiscoveryError, match="ListRoots still throttled after 2 attempts"):
+        discover(sessions, settings)
+    assert requests[0] == 2
+
+
+def test_a_throttle_that_does_not_retry_leaves_retries_to_botocore(
+    moto_org: MotoOrg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One retry layer: a Throttle without retries (tests, demo) keeps botocore's."""
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    settings = load_settings(overrides={})
+    sessions = AwsSessions(settings, session=moto_org.session, org_throttle=Throttle())
+    requests = throttle_on_the_wire(sessions.org_client(), "ListRoots")
+    with pytest.raises(DiscoveryError, match="ListRoots still throttled after 5 attempts"):
+        discover(sessions, settings)
+    assert requests[0] == SDK_MAX_ATTEMPTS == 5
+
+
+def throttle_on_the_wire(client, operation: str, times: int | None = None) -> list[int]:
+    """Answer every (or the first `times`) `operation` request with HTTP 400
+    TooManyRequestsException, below botocore's retry handler (so its retries are
+    counted); returns the request count."""
     from botocore.awsrequest import AWSResponse
 
     class Raw:
@@ -315,6 +387,8 @@ def throttle_on_the_wire(client, operation: str) -> list[int]:
 
     def answer(request, **_):
         requests[0] += 1
+        if times is not None and requests[0] > times:
+            return None  # sent for real
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
 
     client.meta.events.register_first(f"before-send.organizations.{operation}", answer)

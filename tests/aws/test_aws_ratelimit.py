@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from scanner.aws.ratelimit import ORGANIZATIONS_RATES, RetryPolicy, Throttle, TokenBucket
+from scanner.aws.ratelimit import (
+    ORGANIZATIONS_RATES,
+    PACED_MAX_ATTEMPTS,
+    RetryPolicy,
+    Throttle,
+    TokenBucket,
+    throttled_text,
+)
 
 
 class FakeClock:
@@ -127,3 +136,96 @@ def test_pages_follow_tokens_and_retry_a_single_page(aws_env: None) -> None:
         stub.assert_no_pending_responses()
     assert [grant["GrantId"] for page in pages for grant in page["Grants"]] == ["g1", "g2"]
     assert len(sleeps) == 1  # only the second page was retried
+
+
+class SharedQuotaOrg:
+    """A fake Organizations client for one operation: the organization's quota is a
+    token bucket (`quota` per second, a burst of `quota`) of which other tools use
+    `others` per second; a request finding no token is throttled."""
+
+    def __init__(self, clock: FakeClock, quota: float, others: float) -> None:
+        self.clock = clock
+        self.left_for_us = quota - others
+        self.capacity = quota
+        self.tokens = quota
+        self.updated = clock()
+        self.answered: list[float] = []
+        self.throttled = 0
+
+    def list_organizational_units_for_parent(self, **_: object) -> dict[str, object]:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.left_for_us)
+        self.updated = now
+        if self.tokens < 1:
+            self.throttled += 1
+            raise ClientError(
+                {
+                    "Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "ListOrganizationalUnitsForParent",
+            )
+        self.tokens -= 1
+        self.answered.append(now)
+        return {"OrganizationalUnits": []}
+
+
+def paced_throttle(clock: FakeClock, attempts: int = PACED_MAX_ATTEMPTS) -> Throttle:
+    retry = RetryPolicy(max_attempts=attempts, sleep=clock.sleep, random=lambda: 0.5)
+    return Throttle(ORGANIZATIONS_RATES, retry=retry, clock=clock, sleep=clock.sleep)
+
+
+def test_a_shared_quota_slows_the_bucket_and_every_call_completes() -> None:
+    """Other tools use half of the 5/s quota: pacing at 5/s is throttled, the bucket
+    backs off to what is left, and all calls go through."""
+    clock = FakeClock()
+    org = SharedQuotaOrg(clock, quota=5.0, others=2.5)
+    throttle = paced_throttle(clock)
+    for _ in range(300):
+        throttle.call(org, "ListOrganizationalUnitsForParent", ParentId="r-1")
+    assert len(org.answered) == 300
+    assert org.throttled > 0
+    settled = org.answered[100:]  # after the first throttles
+    rate = (len(settled) - 1) / (settled[-1] - settled[0])
+    assert rate == pytest.approx(2.5, rel=0.15)  # backed off to what the others left
+    assert org.throttled < 0.3 * 300  # refusals stay a minority of the requests
+    assert throttle._buckets["ListOrganizationalUnitsForParent"].rate < 5.0
+
+
+def test_a_slowed_bucket_recovers_to_the_documented_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5.0, clock=clock, sleep=clock.sleep)
+    bucket.slow_down()
+    bucket.slow_down()
+    assert bucket.rate == pytest.approx(1.25)
+    assert bucket.acquire() == pytest.approx(0.8)  # no banked burst after a throttle
+    for _ in range(15):
+        bucket.recover()
+    assert bucket.rate == pytest.approx(5.0)  # 0.25/s per success, capped at the documented
+    for _ in range(10):
+        bucket.slow_down()
+    assert bucket.rate == pytest.approx(5.0 / 16)  # never slower
+
+
+def test_an_always_throttled_paced_call_fails_after_the_cap_counting_every_attempt() -> None:
+    clock = FakeClock()
+    org = SharedQuotaOrg(clock, quota=5.0, others=5.0)  # nothing left for the scanner
+    org.tokens = 0
+    throttle = paced_throttle(clock, attempts=6)
+    with pytest.raises(ClientError) as caught:
+        throttle.call(org, "ListOrganizationalUnitsForParent", ParentId="r-1")
+    assert org.throttled == 6
+    assert throttled_text(caught.value).startswith("still throttled after 6 attempts")
+    assert throttle.retry.delays == deque([0.25, 0.5, 1.0, 2.0, 4.0])
+
+
+def test_transient_errors_of_paced_calls_are_retried(aws_env: None) -> None:
+    clock = FakeClock()
+    throttle = paced_throttle(clock)
+    client = boto3.Session().client("organizations", region_name="us-east-1")
+    with Stubber(client) as stub:
+        stub.add_client_error("list_roots", "ServiceException", "oops", http_status_code=500)
+        stub.add_response("list_roots", {"Roots": []})
+        assert throttle.call(client, "ListRoots") == {"Roots": []}
+        stub.assert_no_pending_responses()
+    assert throttle._buckets["ListRoots"].rate == 5.0  # not a throttle: pace unchanged
