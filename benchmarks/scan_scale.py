@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -45,6 +45,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from fakeaws.org import FakeOrg  # noqa: E402
 from fakeaws.quotas import IAM_RATE, ORGANIZATIONS_RATES, STS_ASSUME_ROLE_RATE  # noqa: E402
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from scanner.config import Settings
 
 ADMIN_URL = os.environ.get("VAULTSCAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REGIONS = "us-east-1,eu-west-1,ap-southeast-2"
@@ -346,48 +351,53 @@ def _choose_writer(args: argparse.Namespace) -> None:
         runner.WRITER_PROCESS_MIN_ACCOUNTS = sys.maxsize
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str) -> int:
-    """A full scan, then an incremental scan of the same (unchanged) organization into
-    the same database: calls, wall, CPU and database writes of each, and the fractions."""
+def _scan_setup(
+    args: argparse.Namespace, endpoint: str, database_url: str, **extra: Any
+) -> tuple[Settings, Engine, WriteTimer]:
+    """Point the SDK at the fake AWS, migrate the scratch database, and build the scan's
+    settings (with `extra` settings) and its engine; the write timer is installed."""
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="scanner",
         AWS_SECRET_ACCESS_KEY="scanner",
         AWS_DEFAULT_REGION="us-east-1",
     )
-    from scanner.aws.calls import CallRecorder
     from scanner.config import load_settings
-    from scanner.runner import run_scan
     from storage.db import make_engine
     from storage.migrate import upgrade
 
     upgrade(database_url)
     os.environ["SCALE_DATABASE_URL"] = database_url
-    engine = make_engine(database_url)
     overrides: dict[str, Any] = {
         "regions": args.regions.split(","),
         "keys": {"default": "alias/vaultscan-backup"},
         "simulator": args.simulator,
         "database": {"url": database_url},
-        "incremental": {"enabled": True},
+        **extra,
     }
     if args.concurrency:
         overrides["concurrency"] = args.concurrency
     if args.replicas > 1:
         overrides["share_scans"] = True
-    settings = load_settings(overrides=overrides)
     _choose_writer(args)
     timer = WriteTimer()
     timer.install()
+    return load_settings(overrides=overrides), make_engine(database_url), timer
+
+
+def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str) -> int:
+    """A full scan, then an incremental scan of the same (unchanged) organization into
+    the same database: calls, wall, CPU and database writes of each, and the fractions."""
+    from scanner.aws.calls import CallRecorder
+    from scanner.runner import run_scan
+
+    settings, engine, timer = _scan_setup(
+        args, endpoint, database_url, incremental={"enabled": True}
+    )
     figures = {}
     for name in ("full", "incremental"):
         recorder = CallRecorder()
-        writes_before, cpu, start = timer.total_seconds(), _cpu_seconds(), time.perf_counter()
+        writes_before, cpu, start = timer.total_seconds(), _process_cpu(), time.perf_counter()
         helpers = [_helper(args, index) for index in range(1, args.replicas)]
         try:
             report = run_scan(
@@ -402,7 +412,7 @@ def incremental_pair(args: argparse.Namespace, endpoint: str, database_url: str)
             joined = [_stop_helper(helper) for helper in helpers]
         figures[name] = {
             "wall": time.perf_counter() - start,
-            "cpu": _cpu_seconds() - cpu + sum(helper["cpu_s"] for helper in joined),
+            "cpu": _process_cpu() - cpu + sum(helper["cpu_s"] for helper in joined),
             "db": timer.total_seconds() - writes_before,
             "calls": sum((Counter(helper["calls"]) for helper in joined), Counter(recorder.counts)),
             "unchanged": report.unchanged_accounts,
@@ -450,35 +460,10 @@ def _print_pair(args: argparse.Namespace, figures: dict[str, dict[str, Any]]) ->
 
 
 def scan(args: argparse.Namespace, endpoint: str, database_url: str) -> dict[str, Any]:
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="scanner",
-        AWS_SECRET_ACCESS_KEY="scanner",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
     from scanner.aws.calls import CallRecorder
-    from scanner.config import load_settings
     from scanner.runner import run_scan
-    from storage.db import make_engine
-    from storage.migrate import upgrade
 
-    upgrade(database_url)
-    os.environ["SCALE_DATABASE_URL"] = database_url
-    engine = make_engine(database_url)
-    overrides: dict[str, Any] = {
-        "regions": args.regions.split(","),
-        "keys": {"default": "alias/vaultscan-backup"},
-        "simulator": args.simulator,
-        "database": {"url": database_url},
-    }
-    if args.concurrency:
-        overrides["concurrency"] = args.concurrency
-    if args.replicas > 1:
-        overrides["share_scans"] = True
-    settings = load_settings(overrides=overrides)
-    _choose_writer(args)
-    timer = WriteTimer()
-    timer.install()
+    settings, engine, timer = _scan_setup(args, endpoint, database_url)
     discovery = _time_discovery()
     recorder = CallRecorder()
     breakdown = _memory_breakdown(args)
